@@ -1,0 +1,158 @@
+// cli/main.cc — the `wharf` command: `wharf serve` runs the registry.
+// Wires the parts together: config -> stores -> registry -> HTTP server, plus
+// the small endpoints that belong to the process (health, metrics).
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/metrics.h"
+#include "http/server.h"
+#include "meta/metadata_store.h"
+#include "registry/registry.h"
+#include "storage/blob_store.h"
+
+namespace asio = boost::asio;
+using namespace wharf;
+
+namespace {
+
+void raise_open_file_limit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+void log_request(const core::Config& cfg, const http::Exchange& ex, double secs) {
+  const auto& rq = ex.request();
+  if (cfg.log_format == "json") {
+    nlohmann::json j = {{"remote", rq.remote_addr}, {"method", rq.method}, {"target", rq.target},
+                        {"route", ex.route},        {"status", ex.status}, {"bytes_in", ex.bytes_in},
+                        {"bytes_out", ex.bytes_out}, {"duration_ms", secs * 1000.0}};
+    spdlog::info("{}", j.dump());
+  } else {
+    spdlog::info("{} \"{} {}\" {} in={} out={} {:.3f}ms", rq.remote_addr, rq.method, rq.target, ex.status,
+                 ex.bytes_in, ex.bytes_out, secs * 1000.0);
+  }
+}
+
+int serve(core::Config cfg) {
+  raise_open_file_limit();
+  std::filesystem::create_directories(cfg.data_dir);
+  if (cfg.storage_driver != "filesystem") throw std::runtime_error("unknown storage.driver " + cfg.storage_driver);
+  if (cfg.metadata_driver != "sqlite") throw std::runtime_error("unknown metadata.driver " + cfg.metadata_driver);
+  auto blobs = storage::make_fs_blob_store(cfg.data_dir);
+  auto meta = meta::make_cached_store(meta::make_sqlite_store(cfg.data_dir + "/wharf.db"), cfg.metadata_cache_ttl_ms);
+
+  registry::Options ro;
+  ro.delete_enabled = cfg.delete_enabled;
+  ro.max_manifest_bytes = cfg.max_manifest_bytes;
+  ro.external_url = cfg.external_url;
+  ro.page_size_max = cfg.page_size_max;
+  ro.upload_expiry_seconds = cfg.upload_expiry_seconds;
+  registry::Registry reg(ro, *blobs, *meta);
+
+  http::ServerOptions so;
+  so.listen = cfg.listen;
+  so.tls_cert = cfg.tls_cert;
+  so.tls_key = cfg.tls_key;
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  so.threads = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(4u, 2 * cores));
+  so.header_timeout = std::chrono::seconds(cfg.header_timeout_seconds);
+  so.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);
+  so.drain_timeout = std::chrono::seconds(cfg.drain_timeout_seconds);
+  so.on_complete = [&cfg](const http::Exchange& ex, std::chrono::steady_clock::duration d) {
+    double secs = std::chrono::duration<double>(d).count();
+    core::Metrics::global().request(ex.route, ex.request().method, ex.status, secs, ex.bytes_in, ex.bytes_out);
+    if (cfg.log_requests) log_request(cfg, ex, secs);
+  };
+
+  auto handler = [&](http::Exchange& ex) -> asio::awaitable<void> {
+    const auto& path = ex.request().path;
+    if (path == "/v2" || path.starts_with("/v2/")) {
+      ex.common_headers.add("Docker-Distribution-API-Version", "registry/2.0");
+      co_return co_await reg.handle(ex);
+    }
+    http::Response r;
+    r.headers.add("Content-Type", "application/json");
+    if (path == "/health/instance") {
+      ex.route = "health";
+      r.body = R"({"status":"ok"})";
+    } else if (path == "/health/endtoend") {
+      ex.route = "health";
+      try {
+        meta->probe();
+        blobs->probe();
+        r.body = R"({"status":"ok","metadata":"ok","storage":"ok"})";
+      } catch (const std::exception& e) {
+        r.status = 503;
+        r.body = nlohmann::json{{"status", "failing"}, {"error", e.what()}}.dump();
+      }
+    } else if (path == "/metrics") {
+      ex.route = "metrics";
+      r.headers.set("Content-Type", "text/plain; version=0.0.4");
+      r.body = core::Metrics::global().render();
+    } else {
+      ex.route = "not_found";
+      r.status = 404;
+      r.body = core::Error(core::ErrorCode::NotFound, "no such endpoint", path).to_json();
+    }
+    co_await ex.send(r);
+  };
+
+  http::Server server(so, handler);
+  server.bind();
+  server.every(std::chrono::seconds(std::max(1, cfg.upload_purge_interval_seconds)), [&reg] {
+    if (size_t n = reg.purge_expired_uploads()) spdlog::info("removed {} expired upload sessions", n);
+  });
+  std::string scheme = cfg.tls_cert.empty() ? "http" : "https";
+  spdlog::info("wharf listening on {}://{} (data in {}, {} threads)", scheme, cfg.listen,
+               std::filesystem::absolute(cfg.data_dir).string(), so.threads);
+  spdlog::warn("NO AUTHENTICATION: this registry is open — anyone who can reach {} can push, pull and delete",
+               cfg.listen);
+  std::cout << "wharf is ready: " << scheme << "://" << cfg.listen << "/v2/  (open registry, no login needed)"
+            << std::endl;
+  server.run();
+  spdlog::info("wharf stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto logger = spdlog::stderr_logger_mt("wharf");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  CLI::App app{"wharf — a container image registry with squashed image downloads"};
+  app.require_subcommand(1);
+  std::string config_path, listen, data_dir, log_format;
+  auto* serve_cmd = app.add_subcommand("serve", "run the registry");
+  serve_cmd->add_option("--config", config_path, "YAML configuration file");
+  serve_cmd->add_option("--listen", listen, "ADDR:PORT to listen on (default 127.0.0.1:5000)");
+  serve_cmd->add_option("--data-dir", data_dir, "directory for blobs and the SQLite database");
+  serve_cmd->add_option("--log-format", log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    core::Config cfg = config_path.empty() ? core::Config{} : core::load_config(config_path);
+    if (!listen.empty()) cfg.listen = listen;
+    if (!data_dir.empty()) cfg.data_dir = data_dir;
+    if (!log_format.empty()) cfg.log_format = log_format;
+    if (cfg.log_format == "json") spdlog::set_pattern("%v");
+    if (*serve_cmd) return serve(cfg);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,90 @@
+#include "core/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+#include <stdexcept>
+
+namespace wharf::core {
+
+namespace {
+void check_keys(const YAML::Node& n, const std::string& where, const std::set<std::string>& allowed) {
+  if (!n.IsMap()) throw std::runtime_error(where + ": expected a mapping");
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    auto k = it->first.as<std::string>();
+    if (!allowed.count(k)) throw std::runtime_error("unknown configuration key " + where + "." + k);
+  }
+}
+template <class T>
+void get(const YAML::Node& n, const char* key, T& out) {
+  if (n[key]) out = n[key].as<T>();
+}
+}  // namespace
+
+Config load_config(const std::string& path) {
+  Config c;
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot read config " + path + ": " + e.what());
+  }
+  if (root.IsNull()) return c;
+  try {
+    check_keys(root, "", {"listen", "data_dir", "tls", "log", "external_url", "threads", "delete", "uploads",
+                          "limits", "timeouts", "cache", "storage", "metadata"});
+    get(root, "listen", c.listen);
+    get(root, "data_dir", c.data_dir);
+    get(root, "external_url", c.external_url);
+    get(root, "threads", c.threads);
+    if (auto t = root["tls"]) {
+      check_keys(t, "tls", {"cert", "key"});
+      get(t, "cert", c.tls_cert);
+      get(t, "key", c.tls_key);
+    }
+    if (auto l = root["log"]) {
+      check_keys(l, "log", {"format", "requests"});
+      get(l, "format", c.log_format);
+      get(l, "requests", c.log_requests);
+    }
+    if (auto d = root["delete"]) {
+      check_keys(d, "delete", {"enabled"});
+      get(d, "enabled", c.delete_enabled);
+    }
+    if (auto u = root["uploads"]) {
+      check_keys(u, "uploads", {"expiry_seconds", "purge_interval_seconds"});
+      get(u, "expiry_seconds", c.upload_expiry_seconds);
+      get(u, "purge_interval_seconds", c.upload_purge_interval_seconds);
+    }
+    if (auto l = root["limits"]) {
+      check_keys(l, "limits", {"max_manifest_bytes", "page_size_max"});
+      get(l, "max_manifest_bytes", c.max_manifest_bytes);
+      get(l, "page_size_max", c.page_size_max);
+    }
+    if (auto t = root["timeouts"]) {
+      check_keys(t, "timeouts", {"header_seconds", "body_seconds", "drain_seconds"});
+      get(t, "header_seconds", c.header_timeout_seconds);
+      get(t, "body_seconds", c.body_timeout_seconds);
+      get(t, "drain_seconds", c.drain_timeout_seconds);
+    }
+    if (auto m = root["cache"]) {
+      check_keys(m, "cache", {"metadata_ttl_ms"});
+      get(m, "metadata_ttl_ms", c.metadata_cache_ttl_ms);
+    }
+    if (auto s = root["storage"]) {
+      check_keys(s, "storage", {"driver"});
+      get(s, "driver", c.storage_driver);
+    }
+    if (auto s = root["metadata"]) {
+      check_keys(s, "metadata", {"driver"});
+      get(s, "driver", c.metadata_driver);
+    }
+  } catch (const YAML::Exception& e) {
+    throw std::runtime_error("config " + path + ": " + e.what());
+  }
+  if (c.log_format != "text" && c.log_format != "json")
+    throw std::runtime_error("config " + path + ": log.format must be text or json");
+  return c;
+}
+
+}  // namespace wharf::core

@@ -1,0 +1,48 @@
+// core/config.h — wharf's configuration, loaded from YAML; command-line flags
+// override individual fields after loading (see cli/).
+//
+// Every field has a default, so an empty file (or none) is a working
+// embedded set-up: SQLite + filesystem under `data_dir`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace wharf::core {
+
+struct Config {
+  std::string listen = "127.0.0.1:5000";
+  std::string data_dir = "./wharf-data";
+  // Optional TLS: when both are set the listener speaks TLS (a plain-HTTP
+  // client gets an error); when unset a TLS ClientHello gets a plain 400.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string log_format = "text";  // text | json
+  bool log_requests = true;
+  // Base URL clients reach us at ("https://registry.example.com"); when empty
+  // Location headers are built from Host / X-Forwarded-*.
+  std::string external_url;
+  int threads = 0;  // 0: one per core
+
+  bool delete_enabled = true;
+  uint64_t max_manifest_bytes = 4 * 1024 * 1024;
+  int upload_expiry_seconds = 24 * 3600;  // abandoned upload sessions expire
+  int upload_purge_interval_seconds = 600;
+  int header_timeout_seconds = 30;        // time to receive a request's headers
+  int body_timeout_seconds = 120;         // max silence while reading a body
+  int drain_timeout_seconds = 30;         // SIGTERM: how long requests in flight may finish
+  // Staleness bound of the in-process cache of tags and manifests. Writes
+  // through this process invalidate at once; writes by other replicas are seen
+  // within this many milliseconds.
+  int metadata_cache_ttl_ms = 2000;
+  int page_size_max = 10000;  // largest `n` accepted for tags/list and _catalog
+
+  std::string storage_driver = "filesystem";
+  std::string metadata_driver = "sqlite";
+};
+
+// Loads a YAML file. Throws std::runtime_error naming the file and field on a
+// malformed value. Unknown keys are an error too (a typo must not be silent).
+Config load_config(const std::string& path);
+
+}  // namespace wharf::core

@@ -1,0 +1,61 @@
+// core/error.h — the one table of registry error codes (OCI Distribution Spec
+// "Error Codes" plus the few Docker-era ones clients rely on), and the
+// exception type that carries them out of a handler.
+//
+// Contract: every failure a client can see is an `Error`; the HTTP layer turns
+// it into the spec's JSON body {"errors":[{"code","message","detail"}]} with
+// the status from `http_status()`. Knows nothing of HTTP itself.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace wharf::core {
+
+enum class ErrorCode {
+  BlobUnknown,
+  BlobUploadInvalid,
+  BlobUploadUnknown,
+  DigestInvalid,
+  ManifestBlobUnknown,
+  ManifestInvalid,
+  ManifestUnknown,
+  NameInvalid,
+  NameUnknown,
+  SizeInvalid,
+  Unauthorized,
+  Denied,
+  Unsupported,
+  TooManyRequests,
+  TagInvalid,
+  PaginationNumberInvalid,
+  NotFound,          // a path that is no endpoint of ours
+  RangeInvalid,      // 416 on uploads and blob Range
+  ManifestTooLarge,  // 413
+  Unavailable,       // 503
+  Internal,          // 500
+};
+
+// The spec's code string, e.g. "BLOB_UNKNOWN".
+std::string_view code_name(ErrorCode c);
+// The HTTP status the registry answers with for this code.
+int http_status(ErrorCode c);
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorCode code, std::string message, std::string detail = {})
+      : std::runtime_error(message), code_(code), detail_(std::move(detail)) {}
+  ErrorCode code() const { return code_; }
+  int status() const { return http_status(code_); }
+  const std::string& detail() const { return detail_; }
+  // {"errors":[{"code":..,"message":..,"detail":..}]}; detail is a JSON
+  // string when set, omitted otherwise.
+  std::string to_json() const;
+
+ private:
+  ErrorCode code_;
+  std::string detail_;
+};
+
+}  // namespace wharf::core

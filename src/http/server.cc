@@ -1,0 +1,505 @@
+#include "http/server.h"
+
+#include <sys/resource.h>
+#include <sys/sendfile.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <atomic>
+#include <charconv>
+#include <list>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace wharf::http {
+
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// Connections are tracked so SIGTERM can close the idle ones at once.
+class Tracked {
+ public:
+  virtual ~Tracked() = default;
+  virtual void close_if_idle() = 0;
+};
+
+tcp::socket& raw_socket(beast::tcp_stream& s) { return s.socket(); }
+tcp::socket& raw_socket(beast::ssl_stream<beast::tcp_stream>& s) { return s.next_layer().socket(); }
+beast::tcp_stream& tcp_layer(beast::tcp_stream& s) { return s; }
+beast::tcp_stream& tcp_layer(beast::ssl_stream<beast::tcp_stream>& s) { return s.next_layer(); }
+
+std::string hex(uint64_t v) {
+  char b[32];
+  auto [p, ec] = std::to_chars(b, b + sizeof b, v, 16);
+  return std::string(b, p);
+}
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions opts;
+  Handler handler;
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::optional<ssl::context> tls;
+  std::atomic<bool> stopping{false};
+  std::mutex mu;
+  std::set<Tracked*> conns;
+  std::list<asio::steady_timer> periodic;
+  std::optional<asio::steady_timer> drain_timer;
+
+  Impl(ServerOptions o, Handler h) : opts(std::move(o)), handler(std::move(h)) {}
+
+  void add(Tracked* c) {
+    std::lock_guard lk(mu);
+    conns.insert(c);
+  }
+  void remove(Tracked* c) {
+    std::lock_guard lk(mu);
+    conns.erase(c);
+    if (stopping && conns.empty() && drain_timer) asio::post(ioc, [this] { drain_timer->cancel(); });
+  }
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> serve_socket(tcp::socket sock);
+};
+
+namespace {
+
+template <class Stream>
+class Conn final : public Exchange, public Tracked {
+ public:
+  Conn(Server::Impl& srv, Stream stream, bool tls) : srv_(srv), stream_(std::move(stream)), tls_(tls) {
+    srv_.add(this);
+  }
+  ~Conn() override { srv_.remove(this); }
+
+  void close_if_idle() override {
+    asio::post(tcp_layer(stream_).get_executor(), [this] {
+      if (!in_request_) {
+        beast::error_code ec;
+        raw_socket(stream_).shutdown(tcp::socket::shutdown_both, ec);
+        tcp_layer(stream_).cancel();
+      }
+    });
+  }
+
+  asio::awaitable<void> run() {
+    try {
+      co_await loop();
+    } catch (const std::exception&) {
+      // broken connection: nothing more to say to this client
+    }
+    beast::error_code ec;
+    raw_socket(stream_).close(ec);
+  }
+
+  const Request& request() const override { return req_; }
+  bool responded() const override { return responded_; }
+
+  asio::awaitable<size_t> read_body(std::span<char> buf) override {
+    if (!parser_ || parser_->is_done() || buf.empty()) co_return 0;
+    if (expect_continue_) {
+      expect_continue_ = false;
+      static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      co_await asio::async_write(stream_, asio::buffer(kContinue, sizeof kContinue - 1), asio::use_awaitable);
+    }
+    for (;;) {
+      parser_->get().body().data = buf.data();
+      parser_->get().body().size = buf.size();
+      tcp_layer(stream_).expires_after(srv_.opts.body_timeout);
+      auto [ec, n] = co_await bhttp::async_read_some(stream_, inbuf_, *parser_, kTuple);
+      if (ec == bhttp::error::need_buffer) ec = {};
+      if (ec) throw beast::system_error(ec);
+      size_t got = buf.size() - parser_->get().body().size;
+      bytes_in += got;
+      if (got > 0 || parser_->is_done()) co_return got;
+    }
+  }
+
+  asio::awaitable<void> send(Response& r) override {
+    uint64_t len = r.content_length.value_or(r.body.size());
+    std::string head = header_block(r, len, false);
+    if (req_.is_head() || r.status == 204 || r.status == 304 || r.body.empty()) {
+      co_await write_raw(head, {});
+    } else {
+      co_await write_raw(head, r.body);
+    }
+  }
+
+  asio::awaitable<void> send_file(Response& r, int fd, uint64_t offset, uint64_t length) override {
+    r.content_length = length;
+    std::string head = header_block(r, length, false);
+    co_await write_raw(head, {});
+    if (req_.is_head()) co_return;
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      auto& sock = raw_socket(stream_);
+      sock.native_non_blocking(true);
+      off_t off = static_cast<off_t>(offset);
+      uint64_t left = length;
+      while (left) {
+        ssize_t n = ::sendfile(sock.native_handle(), fd, &off, std::min<uint64_t>(left, 1u << 30));
+        if (n > 0) {
+          left -= static_cast<uint64_t>(n);
+          bytes_out += static_cast<uint64_t>(n);
+        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+          co_await sock.async_wait(tcp::socket::wait_write, asio::use_awaitable);
+        } else if (n == 0) {
+          throw std::runtime_error("file ended early");
+        } else {
+          throw std::system_error(errno, std::generic_category(), "sendfile");
+        }
+      }
+    } else {
+      std::vector<char> buf(256 * 1024);
+      uint64_t off = offset, left = length;
+      while (left) {
+        ssize_t n = ::pread(fd, buf.data(), std::min<uint64_t>(left, buf.size()), static_cast<off_t>(off));
+        if (n <= 0) throw std::runtime_error("file ended early");
+        co_await asio::async_write(stream_, asio::buffer(buf.data(), static_cast<size_t>(n)), asio::use_awaitable);
+        off += n;
+        left -= n;
+        bytes_out += n;
+      }
+    }
+  }
+
+  asio::awaitable<void> begin(Response& r) override {
+    chunked_out_ = !r.content_length.has_value();
+    std::string head = header_block(r, r.content_length.value_or(0), chunked_out_);
+    co_await write_raw(head, {});
+    streaming_ = !req_.is_head();
+  }
+  asio::awaitable<void> write(std::span<const char> data) override {
+    if (!streaming_ || data.empty()) co_return;
+    if (chunked_out_) {
+      std::string pre = hex(data.size()) + "\r\n";
+      std::array<asio::const_buffer, 3> bufs{asio::buffer(pre), asio::buffer(data.data(), data.size()),
+                                             asio::buffer("\r\n", 2)};
+      co_await asio::async_write(stream_, bufs, asio::use_awaitable);
+    } else {
+      co_await asio::async_write(stream_, asio::buffer(data.data(), data.size()), asio::use_awaitable);
+    }
+    bytes_out += data.size();
+  }
+  asio::awaitable<void> end() override {
+    if (streaming_ && chunked_out_) co_await asio::async_write(stream_, asio::buffer("0\r\n\r\n", 5), asio::use_awaitable);
+    streaming_ = false;
+  }
+
+ private:
+  asio::awaitable<void> loop() {
+    for (;;) {
+      parser_.emplace();
+      parser_->body_limit(boost::none);
+      parser_->header_limit(64 * 1024);
+      in_request_ = false;
+      if (srv_.stopping) co_return;
+      tcp_layer(stream_).expires_after(srv_.opts.header_timeout);
+      auto [ec, n] = co_await bhttp::async_read_header(stream_, inbuf_, *parser_, kTuple);
+      if (ec) {
+        if (ec == bhttp::error::header_limit) {
+          Response r;
+          r.status = 431;
+          keep_alive_ = false;
+          co_await send(r);
+        }
+        co_return;
+      }
+      in_request_ = true;
+      auto started = std::chrono::steady_clock::now();
+      prepare_request();
+      bool failed = false;
+      try {
+        co_await srv_.handler(*this);
+      } catch (const std::exception&) {
+        if (responded_) throw;  // mid-body failure: drop the connection, truncating the body
+        failed = true;
+      }
+      if (failed) {
+        keep_alive_ = false;
+        Response r;
+        r.status = 500;
+        r.headers.add("Content-Type", "application/json");
+        r.body = R"({"errors":[{"code":"UNKNOWN","message":"internal server error"}]})";
+        co_await send(r);
+      }
+      if (!responded_) {
+        Response r;
+        r.status = 500;
+        co_await send(r);
+      }
+      if (streaming_) throw std::runtime_error("handler left a stream open");
+      if (srv_.opts.on_complete) srv_.opts.on_complete(*this, std::chrono::steady_clock::now() - started);
+      if (!keep_alive_ || srv_.stopping) {
+        co_await linger();
+        co_return;
+      }
+      if (!parser_->is_done() && !co_await drain(8 << 20)) {
+        co_await linger();
+        co_return;
+      }
+    }
+  }
+
+  void prepare_request() {
+    auto& m = parser_->get();
+    req_ = Request{};
+    req_.method = std::string(m.method_string());
+    req_.target = std::string(m.target());
+    auto q = req_.target.find('?');
+    req_.path = percent_decode(std::string_view(req_.target).substr(0, q));
+    if (q != std::string::npos) req_.query = req_.target.substr(q + 1);
+    for (auto& f : m) req_.headers.add(std::string(f.name_string()), std::string(f.value()));
+    if (auto cl = parser_->content_length()) req_.content_length = *cl;
+    req_.chunked = parser_->chunked();
+    beast::error_code ec;
+    auto ep = raw_socket(stream_).remote_endpoint(ec);
+    if (!ec) req_.remote_addr = ep.address().to_string();
+    req_.tls = tls_;
+    keep_alive_ = m.keep_alive();
+    auto expect = req_.headers.get("Expect");
+    expect_continue_ = expect && (*expect == "100-continue" || *expect == "100-Continue");
+    responded_ = false;
+    streaming_ = false;
+    chunked_out_ = false;
+    route = "other";
+    common_headers = Headers{};
+    bytes_in = bytes_out = 0;
+    status = 0;
+  }
+
+  std::string header_block(const Response& r, uint64_t len, bool chunked) {
+    responded_ = true;
+    status = r.status;
+    std::string h;
+    h.reserve(256);
+    h += "HTTP/1.1 ";
+    h += std::to_string(r.status);
+    h += ' ';
+    h += reason_phrase(r.status);
+    h += "\r\n";
+    bool has_len = false;
+    for (auto& [k, v] : common_headers.items()) {
+      h += k;
+      h += ": ";
+      h += v;
+      h += "\r\n";
+    }
+    for (auto& [k, v] : r.headers.items()) {
+      if (beast::iequals(k, "Content-Length")) has_len = true;
+      h += k;
+      h += ": ";
+      h += v;
+      h += "\r\n";
+    }
+    if (chunked) {
+      h += "Transfer-Encoding: chunked\r\n";
+    } else if (!has_len && r.status != 204 && r.status != 304) {
+      h += "Content-Length: ";
+      h += std::to_string(len);
+      h += "\r\n";
+    }
+    // Unread request body we will not drain: tell the client we close.
+    if (srv_.stopping) keep_alive_ = false;
+    if (!keep_alive_) h += "Connection: close\r\n";
+    h += "\r\n";
+    return h;
+  }
+
+  asio::awaitable<void> write_raw(const std::string& head, std::string_view body) {
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body.data(), body.size())};
+    co_await asio::async_write(stream_, bufs, asio::use_awaitable);
+    bytes_out += body.size();
+  }
+
+  // Reads and discards up to `limit` bytes of unread request body. False
+  // when the body is larger or the client stalls.
+  asio::awaitable<bool> drain(uint64_t limit) {
+    std::vector<char> scratch(64 * 1024);
+    uint64_t seen = 0;
+    while (!parser_->is_done()) {
+      size_t n;
+      try {
+        n = co_await read_body(scratch);
+      } catch (const std::exception&) {
+        co_return false;
+      }
+      seen += n;
+      if (seen > limit) co_return false;
+    }
+    co_return true;
+  }
+
+  // Closes politely: stop sending, read (and drop) what the client still
+  // sends for a short while, so it sees our response instead of a reset.
+  asio::awaitable<void> linger() {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      beast::error_code ec;
+      raw_socket(stream_).shutdown(tcp::socket::shutdown_send, ec);
+      std::vector<char> scratch(64 * 1024);
+      tcp_layer(stream_).expires_after(std::chrono::seconds(2));
+      for (int i = 0; i < 1024; ++i) {
+        auto [rec, n] = co_await stream_.async_read_some(asio::buffer(scratch), kTuple);
+        if (rec) break;
+      }
+    } else {
+      auto [ec] = co_await stream_.async_shutdown(kTuple);
+      (void)ec;
+    }
+  }
+
+  Server::Impl& srv_;
+  Stream stream_;
+  bool tls_;
+  beast::flat_buffer inbuf_;
+  std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
+  Request req_;
+  bool in_request_ = false;
+  bool keep_alive_ = true;
+  bool expect_continue_ = false;
+  bool responded_ = false;
+  bool streaming_ = false;
+  bool chunked_out_ = false;
+};
+
+}  // namespace
+
+asio::awaitable<void> Server::Impl::serve_socket(tcp::socket sock) {
+  sock.set_option(tcp::no_delay(true));
+  // Peek the first byte: 0x16 is a TLS ClientHello.
+  unsigned char first = 0;
+  {
+    asio::steady_timer t(sock.get_executor(), opts.header_timeout);
+    t.async_wait([&sock](beast::error_code ec) {
+      if (!ec) sock.cancel();
+    });
+    auto [ec, n] = co_await sock.async_receive(asio::buffer(&first, 1), tcp::socket::message_peek, kTuple);
+    t.cancel();
+    if (ec || n == 0) co_return;
+  }
+  if (first == 0x16 && tls) {
+    beast::ssl_stream<beast::tcp_stream> s(beast::tcp_stream(std::move(sock)), *tls);
+    s.next_layer().expires_after(opts.header_timeout);
+    auto [ec] = co_await s.async_handshake(ssl::stream_base::server, kTuple);
+    if (ec) co_return;
+    auto c = std::make_unique<Conn<beast::ssl_stream<beast::tcp_stream>>>(*this, std::move(s), true);
+    co_await c->run();
+  } else if (first == 0x16 || tls) {
+    // TLS client on a plain port (clients then retry over HTTP), or plain
+    // HTTP on a TLS port.
+    static const std::string kPlain400 = "HTTP/1.0 400 Bad Request\r\n\r\n";
+    static const std::string kNeedTls =
+        "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+    co_await asio::async_write(sock, asio::buffer(tls ? kNeedTls : kPlain400), kTuple);
+    beast::error_code ec2;
+    sock.shutdown(tcp::socket::shutdown_both, ec2);
+  } else {
+    auto c = std::make_unique<Conn<beast::tcp_stream>>(*this, beast::tcp_stream(std::move(sock)), false);
+    co_await c->run();
+  }
+}
+
+asio::awaitable<void> Server::Impl::accept_loop() {
+  for (;;) {
+    auto strand = asio::make_strand(ioc);
+    tcp::socket sock(strand);
+    auto [ec] = co_await acceptor.async_accept(sock, kTuple);
+    if (stopping || ec == asio::error::operation_aborted) co_return;
+    if (ec) {
+      // EMFILE and friends: back off briefly instead of spinning.
+      asio::steady_timer t(ioc, std::chrono::milliseconds(50));
+      co_await t.async_wait(asio::use_awaitable);
+      continue;
+    }
+    asio::co_spawn(strand, serve_socket(std::move(sock)), asio::detached);
+  }
+}
+
+Server::Server(ServerOptions opts, Handler handler) : impl_(std::make_unique<Impl>(std::move(opts), std::move(handler))) {}
+Server::~Server() = default;
+
+void Server::bind() {
+  auto& o = impl_->opts;
+  auto colon = o.listen.rfind(':');
+  if (colon == std::string::npos) throw std::runtime_error("listen address must be HOST:PORT, got " + o.listen);
+  std::string host = o.listen.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "0.0.0.0";
+  unsigned short port = static_cast<unsigned short>(std::stoi(o.listen.substr(colon + 1)));
+  tcp::endpoint ep(asio::ip::make_address(host), port);
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol());
+  a.set_option(tcp::acceptor::reuse_address(true));
+  beast::error_code ec;
+  a.bind(ep, ec);
+  if (ec) throw std::runtime_error("cannot listen on " + o.listen + ": " + ec.message());
+  a.listen(asio::socket_base::max_listen_connections);
+  if (!o.tls_cert.empty() || !o.tls_key.empty()) {
+    impl_->tls.emplace(ssl::context::tls_server);
+    impl_->tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                            ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    impl_->tls->use_certificate_chain_file(o.tls_cert);
+    impl_->tls->use_private_key_file(o.tls_key, ssl::context::pem);
+  }
+}
+
+unsigned short Server::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+void Server::every(std::chrono::seconds period, std::function<void()> fn) {
+  auto& t = impl_->periodic.emplace_back(impl_->ioc);
+  asio::co_spawn(
+      impl_->ioc,
+      [&t, period, fn = std::move(fn), this]() -> asio::awaitable<void> {
+        for (;;) {
+          t.expires_after(period);
+          auto [ec] = co_await t.async_wait(kTuple);
+          if (ec || impl_->stopping) co_return;
+          try {
+            fn();
+          } catch (...) {
+          }
+        }
+      },
+      asio::detached);
+}
+
+void Server::run() {
+  auto& im = *impl_;
+  asio::signal_set signals(im.ioc, SIGTERM, SIGINT);
+  signals.async_wait([&im](beast::error_code ec, int) {
+    if (ec) return;
+    im.stopping = true;
+    beast::error_code ignored;
+    im.acceptor.close(ignored);
+    for (auto& t : im.periodic) t.cancel();
+    std::vector<Tracked*> idle;
+    {
+      std::lock_guard lk(im.mu);
+      idle.assign(im.conns.begin(), im.conns.end());
+      if (!im.conns.empty()) {
+        im.drain_timer.emplace(im.ioc, im.opts.drain_timeout);
+        im.drain_timer->async_wait([&im](beast::error_code e) {
+          if (!e) im.ioc.stop();  // requests still running after the drain timeout
+        });
+      }
+    }
+    for (auto* c : idle) c->close_if_idle();
+  });
+  asio::co_spawn(im.ioc, im.accept_loop(), asio::detached);
+  std::vector<std::thread> threads;
+  for (int i = 1; i < std::max(1, im.opts.threads); ++i) threads.emplace_back([&im] { im.ioc.run(); });
+  im.ioc.run();
+  for (auto& t : threads) t.join();
+}
+
+}  // namespace wharf::http

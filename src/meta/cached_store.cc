@@ -1,0 +1,141 @@
+// In-process cache of tag resolutions and manifests in front of a
+// MetadataStore, so a hot manifest GET costs no database round trip.
+// Only hits are cached; every entry expires after ttl_ms; writes through this
+// wrapper drop the entries they affect before returning.
+#include <chrono>
+#include <mutex>
+#include <unordered_map>
+
+#include "meta/metadata_store.h"
+
+namespace wharf::meta {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class CachedStore : public MetadataStore {
+ public:
+  CachedStore(std::unique_ptr<MetadataStore> inner, int ttl_ms) : in_(std::move(inner)), ttl_(ttl_ms) {}
+
+  void ensure_repository(std::string_view r) override { in_->ensure_repository(r); }
+  bool repository_exists(std::string_view r) override { return in_->repository_exists(r); }
+  std::vector<std::string> list_repositories(std::string_view a, size_t l) override {
+    return in_->list_repositories(a, l);
+  }
+  void link_blob(std::string_view r, std::string_view d, uint64_t s) override { in_->link_blob(r, d, s); }
+  std::optional<uint64_t> linked_blob_size(std::string_view r, std::string_view d) override {
+    return in_->linked_blob_size(r, d);
+  }
+  std::vector<std::string> repositories_with_blob(std::string_view d, size_t l) override {
+    return in_->repositories_with_blob(d, l);
+  }
+  bool unlink_blob(std::string_view r, std::string_view d) override { return in_->unlink_blob(r, d); }
+
+  void put_manifest(std::string_view repo, const ManifestRecord& m, const std::vector<std::string>& refs,
+                    std::optional<std::string_view> tag) override {
+    in_->put_manifest(repo, m, refs, tag);
+    if (tag) drop_tag(repo, *tag);
+  }
+  std::optional<ManifestRecord> get_manifest(std::string_view repo, std::string_view digest) override {
+    auto k = key(repo, digest);
+    {
+      std::lock_guard lk(mu_);
+      auto it = manifests_.find(k);
+      if (it != manifests_.end() && Clock::now() < it->second.expires) return it->second.value;
+    }
+    auto m = in_->get_manifest(repo, digest);
+    if (m && ttl_.count() > 0) {
+      std::lock_guard lk(mu_);
+      if (bytes_ > kMaxBytes) clear_locked();
+      bytes_ += m->body.size() + k.size();
+      manifests_[k] = {*m, Clock::now() + ttl_};
+    }
+    return m;
+  }
+  std::optional<std::string> resolve_tag(std::string_view repo, std::string_view tag) override {
+    auto k = key(repo, tag);
+    {
+      std::lock_guard lk(mu_);
+      auto it = tags_.find(k);
+      if (it != tags_.end() && Clock::now() < it->second.expires) return it->second.value;
+    }
+    auto d = in_->resolve_tag(repo, tag);
+    if (d && ttl_.count() > 0) {
+      std::lock_guard lk(mu_);
+      if (bytes_ > kMaxBytes) clear_locked();
+      bytes_ += d->size() + k.size();
+      tags_[k] = {*d, Clock::now() + ttl_};
+    }
+    return d;
+  }
+  std::vector<std::string> list_tags(std::string_view r, std::string_view a, size_t l) override {
+    return in_->list_tags(r, a, l);
+  }
+  bool delete_tag(std::string_view repo, std::string_view tag) override {
+    bool r = in_->delete_tag(repo, tag);
+    drop_tag(repo, tag);
+    return r;
+  }
+  bool delete_manifest(std::string_view repo, std::string_view digest) override {
+    bool r = in_->delete_manifest(repo, digest);
+    std::lock_guard lk(mu_);
+    manifests_.erase(key(repo, digest));
+    // Tags pointing at it were deleted too; drop every cached tag of the repo that resolved to it.
+    for (auto it = tags_.begin(); it != tags_.end();) {
+      if (it->second.value == digest && it->first.starts_with(key(repo, "")))
+        it = tags_.erase(it);
+      else
+        ++it;
+    }
+    return r;
+  }
+  std::vector<ManifestRecord> referrers(std::string_view r, std::string_view s) override {
+    return in_->referrers(r, s);
+  }
+  void create_upload(const UploadRecord& u) override { in_->create_upload(u); }
+  std::optional<UploadRecord> get_upload(std::string_view id) override { return in_->get_upload(id); }
+  void touch_upload(std::string_view id, int64_t now) override { in_->touch_upload(id, now); }
+  void delete_upload(std::string_view id) override { in_->delete_upload(id); }
+  std::vector<UploadRecord> uploads_idle_since(int64_t b) override { return in_->uploads_idle_since(b); }
+  void probe() override { in_->probe(); }
+
+ private:
+  template <class T>
+  struct Entry {
+    T value;
+    Clock::time_point expires;
+  };
+  static constexpr size_t kMaxBytes = 64 << 20;
+
+  static std::string key(std::string_view repo, std::string_view x) {
+    std::string k(repo);
+    k += '\0';
+    k += x;
+    return k;
+  }
+  void drop_tag(std::string_view repo, std::string_view tag) {
+    std::lock_guard lk(mu_);
+    tags_.erase(key(repo, tag));
+  }
+  void clear_locked() {
+    tags_.clear();
+    manifests_.clear();
+    bytes_ = 0;
+  }
+
+  std::unique_ptr<MetadataStore> in_;
+  std::chrono::milliseconds ttl_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Entry<std::string>> tags_;
+  std::unordered_map<std::string, Entry<ManifestRecord>> manifests_;
+  size_t bytes_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<MetadataStore> make_cached_store(std::unique_ptr<MetadataStore> inner, int ttl_ms) {
+  return std::make_unique<CachedStore>(std::move(inner), ttl_ms);
+}
+
+}  // namespace wharf::meta

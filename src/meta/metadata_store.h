@@ -1,0 +1,92 @@
+// meta/metadata_store.h — everything the registry knows besides blob bytes:
+// repositories, which blobs each repository may see, manifests, tags,
+// referrers and upload sessions. (Accounts, permissions and squash cache
+// records join later.)
+//
+// Contracts every backend keeps (checked by the shared metadata test suite):
+// - Each method is one transaction: put_manifest stores the manifest, its
+//   references and the tag move atomically, and once it returns the change is
+//   durable and visible to every process sharing the store.
+// - Safe to call concurrently from several threads and several processes.
+// - Repository names are passed already validated; digests as canonical strings.
+// Methods throw std::runtime_error when the database fails.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wharf::meta {
+
+struct ManifestRecord {
+  std::string digest;
+  std::string media_type;
+  std::string body;            // the bytes as pushed
+  std::string artifact_type;   // for the referrers API: artifactType, else config.mediaType
+  std::string subject;         // digest of the subject manifest, or empty
+  std::string annotations;     // JSON object text, or empty
+};
+
+struct UploadRecord {
+  std::string id;
+  std::string repo;
+  int64_t created = 0;  // unix seconds
+  int64_t updated = 0;
+};
+
+class MetadataStore {
+ public:
+  virtual ~MetadataStore() = default;
+
+  virtual void ensure_repository(std::string_view repo) = 0;
+  virtual bool repository_exists(std::string_view repo) = 0;
+  // Repository names in byte order, strictly after `after`, at most `limit`.
+  virtual std::vector<std::string> list_repositories(std::string_view after, size_t limit) = 0;
+
+  // Makes blob `digest` (of `size` bytes) visible in `repo`, creating the repository.
+  virtual void link_blob(std::string_view repo, std::string_view digest, uint64_t size) = 0;
+  // The blob's size when it is visible in `repo`.
+  virtual std::optional<uint64_t> linked_blob_size(std::string_view repo, std::string_view digest) = 0;
+  // Repositories in which blob `digest` is visible, at most `limit`.
+  virtual std::vector<std::string> repositories_with_blob(std::string_view digest, size_t limit) = 0;
+  // True when the blob was visible in `repo` (and is not any more).
+  virtual bool unlink_blob(std::string_view repo, std::string_view digest) = 0;
+
+  // Stores manifest `m` in `repo` with the digests it references (blobs and
+  // child manifests) and, when `tag` is set, points the tag at it.
+  virtual void put_manifest(std::string_view repo, const ManifestRecord& m, const std::vector<std::string>& refs,
+                            std::optional<std::string_view> tag) = 0;
+  virtual std::optional<ManifestRecord> get_manifest(std::string_view repo, std::string_view digest) = 0;
+  virtual std::optional<std::string> resolve_tag(std::string_view repo, std::string_view tag) = 0;
+  // Tags in byte order, strictly after `after`, at most `limit`.
+  virtual std::vector<std::string> list_tags(std::string_view repo, std::string_view after, size_t limit) = 0;
+  virtual bool delete_tag(std::string_view repo, std::string_view tag) = 0;
+  // Deletes the manifest and every tag pointing at it.
+  virtual bool delete_manifest(std::string_view repo, std::string_view digest) = 0;
+  // Manifests in `repo` whose subject is `subject`, ordered by digest.
+  virtual std::vector<ManifestRecord> referrers(std::string_view repo, std::string_view subject) = 0;
+
+  virtual void create_upload(const UploadRecord& u) = 0;
+  virtual std::optional<UploadRecord> get_upload(std::string_view id) = 0;
+  virtual void touch_upload(std::string_view id, int64_t now) = 0;
+  virtual void delete_upload(std::string_view id) = 0;
+  // Sessions not touched since `before` (unix seconds).
+  virtual std::vector<UploadRecord> uploads_idle_since(int64_t before) = 0;
+
+  // Cheap round trip for /health/endtoend. Throws on failure.
+  virtual void probe() = 0;
+};
+
+// SQLite backend (WAL, synchronous=FULL) in the file `path`; migrates the
+// schema on open.
+std::unique_ptr<MetadataStore> make_sqlite_store(const std::string& path);
+
+// Wraps `inner` with an in-process cache of tag resolutions and manifests.
+// Writes through the wrapper invalidate at once; changes made by other
+// processes (a tag moved, a manifest deleted) are seen within `ttl_ms`.
+std::unique_ptr<MetadataStore> make_cached_store(std::unique_ptr<MetadataStore> inner, int ttl_ms);
+
+}  // namespace wharf::meta

@@ -1,0 +1,420 @@
+// SQLite MetadataStore. One connection per thread-in-use from a small pool;
+// WAL lets readers run beside the single writer; writes use BEGIN IMMEDIATE
+// so two writers never deadlock on a lock upgrade.
+#include <sqlite3.h>
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+#include "core/crash.h"
+#include "meta/metadata_store.h"
+
+namespace wharf::meta {
+
+namespace {
+
+const char* kSchema[] = {
+    // version 1
+    R"SQL(
+CREATE TABLE repositories(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE repo_blobs(repo_id INTEGER NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL,
+                        PRIMARY KEY(repo_id, digest)) WITHOUT ROWID;
+CREATE TABLE manifests(repo_id INTEGER NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL, body BLOB NOT NULL,
+                       artifact_type TEXT NOT NULL, subject TEXT NOT NULL, annotations TEXT NOT NULL,
+                       created INTEGER NOT NULL, PRIMARY KEY(repo_id, digest));
+CREATE INDEX manifests_subject ON manifests(repo_id, subject) WHERE subject <> '';
+CREATE INDEX repo_blobs_digest ON repo_blobs(digest);
+CREATE TABLE manifest_refs(repo_id INTEGER NOT NULL, manifest TEXT NOT NULL, ref TEXT NOT NULL,
+                           PRIMARY KEY(repo_id, manifest, ref)) WITHOUT ROWID;
+CREATE INDEX manifest_refs_ref ON manifest_refs(ref);
+CREATE TABLE tags(repo_id INTEGER NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL, updated INTEGER NOT NULL,
+                  PRIMARY KEY(repo_id, name)) WITHOUT ROWID;
+CREATE INDEX tags_digest ON tags(repo_id, digest);
+CREATE TABLE uploads(id TEXT PRIMARY KEY, repo TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);
+)SQL",
+};
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+class Conn;
+
+// A prepared statement with positional binding; reset on destruction.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  ~Stmt() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  Stmt& bind(std::string_view v) {
+    sqlite3_bind_text(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
+  Stmt& bind_blob(std::string_view v) {
+    sqlite3_bind_blob(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
+  Stmt& bind(int64_t v) {
+    sqlite3_bind_int64(s_, ++i_, v);
+    return *this;
+  }
+  // Steps once: true when a row is available.
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw std::runtime_error(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  std::string text(int col) {
+    auto p = static_cast<const char*>(sqlite3_column_blob(s_, col));
+    return std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(s_, col)));
+  }
+  int64_t i64(int col) { return sqlite3_column_int64(s_, col); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_;
+  int i_ = 0;
+};
+
+class Conn {
+ public:
+  explicit Conn(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK)
+      throw std::runtime_error("cannot open " + path + ": " + sqlite3_errmsg(db_));
+    sqlite3_busy_timeout(db_, 10000);
+    exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+  }
+  ~Conn() {
+    for (auto& [_, s] : cache_) sqlite3_finalize(s);
+    sqlite3_close(db_);
+  }
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string m = err ? err : "?";
+      sqlite3_free(err);
+      throw std::runtime_error("sqlite: " + m);
+    }
+  }
+  Stmt prepare(const char* sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK)
+        throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db_) + " in " + sql);
+      it = cache_.emplace(sql, s).first;
+    }
+    return Stmt(db_, it->second);
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::map<const char*, sqlite3_stmt*> cache_;  // keyed by the literal's address
+};
+
+class SqliteStore : public MetadataStore {
+ private:
+  std::unique_ptr<Conn> acquire() {
+    {
+      std::lock_guard lk(mu_);
+      if (!pool_.empty()) {
+        auto c = std::move(pool_.back());
+        pool_.pop_back();
+        return c;
+      }
+    }
+    return std::make_unique<Conn>(path_);
+  }
+  void release(std::unique_ptr<Conn> c) {
+    std::lock_guard lk(mu_);
+    if (pool_.size() < 16) pool_.push_back(std::move(c));
+  }
+  template <class F>
+  auto with(F&& f) {
+    auto c = acquire();
+    struct Back {
+      SqliteStore* s;
+      std::unique_ptr<Conn>& c;
+      ~Back() { s->release(std::move(c)); }
+    } back{this, c};
+    return f(*c);
+  }
+  // Runs f inside BEGIN IMMEDIATE ... COMMIT; rolls back when f throws.
+  template <class F>
+  auto write(F&& f) {
+    return with([&](Conn& c) {
+      c.exec("BEGIN IMMEDIATE");
+      try {
+        if constexpr (std::is_void_v<decltype(f(c))>) {
+          f(c);
+          c.exec("COMMIT");
+        } else {
+          auto r = f(c);
+          c.exec("COMMIT");
+          return r;
+        }
+      } catch (...) {
+        try {
+          c.exec("ROLLBACK");
+        } catch (...) {
+        }
+        throw;
+      }
+    });
+  }
+  static int64_t changes(Conn& c) {
+    auto s = c.prepare("SELECT changes()");
+    s.step();
+    return s.i64(0);
+  }
+  // The repository's id; 0 when absent and !create.
+  static int64_t repo_id(Conn& c, std::string_view repo, bool create) {
+    {
+      auto s = c.prepare("SELECT id FROM repositories WHERE name = ?");
+      s.bind(repo);
+      if (s.step()) return s.i64(0);
+    }
+    if (!create) return 0;
+    c.prepare("INSERT OR IGNORE INTO repositories(name, created) VALUES(?, ?)").bind(repo).bind(now_s()).run();
+    auto s = c.prepare("SELECT id FROM repositories WHERE name = ?");
+    s.bind(repo);
+    s.step();
+    return s.i64(0);
+  }
+  static void migrate(Conn& c) {
+    c.exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");
+    c.exec("BEGIN IMMEDIATE");
+    int64_t v = 0;
+    {
+      auto s = c.prepare("SELECT max(version) FROM schema_version");
+      if (s.step()) v = s.i64(0);
+    }
+    const int64_t target = sizeof(kSchema) / sizeof(kSchema[0]);
+    for (int64_t i = v; i < target; ++i) {
+      c.exec(kSchema[i]);
+      c.prepare("INSERT INTO schema_version(version) VALUES(?)").bind(i + 1).run();
+    }
+    c.exec("COMMIT");
+  }
+
+ public:
+  explicit SqliteStore(std::string path) : path_(std::move(path)) {
+    auto c = acquire();
+    migrate(*c);
+    release(std::move(c));
+  }
+
+  void ensure_repository(std::string_view repo) override {
+    with([&](Conn& c) { repo_id(c, repo, true); });
+  }
+  bool repository_exists(std::string_view repo) override {
+    return with([&](Conn& c) { return repo_id(c, repo, false) != 0; });
+  }
+  std::vector<std::string> list_repositories(std::string_view after, size_t limit) override {
+    return with([&](Conn& c) {
+      std::vector<std::string> out;
+      auto s = c.prepare("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?");
+      s.bind(after).bind(static_cast<int64_t>(limit));
+      while (s.step()) out.push_back(s.text(0));
+      return out;
+    });
+  }
+
+  void link_blob(std::string_view repo, std::string_view digest, uint64_t size) override {
+    write([&](Conn& c) {
+      int64_t id = repo_id(c, repo, true);
+      c.prepare("INSERT OR IGNORE INTO repo_blobs(repo_id, digest, size) VALUES(?,?,?)")
+          .bind(id)
+          .bind(digest)
+          .bind(static_cast<int64_t>(size))
+          .run();
+    });
+  }
+  std::optional<uint64_t> linked_blob_size(std::string_view repo, std::string_view digest) override {
+    return with([&](Conn& c) -> std::optional<uint64_t> {
+      auto s = c.prepare(
+          "SELECT b.size FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id WHERE r.name = ? AND b.digest = ?");
+      s.bind(repo).bind(digest);
+      if (s.step()) return static_cast<uint64_t>(s.i64(0));
+      return std::nullopt;
+    });
+  }
+  std::vector<std::string> repositories_with_blob(std::string_view digest, size_t limit) override {
+    return with([&](Conn& c) {
+      std::vector<std::string> out;
+      auto s = c.prepare(
+          "SELECT r.name FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id WHERE b.digest = ? "
+          "ORDER BY r.name LIMIT ?");
+      s.bind(digest).bind(static_cast<int64_t>(limit));
+      while (s.step()) out.push_back(s.text(0));
+      return out;
+    });
+  }
+  bool unlink_blob(std::string_view repo, std::string_view digest) override {
+    return write([&](Conn& c) {
+      int64_t id = repo_id(c, repo, false);
+      if (!id) return false;
+      c.prepare("DELETE FROM repo_blobs WHERE repo_id = ? AND digest = ?").bind(id).bind(digest).run();
+      return changes(c) > 0;
+    });
+  }
+
+  void put_manifest(std::string_view repo, const ManifestRecord& m, const std::vector<std::string>& refs,
+                    std::optional<std::string_view> tag) override {
+    write([&](Conn& c) {
+      int64_t id = repo_id(c, repo, true);
+      c.prepare(
+           "INSERT OR IGNORE INTO manifests(repo_id, digest, media_type, body, artifact_type, subject, annotations, "
+           "created) VALUES(?,?,?,?,?,?,?,?)")
+          .bind(id)
+          .bind(m.digest)
+          .bind(m.media_type)
+          .bind_blob(m.body)
+          .bind(m.artifact_type)
+          .bind(m.subject)
+          .bind(m.annotations)
+          .bind(now_s())
+          .run();
+      for (const auto& r : refs)
+        c.prepare("INSERT OR IGNORE INTO manifest_refs(repo_id, manifest, ref) VALUES(?,?,?)")
+            .bind(id)
+            .bind(m.digest)
+            .bind(r)
+            .run();
+      if (tag) {
+        core::crash_point("before-tag-commit");
+        c.prepare("INSERT INTO tags(repo_id, name, digest, updated) VALUES(?,?,?,?) "
+                  "ON CONFLICT(repo_id, name) DO UPDATE SET digest = excluded.digest, updated = excluded.updated")
+            .bind(id)
+            .bind(*tag)
+            .bind(m.digest)
+            .bind(now_s())
+            .run();
+      }
+    });
+    core::crash_point("after-tag-commit");
+  }
+  std::optional<ManifestRecord> get_manifest(std::string_view repo, std::string_view digest) override {
+    return with([&](Conn& c) -> std::optional<ManifestRecord> {
+      auto s = c.prepare(
+          "SELECT m.media_type, m.body, m.artifact_type, m.subject, m.annotations FROM manifests m "
+          "JOIN repositories r ON r.id = m.repo_id WHERE r.name = ? AND m.digest = ?");
+      s.bind(repo).bind(digest);
+      if (!s.step()) return std::nullopt;
+      return ManifestRecord{std::string(digest), s.text(0), s.text(1), s.text(2), s.text(3), s.text(4)};
+    });
+  }
+  std::optional<std::string> resolve_tag(std::string_view repo, std::string_view tag) override {
+    return with([&](Conn& c) -> std::optional<std::string> {
+      auto s = c.prepare(
+          "SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id WHERE r.name = ? AND t.name = ?");
+      s.bind(repo).bind(tag);
+      if (!s.step()) return std::nullopt;
+      return s.text(0);
+    });
+  }
+  std::vector<std::string> list_tags(std::string_view repo, std::string_view after, size_t limit) override {
+    return with([&](Conn& c) {
+      std::vector<std::string> out;
+      auto s = c.prepare(
+          "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repo_id WHERE r.name = ? AND t.name > ? "
+          "ORDER BY t.name LIMIT ?");
+      s.bind(repo).bind(after).bind(static_cast<int64_t>(limit));
+      while (s.step()) out.push_back(s.text(0));
+      return out;
+    });
+  }
+  bool delete_tag(std::string_view repo, std::string_view tag) override {
+    return write([&](Conn& c) {
+      int64_t id = repo_id(c, repo, false);
+      if (!id) return false;
+      c.prepare("DELETE FROM tags WHERE repo_id = ? AND name = ?").bind(id).bind(tag).run();
+      return changes(c) > 0;
+    });
+  }
+  bool delete_manifest(std::string_view repo, std::string_view digest) override {
+    return write([&](Conn& c) {
+      int64_t id = repo_id(c, repo, false);
+      if (!id) return false;
+      c.prepare("DELETE FROM manifests WHERE repo_id = ? AND digest = ?").bind(id).bind(digest).run();
+      bool found = changes(c) > 0;
+      c.prepare("DELETE FROM tags WHERE repo_id = ? AND digest = ?").bind(id).bind(digest).run();
+      c.prepare("DELETE FROM manifest_refs WHERE repo_id = ? AND manifest = ?").bind(id).bind(digest).run();
+      return found;
+    });
+  }
+  std::vector<ManifestRecord> referrers(std::string_view repo, std::string_view subject) override {
+    return with([&](Conn& c) {
+      std::vector<ManifestRecord> out;
+      auto s = c.prepare(
+          "SELECT m.digest, m.media_type, m.body, m.artifact_type, m.annotations FROM manifests m "
+          "JOIN repositories r ON r.id = m.repo_id WHERE r.name = ? AND m.subject = ? ORDER BY m.digest");
+      s.bind(repo).bind(subject);
+      while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), std::string(subject), s.text(4)});
+      return out;
+    });
+  }
+
+  void create_upload(const UploadRecord& u) override {
+    write([&](Conn& c) {
+      c.prepare("INSERT INTO uploads(id, repo, created, updated) VALUES(?,?,?,?)")
+          .bind(u.id)
+          .bind(u.repo)
+          .bind(u.created)
+          .bind(u.updated)
+          .run();
+    });
+  }
+  std::optional<UploadRecord> get_upload(std::string_view id) override {
+    return with([&](Conn& c) -> std::optional<UploadRecord> {
+      auto s = c.prepare("SELECT repo, created, updated FROM uploads WHERE id = ?");
+      s.bind(id);
+      if (!s.step()) return std::nullopt;
+      return UploadRecord{std::string(id), s.text(0), s.i64(1), s.i64(2)};
+    });
+  }
+  void touch_upload(std::string_view id, int64_t now) override {
+    write([&](Conn& c) { c.prepare("UPDATE uploads SET updated = ? WHERE id = ?").bind(now).bind(id).run(); });
+  }
+  void delete_upload(std::string_view id) override {
+    write([&](Conn& c) { c.prepare("DELETE FROM uploads WHERE id = ?").bind(id).run(); });
+  }
+  std::vector<UploadRecord> uploads_idle_since(int64_t before) override {
+    return with([&](Conn& c) {
+      std::vector<UploadRecord> out;
+      auto s = c.prepare("SELECT id, repo, created, updated FROM uploads WHERE updated < ?");
+      s.bind(before);
+      while (s.step()) out.push_back({s.text(0), s.text(1), s.i64(2), s.i64(3)});
+      return out;
+    });
+  }
+  void probe() override {
+    with([&](Conn& c) {
+      auto s = c.prepare("SELECT count(*) FROM repositories");
+      s.step();
+    });
+  }
+
+ private:
+  std::string path_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Conn>> pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<MetadataStore> make_sqlite_store(const std::string& path) {
+  return std::make_unique<SqliteStore>(path);
+}
+
+}  // namespace wharf::meta

@@ -1,0 +1,733 @@
+#include "registry/registry.h"
+
+#include <openssl/rand.h>
+
+#include <charconv>
+#include <chrono>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/digest.h"
+#include "core/error.h"
+#include "core/metrics.h"
+#include "core/reference.h"
+#include "image/manifest.h"
+
+namespace wharf::registry {
+
+namespace asio = boost::asio;
+using core::Digest;
+using core::Error;
+using core::ErrorCode;
+using http::Exchange;
+using http::Request;
+using http::Response;
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kIoBuffer = 1 << 20;
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string new_upload_id() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("RAND_bytes failed");
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  static const char* kHex = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s += '-';
+    s += kHex[b[i] >> 4];
+    s += kHex[b[i] & 15];
+  }
+  return s;
+}
+
+bool valid_upload_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-')) return false;
+  return true;
+}
+
+// A parsed /v2/ path.
+struct Route {
+  enum Kind { Base, Catalog, Manifest, Blob, UploadStart, Upload, Tags, Referrers, Unknown } kind = Unknown;
+  std::string name;
+  std::string ref;  // tag or digest, upload id
+};
+
+Route parse_route(std::string_view path) {
+  Route r;
+  if (path == "/v2" || path == "/v2/") {
+    r.kind = Route::Base;
+    return r;
+  }
+  if (!path.starts_with("/v2/")) return r;
+  std::string_view rest = path.substr(4);
+  if (rest == "_catalog") {
+    r.kind = Route::Catalog;
+    return r;
+  }
+  struct Marker {
+    std::string_view text;
+    Route::Kind kind;
+  };
+  // Longest marker first where two end at the same place.
+  static constexpr Marker kMarkers[] = {{"/blobs/uploads/", Route::Upload},
+                                        {"/manifests/", Route::Manifest},
+                                        {"/blobs/", Route::Blob},
+                                        {"/referrers/", Route::Referrers}};
+  size_t best = std::string_view::npos;
+  const Marker* which = nullptr;
+  for (auto& m : kMarkers) {
+    size_t p = rest.rfind(m.text);
+    if (p != std::string_view::npos && p != 0 && (best == std::string_view::npos || p > best)) {
+      best = p;
+      which = &m;
+    }
+  }
+  if (rest.ends_with("/tags/list")) {
+    size_t p = rest.size() - 10;
+    if (p > 0 && (best == std::string_view::npos || p >= best)) {
+      r.kind = Route::Tags;
+      r.name = rest.substr(0, p);
+      return r;
+    }
+  }
+  if (rest.ends_with("/blobs/uploads")) {  // POST without trailing slash
+    r.kind = Route::UploadStart;
+    r.name = rest.substr(0, rest.size() - 14);
+    return r;
+  }
+  if (!which) return r;
+  r.name = rest.substr(0, best);
+  r.ref = rest.substr(best + which->text.size());
+  r.kind = which->kind;
+  if (r.kind == Route::Upload && r.ref.empty()) r.kind = Route::UploadStart;
+  if (r.kind != Route::UploadStart && r.ref.empty()) r.kind = Route::Unknown;
+  if (r.ref.find('/') != std::string::npos) r.kind = Route::Unknown;
+  return r;
+}
+
+Digest parse_digest_or_throw(std::string_view s) {
+  if (auto d = Digest::parse(s)) return *d;
+  if (Digest::grammar_ok(s) && !s.starts_with("sha256:") && !s.starts_with("sha512:"))
+    throw Error(ErrorCode::Unsupported, "digest algorithm is not supported (use sha256 or sha512)", std::string(s));
+  throw Error(ErrorCode::DigestInvalid, "invalid digest", std::string(s));
+}
+
+// "0-1023" or "bytes 0-1023/*" -> (0, 1023)
+bool parse_content_range(std::string_view v, uint64_t& a, uint64_t& b) {
+  if (v.starts_with("bytes ")) v.remove_prefix(6);
+  if (v.starts_with("bytes=")) v.remove_prefix(6);
+  auto slash = v.find('/');
+  v = v.substr(0, slash);
+  auto dash = v.find('-');
+  if (dash == std::string_view::npos) return false;
+  auto x = v.substr(0, dash), y = v.substr(dash + 1);
+  auto r1 = std::from_chars(x.data(), x.data() + x.size(), a);
+  auto r2 = std::from_chars(y.data(), y.data() + y.size(), b);
+  return r1.ec == std::errc() && r1.ptr == x.data() + x.size() && r2.ec == std::errc() &&
+         r2.ptr == y.data() + y.size() && b >= a;
+}
+
+std::string range_header(uint64_t size) { return "0-" + std::to_string(size ? size - 1 : 0); }
+
+Response json_response(int status, const json& body, std::string_view type = "application/json") {
+  Response r;
+  r.status = status;
+  r.headers.add("Content-Type", std::string(type));
+  r.body = body.dump();
+  return r;
+}
+
+}  // namespace
+
+std::string base_url(const Request& req, const std::string& external_url) {
+  if (!external_url.empty()) {
+    std::string u = external_url;
+    while (!u.empty() && u.back() == '/') u.pop_back();
+    return u;
+  }
+  std::string scheme = req.tls ? "https" : "http";
+  if (auto p = req.headers.get("X-Forwarded-Proto")) {
+    auto v = std::string(p->substr(0, p->find(',')));
+    if (v == "http" || v == "https") scheme = v;
+  }
+  std::string host;
+  if (auto h = req.headers.get("X-Forwarded-Host"))
+    host = std::string(h->substr(0, h->find(',')));
+  else if (auto h2 = req.headers.get("Host"))
+    host = std::string(*h2);
+  while (!host.empty() && host.front() == ' ') host.erase(0, 1);
+  if (host.empty() || host.find_first_of(" /\\\"<>") != std::string::npos) return "";  // relative Locations
+  return scheme + "://" + host;
+}
+
+struct Registry::Impl {
+  Options opts;
+  storage::BlobStore& blobs;
+  meta::MetadataStore& meta;
+
+  // Digest state of uploads this process is writing: a cache, never the
+  // truth (another replica or a restart recomputes it from the bytes).
+  struct UploadState {
+    core::Hasher sha256{core::DigestAlgorithm::Sha256};
+    uint64_t offset = 0;
+  };
+  std::mutex mu;
+  std::unordered_map<std::string, UploadState> states;
+  std::unordered_set<std::string> busy;
+
+  Impl(Options o, storage::BlobStore& b, meta::MetadataStore& m) : opts(std::move(o)), blobs(b), meta(m) {}
+
+  // Exclusive use of one upload's digest state for the duration of a request.
+  class Claim {
+   public:
+    Claim(Impl& im, std::string id) : im_(im), id_(std::move(id)) {
+      std::lock_guard lk(im_.mu);
+      if (!im_.busy.insert(id_).second)
+        throw Error(ErrorCode::BlobUploadInvalid, "another request is writing to this upload session");
+      auto it = im_.states.find(id_);
+      if (it != im_.states.end()) {
+        state = std::move(it->second);
+        im_.states.erase(it);
+      }
+    }
+    ~Claim() {
+      std::lock_guard lk(im_.mu);
+      im_.busy.erase(id_);
+      if (state && keep) im_.states.emplace(id_, std::move(*state));
+    }
+    std::optional<UploadState> state;
+    bool keep = true;
+
+   private:
+    Impl& im_;
+    std::string id_;
+  };
+
+  // ---- helpers -------------------------------------------------------------
+
+  static void check_name(const std::string& name) {
+    if (!core::valid_repository_name(name))
+      throw Error(ErrorCode::NameInvalid, "invalid repository name", name);
+  }
+
+  std::string location(const Request& req, const std::string& path) const {
+    return base_url(req, opts.external_url) + path;
+  }
+
+    asio::awaitable<void> send_error(Exchange& ex, const Error& e, Response& r) {
+    r.status = e.status();
+    r.headers.set("Content-Type", "application/json");
+    r.body = e.to_json();
+    co_await ex.send(r);
+  }
+
+  // Brings the upload's digest state in line with its staged bytes.
+  void sync_state(Claim& c, const std::string& id, uint64_t staged) {
+    if (c.state && c.state->offset == staged) return;
+    c.state.emplace();
+    if (staged == 0) return;
+    auto rd = blobs.read_upload(id, 0);
+    if (!rd) throw Error(ErrorCode::BlobUploadUnknown, "upload session has no data");
+    std::vector<char> buf(kIoBuffer);
+    while (size_t n = rd->read(buf.data(), buf.size())) {
+      c.state->sha256.update(buf.data(), n);
+      c.state->offset += n;
+    }
+    if (c.state->offset != staged) throw std::runtime_error("staged upload changed while reading");
+  }
+
+  // Appends the request body to the upload, hashing as it goes.
+  asio::awaitable<void> append_body(Exchange& ex, const std::string& id, UploadState& st) {
+    auto w = blobs.append_upload(id);
+    std::vector<char> buf(kIoBuffer);
+    for (;;) {
+      size_t n = co_await ex.read_body(buf);
+      if (!n) break;
+      w->write(buf.data(), n);
+      st.sha256.update(buf.data(), n);
+      st.offset += n;
+    }
+    w->close();
+  }
+
+  // Verifies `want` against the staged bytes and commits the blob into `name`.
+  // On mismatch the session and its bytes are removed.
+  void finish_upload(const std::string& name, const std::string& id, Claim& c, const Digest& want) {
+    Digest got = [&] {
+      if (want.algorithm() == core::DigestAlgorithm::Sha256) {
+        auto st = std::move(*c.state);
+        c.state.reset();
+        return st.sha256.finish();
+      }
+      core::Hasher h(want.algorithm());
+      auto rd = blobs.read_upload(id, 0);
+      std::vector<char> buf(kIoBuffer);
+      while (size_t n = rd->read(buf.data(), buf.size())) h.update(buf.data(), n);
+      return h.finish();
+    }();
+    c.keep = false;
+    uint64_t size = blobs.upload_size(id).value_or(0);
+    if (got != want) {
+      blobs.delete_upload(id);
+      meta.delete_upload(id);
+      throw Error(ErrorCode::DigestInvalid, "the uploaded content does not match the digest",
+                  "expected " + want.str() + ", content hashes to " + got.str());
+    }
+    blobs.commit_upload(id, want);
+    meta.link_blob(name, want.str(), size);
+    meta.delete_upload(id);
+    core::Metrics::global().add("wharf_uploads_completed_total");
+    core::Metrics::global().add("wharf_upload_bytes_total", size);
+  }
+
+  Response upload_progress(const Request& req, const std::string& name, const std::string& id, uint64_t size,
+                           int status) {
+    Response r;
+    r.status = status;
+    r.headers.add("Location", location(req, "/v2/" + name + "/blobs/uploads/" + id));
+    r.headers.add("Range", range_header(size));
+    r.headers.add("Docker-Upload-UUID", id);
+    return r;
+  }
+
+  Response blob_created(const Request& req, const std::string& name, const Digest& d) {
+    Response r;
+    r.status = 201;
+    r.headers.add("Location", location(req, "/v2/" + name + "/blobs/" + d.str()));
+    r.headers.add("Docker-Content-Digest", d.str());
+    return r;
+  }
+
+  // Checks the upload exists and belongs to `name`.
+  meta::UploadRecord get_upload(const std::string& name, const std::string& id) {
+    if (!valid_upload_id(id)) throw Error(ErrorCode::BlobUploadUnknown, "upload session unknown", id);
+    auto u = meta.get_upload(id);
+    if (!u || u->repo != name) throw Error(ErrorCode::BlobUploadUnknown, "upload session unknown", id);
+    return *u;
+  }
+
+  // ---- handlers ------------------------------------------------------------
+
+  asio::awaitable<void> base(Exchange& ex) {
+    ex.route = "base";
+    if (ex.request().method != "GET" && ex.request().method != "HEAD")
+      throw Error(ErrorCode::Unsupported, "method not allowed");
+    auto r = json_response(200, json::object());
+    co_await ex.send(r);
+  }
+
+  // Parses ?n= and ?last=. n absent: page_size_max.
+  size_t page_n(const Request& req) const {
+    auto n = req.param("n");
+    if (!n) return static_cast<size_t>(opts.page_size_max);
+    int64_t v = -1;
+    auto r = std::from_chars(n->data(), n->data() + n->size(), v);
+    if (r.ec != std::errc() || r.ptr != n->data() + n->size() || v < 0)
+      throw Error(ErrorCode::PaginationNumberInvalid, "n must be a non-negative integer", *n);
+    return static_cast<size_t>(std::min<int64_t>(v, opts.page_size_max));
+  }
+
+  static void add_next_link(Response& r, const std::string& path, const std::vector<std::string>& page, size_t n,
+                            bool more) {
+    if (!more || page.empty()) return;
+    r.headers.add("Link", "<" + path + "?last=" + http::percent_encode(page.back()) + "&n=" + std::to_string(n) +
+                              ">; rel=\"next\"");
+  }
+
+  asio::awaitable<void> catalog(Exchange& ex) {
+    ex.route = "catalog";
+    const auto& req = ex.request();
+    if (req.method != "GET" && req.method != "HEAD") throw Error(ErrorCode::Unsupported, "method not allowed");
+    size_t n = page_n(req);
+    auto last = req.param("last").value_or("");
+    auto repos = n ? meta.list_repositories(last, n + 1) : std::vector<std::string>{};
+    bool more = repos.size() > n;
+    if (more) repos.resize(n);
+    auto r = json_response(200, json{{"repositories", repos}});
+    add_next_link(r, "/v2/_catalog", repos, n, more);
+    co_await ex.send(r);
+  }
+
+  asio::awaitable<void> tags(Exchange& ex, const std::string& name) {
+    ex.route = "tags_list";
+    const auto& req = ex.request();
+    if (req.method != "GET" && req.method != "HEAD") throw Error(ErrorCode::Unsupported, "method not allowed");
+    size_t n = page_n(req);
+    if (!meta.repository_exists(name)) throw Error(ErrorCode::NameUnknown, "repository name not known to registry", name);
+    auto last = req.param("last").value_or("");
+    auto tags = n ? meta.list_tags(name, last, n + 1) : std::vector<std::string>{};
+    bool more = tags.size() > n;
+    if (more) tags.resize(n);
+    auto r = json_response(200, json{{"name", name}, {"tags", tags}});
+    add_next_link(r, "/v2/" + name + "/tags/list", tags, n, more);
+    co_await ex.send(r);
+  }
+
+  // Tag or digest -> manifest digest string.
+  std::optional<std::string> resolve(const std::string& name, const std::string& ref, bool& by_digest) {
+    by_digest = ref.find(':') != std::string::npos;
+    if (by_digest) return parse_digest_or_throw(ref).str();
+    if (!core::valid_tag(ref)) throw Error(ErrorCode::TagInvalid, "invalid tag", ref);
+    return meta.resolve_tag(name, ref);
+  }
+
+  asio::awaitable<void> manifest(Exchange& ex, const std::string& name, const std::string& ref) {
+    const auto& m = ex.request().method;
+    if (m == "GET" || m == "HEAD") co_return co_await manifest_get(ex, name, ref);
+    if (m == "PUT") co_return co_await manifest_put(ex, name, ref);
+    if (m == "DELETE") co_return co_await manifest_delete(ex, name, ref);
+    throw Error(ErrorCode::Unsupported, "method not allowed");
+  }
+
+  asio::awaitable<void> manifest_get(Exchange& ex, const std::string& name, const std::string& ref) {
+    ex.route = "manifest_get";
+    bool by_digest;
+    auto digest = resolve(name, ref, by_digest);
+    if (!digest) throw Error(ErrorCode::ManifestUnknown, "manifest unknown", ref);
+    auto m = meta.get_manifest(name, *digest);
+    if (!m) throw Error(ErrorCode::ManifestUnknown, "manifest unknown", ref);
+    if (!image::accept_allows(ex.request().headers.all("Accept"), m->media_type))
+      throw Error(ErrorCode::ManifestUnknown,
+                  "the manifest is stored as " + m->media_type + ", which the request's Accept header does not list",
+                  ref);
+    Response r;
+    r.headers.add("Content-Type", m->media_type);
+    r.headers.add("Docker-Content-Digest", m->digest);
+    r.headers.add("ETag", "\"" + m->digest + "\"");
+    r.body = std::move(m->body);
+    co_await ex.send(r);
+  }
+
+  asio::awaitable<void> manifest_put(Exchange& ex, const std::string& name, const std::string& ref) {
+    ex.route = "manifest_put";
+    const auto& req = ex.request();
+    bool by_digest = ref.find(':') != std::string::npos;
+    std::optional<Digest> want;
+    if (by_digest)
+      want = parse_digest_or_throw(ref);
+    else if (!core::valid_tag(ref))
+      throw Error(ErrorCode::TagInvalid, "invalid tag", ref);
+    const uint64_t limit = opts.max_manifest_bytes;
+    if (req.content_length && *req.content_length > limit)
+      throw Error(ErrorCode::ManifestTooLarge, "manifest is larger than the limit of " + std::to_string(limit) + " bytes");
+    std::string body;
+    {
+      std::vector<char> buf(64 * 1024);
+      while (size_t n = co_await ex.read_body(buf)) {
+        if (body.size() + n > limit)
+          throw Error(ErrorCode::ManifestTooLarge,
+                      "manifest is larger than the limit of " + std::to_string(limit) + " bytes");
+        body.append(buf.data(), n);
+      }
+    }
+    Digest got = core::digest_of(want ? want->algorithm() : core::DigestAlgorithm::Sha256, body);
+    if (want && got != *want)
+      throw Error(ErrorCode::DigestInvalid, "manifest content does not match the digest in the URL",
+                  "content hashes to " + got.str());
+    auto parsed = image::parse_manifest(body, req.headers.get("Content-Type").value_or(""));
+    std::vector<std::string> refs;
+    for (const auto& b : parsed.blobs) {
+      if (b.has_urls) continue;
+      if (!meta.linked_blob_size(name, b.digest))
+        throw Error(ErrorCode::ManifestBlobUnknown, "blob unknown to registry", b.digest);
+      refs.push_back(b.digest);
+    }
+    for (const auto& c : parsed.children) {
+      if (!meta.get_manifest(name, c.digest))
+        throw Error(ErrorCode::ManifestBlobUnknown, "manifest references a manifest unknown to this repository",
+                    c.digest);
+      refs.push_back(c.digest);
+    }
+    meta::ManifestRecord rec{got.str(), parsed.media_type, std::move(body), parsed.artifact_type,
+                             parsed.subject ? parsed.subject->digest : "", parsed.annotations};
+    std::optional<std::string_view> tag;
+    if (!by_digest) tag = ref;
+    meta.put_manifest(name, rec, refs, tag);
+    Response r;
+    r.status = 201;
+    r.headers.add("Location", location(req, "/v2/" + name + "/manifests/" + rec.digest));
+    r.headers.add("Docker-Content-Digest", rec.digest);
+    if (parsed.subject) r.headers.add("OCI-Subject", parsed.subject->digest);
+    co_await ex.send(r);
+  }
+
+  asio::awaitable<void> manifest_delete(Exchange& ex, const std::string& name, const std::string& ref) {
+    ex.route = "manifest_delete";
+    if (!opts.delete_enabled) throw Error(ErrorCode::Unsupported, "deletion is disabled on this registry");
+    bool found;
+    if (ref.find(':') != std::string::npos) {
+      found = meta.delete_manifest(name, parse_digest_or_throw(ref).str());
+    } else {
+      if (!core::valid_tag(ref)) throw Error(ErrorCode::TagInvalid, "invalid tag", ref);
+      found = meta.delete_tag(name, ref);
+    }
+    if (!found) throw Error(ErrorCode::ManifestUnknown, "manifest unknown", ref);
+    Response r;
+    r.status = 202;
+    co_await ex.send(r);
+  }
+
+  asio::awaitable<void> blob(Exchange& ex, const std::string& name, const std::string& ref) {
+    const auto& req = ex.request();
+    Digest d = parse_digest_or_throw(ref);
+    if (req.method == "DELETE") {
+      ex.route = "blob_delete";
+      if (!opts.delete_enabled) throw Error(ErrorCode::Unsupported, "deletion is disabled on this registry");
+      if (!meta.unlink_blob(name, d.str())) throw Error(ErrorCode::BlobUnknown, "blob unknown to registry", d.str());
+      Response r;
+      r.status = 202;
+      co_return co_await ex.send(r);
+    }
+    if (req.method != "GET" && req.method != "HEAD") throw Error(ErrorCode::Unsupported, "method not allowed");
+    ex.route = "blob_get";
+    auto size = meta.linked_blob_size(name, d.str());
+    if (!size) throw Error(ErrorCode::BlobUnknown, "blob unknown to registry", d.str());
+    Response r;
+    r.headers.add("Content-Type", "application/octet-stream");
+    r.headers.add("Docker-Content-Digest", d.str());
+    r.headers.add("ETag", "\"" + d.str() + "\"");
+    r.headers.add("Accept-Ranges", "bytes");
+    r.headers.add("Cache-Control", "max-age=31536000");
+    http::ByteRange range{0, *size ? *size - 1 : 0};
+    uint64_t length = *size;
+    if (auto rh = req.headers.get("Range")) {
+      switch (http::parse_range(*rh, *size, range)) {
+        case http::RangeResult::Unsatisfiable: {
+          Response e;
+          e.headers.add("Content-Range", "bytes */" + std::to_string(*size));
+          Error err(ErrorCode::RangeInvalid, "requested range not satisfiable", std::string(*rh));
+          co_return co_await send_error(ex, err, e);
+        }
+        case http::RangeResult::Ok:
+          r.status = 206;
+          length = range.length();
+          r.headers.add("Content-Range", "bytes " + std::to_string(range.first) + "-" + std::to_string(range.last) +
+                                             "/" + std::to_string(*size));
+          break;
+        case http::RangeResult::None: break;
+      }
+    }
+    if (req.is_head()) {
+      r.content_length = length;
+      co_return co_await ex.send(r);
+    }
+    auto rd = blobs.open(d, r.status == 206 ? range.first : 0);
+    if (!rd) throw Error(ErrorCode::BlobUnknown, "blob content is missing from storage", d.str());
+    if (rd->native_fd() >= 0) co_return co_await ex.send_file(r, rd->native_fd(), rd->native_offset(), length);
+    r.content_length = length;
+    co_await ex.begin(r);
+    std::vector<char> buf(kIoBuffer);
+    uint64_t left = length;
+    while (left) {
+      size_t n = rd->read(buf.data(), std::min<uint64_t>(left, buf.size()));
+      if (!n) throw std::runtime_error("blob ended early");
+      co_await ex.write({buf.data(), n});
+      left -= n;
+    }
+    co_await ex.end();
+  }
+
+  asio::awaitable<void> upload_start(Exchange& ex, const std::string& name) {
+    ex.route = "upload_start";
+    const auto& req = ex.request();
+    if (req.method != "POST") throw Error(ErrorCode::Unsupported, "method not allowed");
+    // Cross-repository mount.
+    if (auto mount = req.param("mount")) {
+      if (auto d = Digest::parse(*mount)) {
+        auto from = req.param("from");
+        std::optional<uint64_t> size;
+        if (from && core::valid_repository_name(*from)) {
+          size = meta.linked_blob_size(*from, d->str());
+        } else if (!from) {
+          // No `from`: mount when the blob is already known to the registry.
+          auto repos = meta.repositories_with_blob(d->str(), 1);
+          if (!repos.empty()) size = meta.linked_blob_size(repos.front(), d->str());
+        }
+        if (size && blobs.stat(*d)) {
+          meta.link_blob(name, d->str(), *size);
+          auto r = blob_created(req, name, *d);
+          co_return co_await ex.send(r);
+        }
+      }
+      // Not mountable: fall back to a normal upload session below.
+    }
+    std::optional<Digest> mono;
+    if (auto dg = req.param("digest")) mono = parse_digest_or_throw(*dg);
+    std::string id = new_upload_id();
+    blobs.create_upload(id);
+    int64_t t = now_s();
+    meta.create_upload({id, name, t, t});
+    if (!mono) {
+      auto r = upload_progress(req, name, id, 0, 202);
+      co_return co_await ex.send(r);
+    }
+    // Monolithic upload: the body is the whole blob.
+    {
+      Claim c(*this, id);
+      c.state.emplace();
+      co_await append_body(ex, id, *c.state);
+      finish_upload(name, id, c, *mono);
+    }
+    auto r = blob_created(req, name, *mono);
+    co_await ex.send(r);
+  }
+
+  asio::awaitable<void> upload(Exchange& ex, const std::string& name, const std::string& id) {
+    const auto& req = ex.request();
+    const auto& m = req.method;
+    get_upload(name, id);
+    if (m == "GET") {
+      ex.route = "upload_status";
+      auto size = blobs.upload_size(id);
+      if (!size) throw Error(ErrorCode::BlobUploadUnknown, "upload session unknown", id);
+      auto r = upload_progress(req, name, id, *size, 204);
+      co_return co_await ex.send(r);
+    }
+    if (m == "DELETE") {
+      ex.route = "upload_delete";
+      {
+        Claim c(*this, id);
+        c.keep = false;
+        blobs.delete_upload(id);
+        meta.delete_upload(id);
+      }
+      Response r;
+      r.status = 204;
+      co_return co_await ex.send(r);
+    }
+    if (m != "PATCH" && m != "PUT") throw Error(ErrorCode::Unsupported, "method not allowed");
+    ex.route = m == "PATCH" ? "upload_patch" : "upload_put";
+    std::optional<Digest> want;
+    if (m == "PUT") {
+      auto dg = req.param("digest");
+      if (!dg) throw Error(ErrorCode::DigestInvalid, "PUT must carry ?digest= to complete an upload");
+      want = parse_digest_or_throw(*dg);
+    }
+    // The claim is released before the response goes out: a client may send
+    // its next request for this upload on another connection at once.
+    Response r;
+    {
+      Claim c(*this, id);
+      auto staged = blobs.upload_size(id);
+      if (!staged) throw Error(ErrorCode::BlobUploadUnknown, "upload session unknown", id);
+      if (auto cr = req.headers.get("Content-Range")) {
+        uint64_t a, b;
+        bool ok = parse_content_range(*cr, a, b);
+        bool len_ok = !req.content_length || *req.content_length == b - a + 1;
+        if (!ok || a != *staged || !len_ok) {
+          r = upload_progress(req, name, id, *staged, 416);
+          r.body = Error(ErrorCode::RangeInvalid, "Content-Range " + std::string(*cr) +
+                                                      " does not continue the upload at byte " + std::to_string(*staged))
+                       .to_json();
+          r.headers.add("Content-Type", "application/json");
+        }
+      }
+      if (r.status != 416) {
+        sync_state(c, id, *staged);
+        co_await append_body(ex, id, *c.state);
+        meta.touch_upload(id, now_s());
+        if (m == "PATCH") {
+          r = upload_progress(req, name, id, c.state->offset, 202);
+        } else {
+          finish_upload(name, id, c, *want);
+          r = blob_created(req, name, *want);
+        }
+      }
+    }
+    co_await ex.send(r);
+  }
+
+  asio::awaitable<void> referrers(Exchange& ex, const std::string& name, const std::string& ref) {
+    ex.route = "referrers";
+    const auto& req = ex.request();
+    if (req.method != "GET" && req.method != "HEAD") throw Error(ErrorCode::Unsupported, "method not allowed");
+    Digest subject = parse_digest_or_throw(ref);
+    auto filter = req.param("artifactType");
+    json list = json::array();
+    for (auto& m : meta.referrers(name, subject.str())) {
+      if (filter && m.artifact_type != *filter) continue;
+      json d = {{"mediaType", m.media_type}, {"digest", m.digest}, {"size", m.body.size()}};
+      if (!m.artifact_type.empty()) d["artifactType"] = m.artifact_type;
+      if (!m.annotations.empty()) d["annotations"] = json::parse(m.annotations);
+      list.push_back(std::move(d));
+    }
+    json idx = {{"schemaVersion", 2}, {"mediaType", image::kOciIndex}, {"manifests", list}};
+    auto r = json_response(200, idx, image::kOciIndex);
+    if (filter) r.headers.add("OCI-Filters-Applied", "artifactType");
+    co_await ex.send(r);
+  }
+
+  asio::awaitable<void> dispatch(Exchange& ex) {
+    const auto& req = ex.request();
+    Route r = parse_route(req.path);
+    switch (r.kind) {
+      case Route::Base: co_return co_await base(ex);
+      case Route::Catalog: co_return co_await catalog(ex);
+      case Route::Unknown: throw Error(ErrorCode::NotFound, "no such endpoint", req.path);
+      default: break;
+    }
+    check_name(r.name);
+    switch (r.kind) {
+      case Route::Manifest: co_return co_await manifest(ex, r.name, r.ref);
+      case Route::Blob: co_return co_await blob(ex, r.name, r.ref);
+      case Route::UploadStart: co_return co_await upload_start(ex, r.name);
+      case Route::Upload: co_return co_await upload(ex, r.name, r.ref);
+      case Route::Tags: co_return co_await tags(ex, r.name);
+      case Route::Referrers: co_return co_await referrers(ex, r.name, r.ref);
+      default: throw Error(ErrorCode::NotFound, "no such endpoint", req.path);
+    }
+  }
+};
+
+Registry::Registry(Options opts, storage::BlobStore& blobs, meta::MetadataStore& meta)
+    : impl_(std::make_unique<Impl>(std::move(opts), blobs, meta)) {}
+Registry::~Registry() = default;
+
+asio::awaitable<void> Registry::handle(Exchange& ex) {
+  std::optional<Error> err;
+  try {
+    co_await impl_->dispatch(ex);
+  } catch (const Error& e) {
+    err = e;
+  } catch (const boost::system::system_error&) {
+    throw;  // the connection broke: nothing to answer
+  } catch (const std::exception& e) {
+    spdlog::error("{} {}: {}", ex.request().method, ex.request().target, e.what());
+    err = Error(ErrorCode::Internal, "internal server error");
+  }
+  if (err) {
+    if (ex.responded()) throw std::runtime_error("failed after the response started");
+    Response r;
+    co_await impl_->send_error(ex, *err, r);
+  }
+}
+
+size_t Registry::purge_expired_uploads() {
+  auto& im = *impl_;
+  size_t n = 0;
+  for (auto& u : im.meta.uploads_idle_since(now_s() - im.opts.upload_expiry_seconds)) {
+    {
+      std::lock_guard lk(im.mu);
+      if (im.busy.count(u.id)) continue;
+      im.states.erase(u.id);
+    }
+    im.blobs.delete_upload(u.id);
+    im.meta.delete_upload(u.id);
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace wharf::registry

@@ -1,0 +1,52 @@
+// registry/registry.h — the OCI Distribution v1.1 / Docker Registry v2 API
+// under /v2/: pull, push (monolithic, chunked, streamed), cross-repository
+// mount, discovery (tags, catalog, referrers) and deletion.
+//
+// Owns the protocol's semantics; how blobs and metadata are stored is the
+// business of the BlobStore and MetadataStore it is given, so nothing here
+// assumes a local filesystem or a single process: upload sessions live in the
+// metadata store, their bytes in the blob store, and the digest state kept in
+// memory is only a cache (recomputed from the staged bytes when missing).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <string>
+
+#include "http/server.h"
+#include "meta/metadata_store.h"
+#include "storage/blob_store.h"
+
+namespace wharf::registry {
+
+struct Options {
+  bool delete_enabled = true;
+  uint64_t max_manifest_bytes = 4 * 1024 * 1024;
+  std::string external_url;  // overrides Host / X-Forwarded-* in Location headers
+  int page_size_max = 10000;
+  int upload_expiry_seconds = 24 * 3600;
+};
+
+class Registry {
+ public:
+  Registry(Options opts, storage::BlobStore& blobs, meta::MetadataStore& meta);
+  ~Registry();
+
+  // Answers one request whose path starts with /v2. Never throws for
+  // protocol errors: they become the spec's JSON error responses.
+  boost::asio::awaitable<void> handle(http::Exchange& ex);
+
+  // Removes upload sessions idle longer than the expiry, with their bytes.
+  // Returns how many were removed.
+  size_t purge_expired_uploads();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Base URL ("http://host:port") for Location headers: the configured
+// external URL, else X-Forwarded-Proto/-Host, else the request's scheme and Host.
+std::string base_url(const http::Request& req, const std::string& external_url);
+
+}  // namespace wharf::registry

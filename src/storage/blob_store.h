@@ -1,0 +1,87 @@
+// storage/blob_store.h — content-addressed blob storage and upload staging.
+//
+// A BlobStore holds immutable blobs named by digest, plus staging areas for
+// upload sessions that are being written. It knows nothing of repositories,
+// metadata or HTTP: visibility of a blob in a repository is the metadata
+// store's business. Drivers: filesystem (fs_blob_store.h); S3 later.
+//
+// Contracts every driver keeps (checked by the shared driver test suite):
+// - A blob is visible (stat/open succeed) only after commit_upload/put return,
+//   and then its bytes are durable (fsynced / acknowledged by the store).
+//   A crash at any moment leaves either no blob or the whole blob.
+// - Staged uploads survive restarts and are reachable from any process
+//   sharing the store: their state is the staged bytes alone.
+// - The store never verifies digests itself; callers hash the bytes they
+//   stream in (registry/) and commit only on a match.
+// All methods are safe to call concurrently from several threads; methods
+// throw std::runtime_error on I/O failure.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/digest.h"
+
+namespace wharf::storage {
+
+// Sequential reader over a blob or a staged upload.
+class BlobReader {
+ public:
+  virtual ~BlobReader() = default;
+  // Bytes from the open offset to the end.
+  virtual uint64_t remaining() const = 0;
+  // Reads up to n bytes; returns 0 at the end.
+  virtual size_t read(char* buf, size_t n) = 0;
+  // A local file descriptor and the current offset in it, for sendfile; -1
+  // when the driver has no local file. The reader keeps ownership.
+  virtual int native_fd() const { return -1; }
+  virtual uint64_t native_offset() const { return 0; }
+};
+
+// Appends to a staged upload.
+class UploadWriter {
+ public:
+  virtual ~UploadWriter() = default;
+  virtual void write(const char* data, size_t n) = 0;
+  // Flushes what was written (not necessarily to stable storage; commit does that).
+  virtual void close() = 0;
+};
+
+class BlobStore {
+ public:
+  virtual ~BlobStore() = default;
+
+  // Size of the blob, or nullopt when absent.
+  virtual std::optional<uint64_t> stat(const core::Digest& d) = 0;
+  // Opens the blob at `offset`; nullptr when absent. REQUIRES: offset <= size.
+  virtual std::unique_ptr<BlobReader> open(const core::Digest& d, uint64_t offset = 0) = 0;
+  // Stores small content whose digest the caller computed. Atomic and durable.
+  virtual void put(const core::Digest& d, std::string_view bytes) = 0;
+  // Removes the blob; absent is not an error.
+  virtual void remove(const core::Digest& d) = 0;
+
+  // Upload staging. `id` is an opaque session id ([A-Za-z0-9-]).
+  virtual void create_upload(const std::string& id) = 0;
+  // Staged size, or nullopt when no such upload.
+  virtual std::optional<uint64_t> upload_size(const std::string& id) = 0;
+  // Appends at the current end. REQUIRES: the upload exists.
+  virtual std::unique_ptr<UploadWriter> append_upload(const std::string& id) = 0;
+  // Reads the staged bytes from `offset`.
+  virtual std::unique_ptr<BlobReader> read_upload(const std::string& id, uint64_t offset = 0) = 0;
+  // Turns the staged bytes into blob `d`, durably, and removes the staging
+  // area. If the blob exists already the staged copy is just dropped.
+  virtual void commit_upload(const std::string& id, const core::Digest& d) = 0;
+  // Drops a staged upload; absent is not an error.
+  virtual void delete_upload(const std::string& id) = 0;
+  // Cheap liveness probe for /health/endtoend: write, read back and remove a
+  // small object. Throws on failure.
+  virtual void probe() = 0;
+};
+
+// Filesystem driver rooted at `root` (blobs/<algo>/<2 hex>/<hex>, uploads/<id>).
+std::unique_ptr<BlobStore> make_fs_blob_store(const std::string& root);
+
+}  // namespace wharf::storage

@@ -1,0 +1,212 @@
+// Filesystem BlobStore driver. Durability: bytes are fsynced, then renamed
+// into place, then the directory is fsynced, so a visible blob is a whole blob
+// after a power cut.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "core/crash.h"
+#include "storage/blob_store.h"
+
+namespace wharf::storage {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what, const std::string& path) {
+  throw std::runtime_error(what + " " + path + ": " + std::strerror(errno));
+}
+
+void fsync_dir(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail("open dir", dir);
+  ::fsync(fd);
+  ::close(fd);
+}
+
+class FdReader : public BlobReader {
+ public:
+  FdReader(int fd, uint64_t offset, uint64_t size) : fd_(fd), off_(offset), size_(size) {}
+  ~FdReader() override { ::close(fd_); }
+  uint64_t remaining() const override { return size_ - off_; }
+  size_t read(char* buf, size_t n) override {
+    if (off_ >= size_) return 0;
+    if (n > size_ - off_) n = size_ - off_;
+    ssize_t r;
+    do r = ::pread(fd_, buf, n, static_cast<off_t>(off_));
+    while (r < 0 && errno == EINTR);
+    if (r < 0) throw std::runtime_error(std::string("read blob: ") + std::strerror(errno));
+    off_ += r;
+    return static_cast<size_t>(r);
+  }
+  int native_fd() const override { return fd_; }
+  uint64_t native_offset() const override { return off_; }
+  // sendfile advanced the position behind our back.
+ private:
+  int fd_;
+  uint64_t off_, size_;
+};
+
+class FdWriter : public UploadWriter {
+ public:
+  explicit FdWriter(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~FdWriter() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  void write(const char* p, size_t n) override {
+    while (n) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        fail("write", path_);
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+  }
+  void close() override {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+std::unique_ptr<BlobReader> open_reader(const fs::path& p, uint64_t offset) {
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return nullptr;
+    fail("open", p);
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    fail("stat", p);
+  }
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (offset > size) offset = size;
+  return std::make_unique<FdReader>(fd, offset, size);
+}
+
+// Writes `bytes` to `tmp`, fsyncs, renames to `dst`, fsyncs the directory.
+void durable_write(const fs::path& tmp, const fs::path& dst, std::string_view bytes) {
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("create", tmp);
+  FdWriter w(fd, tmp);
+  w.write(bytes.data(), bytes.size());
+  if (::fsync(fd) != 0) fail("fsync", tmp);
+  w.close();
+  fs::create_directories(dst.parent_path());
+  if (::rename(tmp.c_str(), dst.c_str()) != 0) fail("rename", tmp);
+  fsync_dir(dst.parent_path());
+}
+
+class FsBlobStore : public BlobStore {
+ public:
+  explicit FsBlobStore(fs::path root) : root_(std::move(root)) {
+    fs::create_directories(root_ / "blobs");
+    fs::create_directories(root_ / "uploads");
+  }
+
+  std::optional<uint64_t> stat(const core::Digest& d) override {
+    struct stat st;
+    if (::stat(blob_path(d).c_str(), &st) != 0) return std::nullopt;
+    return static_cast<uint64_t>(st.st_size);
+  }
+  std::unique_ptr<BlobReader> open(const core::Digest& d, uint64_t offset) override {
+    return open_reader(blob_path(d), offset);
+  }
+  void put(const core::Digest& d, std::string_view bytes) override {
+    auto dst = blob_path(d);
+    if (fs::exists(dst)) return;
+    durable_write(root_ / "uploads" / (".put-" + d.hex() + "-" + std::to_string(::getpid())), dst, bytes);
+  }
+  void remove(const core::Digest& d) override {
+    std::error_code ec;
+    fs::remove(blob_path(d), ec);
+  }
+
+  void create_upload(const std::string& id) override {
+    auto p = upload_path(id);
+    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) fail("create upload", p);
+    ::close(fd);
+  }
+  std::optional<uint64_t> upload_size(const std::string& id) override {
+    struct stat st;
+    if (::stat(upload_path(id).c_str(), &st) != 0) return std::nullopt;
+    return static_cast<uint64_t>(st.st_size);
+  }
+  std::unique_ptr<UploadWriter> append_upload(const std::string& id) override {
+    auto p = upload_path(id);
+    int fd = ::open(p.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0) fail("open upload", p);
+    return std::make_unique<FdWriter>(fd, p);
+  }
+  std::unique_ptr<BlobReader> read_upload(const std::string& id, uint64_t offset) override {
+    return open_reader(upload_path(id), offset);
+  }
+  void commit_upload(const std::string& id, const core::Digest& d) override {
+    auto src = upload_path(id);
+    auto dst = blob_path(d);
+    int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("open upload", src);
+    if (::fsync(fd) != 0) {
+      ::close(fd);
+      fail("fsync", src);
+    }
+    ::close(fd);
+    core::crash_point("blob-written");
+    if (fs::exists(dst)) {
+      delete_upload(id);
+      return;
+    }
+    fs::create_directories(dst.parent_path());
+    core::crash_point("before-blob-rename");
+    if (::rename(src.c_str(), dst.c_str()) != 0) fail("rename", src);
+    fsync_dir(dst.parent_path());
+    core::crash_point("after-blob-rename");
+  }
+  void delete_upload(const std::string& id) override {
+    std::error_code ec;
+    fs::remove(upload_path(id), ec);
+  }
+  void probe() override {
+    auto p = root_ / "uploads" / (".probe-" + std::to_string(::getpid()));
+    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) fail("probe", p);
+    if (::write(fd, "ok", 2) != 2) {
+      ::close(fd);
+      fail("probe write", p);
+    }
+    ::close(fd);
+    fs::remove(p);
+  }
+
+ private:
+  fs::path blob_path(const core::Digest& d) const {
+    return root_ / "blobs" / std::string(d.algorithm_name()) / d.hex().substr(0, 2) / d.hex();
+  }
+  fs::path upload_path(const std::string& id) const {
+    for (char c : id)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-')) throw std::invalid_argument("bad upload id");
+    return root_ / "uploads" / id;
+  }
+  fs::path root_;
+};
+
+}  // namespace
+
+std::unique_ptr<BlobStore> make_fs_blob_store(const std::string& root) {
+  return std::make_unique<FsBlobStore>(root);
+}
+
+}  // namespace wharf::storage

@@ -1,0 +1,101 @@
+// The shared BlobStore driver suite: every driver must pass it. Today the
+// filesystem driver; the S3 driver joins with the same suite.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "storage/blob_store.h"
+
+using namespace wharf;
+
+namespace {
+
+class BlobStoreSuite : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("wharf-bs-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    store_ = storage::make_fs_blob_store(dir_.string());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static std::string read_all(storage::BlobReader& r) {
+    std::string out;
+    char buf[7];  // small on purpose: exercises partial reads
+    while (size_t n = r.read(buf, sizeof buf)) out.append(buf, n);
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<storage::BlobStore> store_;
+};
+
+TEST_P(BlobStoreSuite, PutStatOpenRemove) {
+  auto d = core::sha256_of("hello world");
+  EXPECT_FALSE(store_->stat(d));
+  EXPECT_EQ(store_->open(d), nullptr);
+  store_->put(d, "hello world");
+  EXPECT_EQ(store_->stat(d).value(), 11u);
+  auto r = store_->open(d, 6);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->remaining(), 5u);
+  EXPECT_EQ(read_all(*r), "world");
+  store_->remove(d);
+  EXPECT_FALSE(store_->stat(d));
+  store_->remove(d);  // absent: not an error
+}
+
+TEST_P(BlobStoreSuite, UploadAppendCommit) {
+  store_->create_upload("u1");
+  EXPECT_EQ(store_->upload_size("u1").value(), 0u);
+  {
+    auto w = store_->append_upload("u1");
+    w->write("abc", 3);
+    w->close();
+  }
+  {
+    auto w = store_->append_upload("u1");  // a later request resumes at the end
+    w->write("def", 3);
+    w->close();
+  }
+  EXPECT_EQ(store_->upload_size("u1").value(), 6u);
+  auto r = store_->read_upload("u1", 2);
+  EXPECT_EQ(read_all(*r), "cdef");
+  auto d = core::sha256_of("abcdef");
+  EXPECT_FALSE(store_->stat(d));  // not visible before commit
+  store_->commit_upload("u1", d);
+  EXPECT_EQ(store_->stat(d).value(), 6u);
+  EXPECT_FALSE(store_->upload_size("u1"));
+  auto b = store_->open(d);
+  EXPECT_EQ(read_all(*b), "abcdef");
+}
+
+TEST_P(BlobStoreSuite, CommitOfExistingBlobDropsTheStagedCopy) {
+  auto d = core::sha256_of("x");
+  store_->put(d, "x");
+  store_->create_upload("u2");
+  auto w = store_->append_upload("u2");
+  w->write("x", 1);
+  w->close();
+  store_->commit_upload("u2", d);
+  EXPECT_FALSE(store_->upload_size("u2"));
+  EXPECT_EQ(store_->stat(d).value(), 1u);
+}
+
+TEST_P(BlobStoreSuite, DeleteUploadAndProbe) {
+  store_->create_upload("u3");
+  store_->delete_upload("u3");
+  EXPECT_FALSE(store_->upload_size("u3"));
+  store_->delete_upload("u3");
+  EXPECT_NO_THROW(store_->probe());
+}
+
+TEST_P(BlobStoreSuite, RejectsUploadIdsThatCouldEscape) {
+  EXPECT_ANY_THROW(store_->create_upload("../etc"));
+  EXPECT_ANY_THROW(store_->create_upload("a/b"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Drivers, BlobStoreSuite, ::testing::Values("filesystem"));
+
+}  // namespace

@@ -1,0 +1,94 @@
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "image/manifest.h"
+
+using namespace wharf;
+using namespace wharf::image;
+
+namespace {
+const std::string kD1 = "sha256:" + std::string(64, '1');
+const std::string kD2 = "sha256:" + std::string(64, '2');
+
+std::string oci_manifest(const std::string& extra = "") {
+  return R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
+         R"("config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
+         kD1 + R"(","size":10},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" +
+         kD2 + R"(","size":20}])" + extra + "}";
+}
+
+core::ErrorCode code_of(const std::string& body, const std::string& ct) {
+  try {
+    parse_manifest(body, ct);
+  } catch (const core::Error& e) {
+    return e.code();
+  }
+  return core::ErrorCode::Internal;  // "no error"
+}
+}  // namespace
+
+TEST(Manifest, ParsesImageManifest) {
+  auto p = parse_manifest(oci_manifest(), std::string(kOciManifest));
+  EXPECT_EQ(p.media_type, kOciManifest);
+  EXPECT_FALSE(p.is_index);
+  ASSERT_EQ(p.blobs.size(), 2u);
+  EXPECT_EQ(p.blobs[0].digest, kD1);
+  EXPECT_EQ(p.artifact_type, "application/vnd.oci.image.config.v1+json");
+}
+
+TEST(Manifest, ArtifactTypeSubjectAndForeignLayers) {
+  auto body = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/x-sbom",)"
+              R"("config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":")" + kD1 + R"(","size":2},)"
+              R"("layers":[{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":")" + kD2 +
+              R"(","size":5,"urls":["https://example.com/x"]}],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+              kD2 + R"(","size":7},"annotations":{"a":"b"}})";
+  auto p = parse_manifest(body, "");
+  EXPECT_EQ(p.artifact_type, "application/x-sbom");
+  ASSERT_TRUE(p.subject);
+  EXPECT_EQ(p.subject->digest, kD2);
+  EXPECT_TRUE(p.blobs[1].has_urls);
+  EXPECT_EQ(p.annotations, R"({"a":"b"})");
+}
+
+TEST(Manifest, ParsesIndex) {
+  auto body = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+              kD1 + R"(","size":3,"platform":{"os":"linux","architecture":"amd64"}}]})";
+  auto p = parse_manifest(body, "application/vnd.oci.image.index.v1+json; charset=utf-8");
+  EXPECT_TRUE(p.is_index);
+  ASSERT_EQ(p.children.size(), 1u);
+}
+
+TEST(Manifest, Rejections) {
+  using C = core::ErrorCode;
+  EXPECT_EQ(code_of(oci_manifest(), std::string(kDockerManifest)), C::ManifestInvalid);  // type mismatch
+  EXPECT_EQ(code_of("{not json", ""), C::ManifestInvalid);
+  EXPECT_EQ(code_of("[]", ""), C::ManifestInvalid);
+  EXPECT_EQ(code_of(R"({"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]})", ""), C::ManifestInvalid);
+  EXPECT_EQ(code_of("{}", "application/vnd.docker.distribution.manifest.v1+prettyjws"), C::ManifestInvalid);
+  EXPECT_EQ(code_of(R"({"schemaVersion":2,"mediaType":"application/x-custom"})", ""), C::ManifestInvalid);
+  EXPECT_EQ(code_of(R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]})", ""),
+            C::ManifestInvalid);  // no config
+  auto bad_digest = oci_manifest();
+  bad_digest.replace(bad_digest.find(kD2), kD2.size(), "sha256:xyz");
+  EXPECT_EQ(code_of(bad_digest, ""), C::ManifestInvalid);
+}
+
+TEST(Manifest, Schema1MessageSaysWhatToDo) {
+  try {
+    parse_manifest(R"({"schemaVersion":1})", "");
+    FAIL();
+  } catch (const core::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("schema2"), std::string::npos);
+  }
+}
+
+TEST(Accept, Negotiation) {
+  std::string_view t = kDockerManifest;
+  EXPECT_TRUE(accept_allows({}, t));
+  EXPECT_TRUE(accept_allows({"*/*"}, t));
+  EXPECT_TRUE(accept_allows({std::string_view(kOciManifest), t}, t));  // separate headers
+  std::string joined = std::string(kOciManifest) + ", " + std::string(t) + ";q=0.9";
+  EXPECT_TRUE(accept_allows({joined}, t));
+  EXPECT_FALSE(accept_allows({std::string_view(kOciManifest)}, t));
+  EXPECT_FALSE(accept_allows({std::string_view(kOciIndex), std::string_view(kOciManifest)}, t));
+}
