@@ -31,7 +31,8 @@ enum class ErrorCode {
   TagInvalid,
   PaginationNumberInvalid,
   NotFound,          // a path that is no endpoint of ours
-  RangeInvalid,      // 416 on uploads and blob Range
+  UploadRangeInvalid,   // 416 BLOB_UPLOAD_INVALID: a chunk that does not continue the upload
+  RangeNotSatisfiable,  // 416 SIZE_INVALID: a blob Range past the end
   ManifestTooLarge,  // 413
   Unavailable,       // 503
   Internal,          // 500

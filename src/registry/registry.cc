@@ -120,7 +120,7 @@ Route parse_route(std::string_view path) {
 Digest parse_digest_or_throw(std::string_view s) {
   if (auto d = Digest::parse(s)) return *d;
   if (Digest::grammar_ok(s) && !s.starts_with("sha256:") && !s.starts_with("sha512:"))
-    throw Error(ErrorCode::Unsupported, "digest algorithm is not supported (use sha256 or sha512)", std::string(s));
+    throw Error(ErrorCode::DigestInvalid, "digest algorithm is not supported (use sha256 or sha512)", std::string(s));
   throw Error(ErrorCode::DigestInvalid, "invalid digest", std::string(s));
 }
 
@@ -507,7 +507,7 @@ struct Registry::Impl {
         case http::RangeResult::Unsatisfiable: {
           Response e;
           e.headers.add("Content-Range", "bytes */" + std::to_string(*size));
-          Error err(ErrorCode::RangeInvalid, "requested range not satisfiable", std::string(*rh));
+          Error err(ErrorCode::RangeNotSatisfiable, "requested range not satisfiable", std::string(*rh));
           co_return co_await send_error(ex, err, e);
         }
         case http::RangeResult::Ok:
@@ -625,10 +625,12 @@ struct Registry::Impl {
       if (auto cr = req.headers.get("Content-Range")) {
         uint64_t a, b;
         bool ok = parse_content_range(*cr, a, b);
-        bool len_ok = !req.content_length || *req.content_length == b - a + 1;
-        if (!ok || a != *staged || !len_ok) {
+        if (ok && req.content_length && *req.content_length != b - a + 1)
+          throw Error(ErrorCode::SizeInvalid, "Content-Range " + std::string(*cr) + " does not match Content-Length " +
+                                                  std::to_string(*req.content_length));
+        if (!ok || a != *staged) {
           r = upload_progress(req, name, id, *staged, 416);
-          r.body = Error(ErrorCode::RangeInvalid, "Content-Range " + std::string(*cr) +
+          r.body = Error(ErrorCode::UploadRangeInvalid, "Content-Range " + std::string(*cr) +
                                                       " does not continue the upload at byte " + std::to_string(*staged))
                        .to_json();
           r.headers.add("Content-Type", "application/json");

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Durability: kills wharf with SIGKILL at named points of a push (power-cut
+# equivalent), restarts it, and checks with verify.py that every tag resolves
+# to a manifest whose blobs exist and hash correctly and that no partial blob
+# is visible. Also: upload sessions survive a restart; abandoned sessions
+# expire with their bytes. Needs skopeo and a built wharf.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/common.sh"
+work=$(mktemp -d /tmp/wharf-crash.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+# Two images that share their lower layers: the crash push always has new bytes to write.
+bash "$here/../lib/make-oci-image.sh" "$work/img" v1 >/dev/null
+bash "$here/../lib/make-oci-image.sh" "$work/img2" v1 >/dev/null
+skopeo_push() { skopeo copy -q --retry-times 0 --dest-tls-verify=false "oci:$work/img:v1" "docker://127.0.0.1:$1/$2" 2>>"$work/skopeo.log"; }
+
+for point in blob-written before-blob-rename after-blob-rename before-tag-commit after-tag-commit; do
+  port=$(free_port)
+  data="$work/data-$point"
+  log="$work/wharf-$point.log"
+  start_wharf "$port" "$data" "$log"; PIDS=("$WHARF_PID")
+  skopeo_push "$port" ns/base:v1 || fail "$point: baseline push failed"
+  stop_pid "$WHARF_PID"
+  # The crash run: the process dies at the named point during this push.
+  WHARF_CRASH_AT=$point "$WHARF_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data" >>"$log" 2>&1 &
+  crash_pid=$!; PIDS=("$crash_pid")
+  wait_http "http://127.0.0.1:$port/v2/"
+  if skopeo copy -q --retry-times 0 --dest-tls-verify=false --format v2s2 "oci:$work/img2:v1" \
+       "docker://127.0.0.1:$port/ns/crashed:v1" 2>>"$work/skopeo.log"; then
+    fail "$point: push succeeded although the server was told to die"
+  fi
+  for _ in $(seq 50); do kill -0 "$crash_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$crash_pid" 2>/dev/null && fail "$point: the crash point was never reached"
+  { wait "$crash_pid"; } 2>/dev/null || true
+  start_wharf "$port" "$data" "$log"; PIDS=("$WHARF_PID")
+  python3 "$here/verify.py" "http://127.0.0.1:$port" >"$work/verify.out" || { cat "$work/verify.out"; fail "$point: inconsistent after restart"; }
+  # Each blob of the interrupted push is either absent or whole.
+  for f in "$work"/img2/blobs/sha256/*; do
+    d="sha256:$(basename "$f")"
+    code=$(curl -s -o "$work/got" -w '%{http_code}' "http://127.0.0.1:$port/v2/ns/crashed/blobs/$d")
+    case $code in
+      404) ;;
+      200) [ "sha256:$(sha256sum "$work/got" | cut -d' ' -f1)" = "$d" ] || fail "$point: partial blob $d visible" ;;
+      *) fail "$point: blob $d answered $code" ;;
+    esac
+  done
+  curl -sf -o /dev/null "http://127.0.0.1:$port/v2/ns/base/manifests/v1" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    || fail "$point: the tag pushed before the crash is gone"
+  # A client retrying after the crash succeeds.
+  skopeo copy -q --dest-tls-verify=false --format v2s2 "oci:$work/img2:v1" "docker://127.0.0.1:$port/ns/crashed:v1" \
+    || fail "$point: retry push after restart failed"
+  python3 "$here/verify.py" "http://127.0.0.1:$port" >"$work/verify.out" || { cat "$work/verify.out"; fail "$point: inconsistent after retry"; }
+  echo "PASS crash at $point: $(tail -1 "$work/verify.out")"
+  stop_pid "$WHARF_PID"
+done
+
+# Upload sessions (and their digest state) survive a restart, even a kill -9.
+port=$(free_port); data="$work/data-resume"; log="$work/wharf-resume.log"
+start_wharf "$port" "$data" "$log"; PIDS=("$WHARF_PID")
+head -c 3000000 /dev/urandom >"$work/blob"
+head -c 1000000 "$work/blob" >"$work/part1"; tail -c +1000001 "$work/blob" >"$work/part2"
+digest="sha256:$(sha256sum "$work/blob" | cut -d' ' -f1)"
+loc=$(curl -sf -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/ns/resume/blobs/uploads/" | tr -d '\r' | awk -F': ' 'tolower($1)=="location"{print $2}')
+[ -n "$loc" ] || fail "no Location from upload start"
+curl -sf -X PATCH -H 'Content-Type: application/octet-stream' -H 'Content-Range: 0-999999' --data-binary @"$work/part1" "$loc" -o /dev/null \
+  || fail "first chunk refused"
+kill -9 "$WHARF_PID"; wait "$WHARF_PID" 2>/dev/null || true
+start_wharf "$port" "$data" "$log"; PIDS=("$WHARF_PID")
+range=$(curl -sf -D - -o /dev/null "$loc" | tr -d '\r' | awk -F': ' 'tolower($1)=="range"{print $2}')
+[ "$range" = "0-999999" ] || fail "upload status after restart says Range '$range', expected 0-999999"
+curl -sf -X PATCH -H 'Content-Type: application/octet-stream' -H 'Content-Range: 1000000-2999999' --data-binary @"$work/part2" "$loc" -o /dev/null \
+  || fail "second chunk after restart refused"
+sep='?'; case "$loc" in *\?*) sep='&';; esac
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$loc${sep}digest=$digest")
+[ "$code" = 201 ] || fail "completing the resumed upload gave $code"
+got=$(curl -sf "http://127.0.0.1:$port/v2/ns/resume/blobs/$digest" | sha256sum | cut -d' ' -f1)
+[ "sha256:$got" = "$digest" ] || fail "resumed blob has other content"
+echo "PASS upload session survives kill -9 and restart (digest state recomputed)"
+stop_pid "$WHARF_PID"
+
+# Abandoned sessions expire and their bytes are removed.
+port=$(free_port); data="$work/data-expiry"; log="$work/wharf-expiry.log"
+printf 'uploads:\n  expiry_seconds: 1\n  purge_interval_seconds: 1\n' >"$work/expiry.yaml"
+start_wharf "$port" "$data" "$log" --config "$work/expiry.yaml"; PIDS=("$WHARF_PID")
+loc=$(curl -sf -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/ns/old/blobs/uploads/" | tr -d '\r' | awk -F': ' 'tolower($1)=="location"{print $2}')
+curl -sf -X PATCH --data-binary @"$work/part1" -H 'Content-Type: application/octet-stream' "$loc" -o /dev/null
+[ "$(ls "$data/uploads" | grep -vc '^\.' || true)" -ge 1 ] || fail "staged bytes not where expected"
+sleep 3.5
+code=$(curl -s -o /dev/null -w '%{http_code}' "$loc")
+[ "$code" = 404 ] || fail "expired upload session still answers $code"
+left=$(ls "$data/uploads" | grep -vc '^\.' || true)
+[ "$left" = 0 ] || fail "expired upload left $left staged files"
+echo "PASS abandoned upload sessions expire with their bytes"
