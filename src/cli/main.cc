@@ -32,10 +32,20 @@ void raise_open_file_limit() {
   }
 }
 
+// Process messages (not request lines) in the configured format.
+bool g_json_logs = false;
+void say(spdlog::level::level_enum lvl, const std::string& msg) {
+  if (g_json_logs)
+    spdlog::log(lvl, "{}", nlohmann::json{{"level", spdlog::level::to_string_view(lvl).data()}, {"msg", msg}}.dump());
+  else
+    spdlog::log(lvl, "{}", msg);
+}
+
 void log_request(const core::Config& cfg, const http::Exchange& ex, double secs) {
   const auto& rq = ex.request();
   if (cfg.log_format == "json") {
-    nlohmann::json j = {{"remote", rq.remote_addr}, {"method", rq.method}, {"target", rq.target},
+    nlohmann::json j = {{"time", std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()},
+                        {"remote", rq.remote_addr}, {"method", rq.method}, {"target", rq.target},
                         {"route", ex.route},        {"status", ex.status}, {"bytes_in", ex.bytes_in},
                         {"bytes_out", ex.bytes_out}, {"duration_ms", secs * 1000.0}};
     spdlog::info("{}", j.dump());
@@ -112,17 +122,18 @@ int serve(core::Config cfg) {
   http::Server server(so, handler);
   server.bind();
   server.every(std::chrono::seconds(std::max(1, cfg.upload_purge_interval_seconds)), [&reg] {
-    if (size_t n = reg.purge_expired_uploads()) spdlog::info("removed {} expired upload sessions", n);
+    if (size_t n = reg.purge_expired_uploads()) say(spdlog::level::info, fmt::format("removed {} expired upload sessions", n));
   });
   std::string scheme = cfg.tls_cert.empty() ? "http" : "https";
-  spdlog::info("wharf listening on {}://{} (data in {}, {} threads)", scheme, cfg.listen,
-               std::filesystem::absolute(cfg.data_dir).string(), so.threads);
-  spdlog::warn("NO AUTHENTICATION: this registry is open — anyone who can reach {} can push, pull and delete",
-               cfg.listen);
+  say(spdlog::level::info, fmt::format("wharf listening on {}://{} (data in {}, {} threads)", scheme, cfg.listen,
+                                       std::filesystem::absolute(cfg.data_dir).string(), so.threads));
+  say(spdlog::level::warn,
+      fmt::format("NO AUTHENTICATION: this registry is open — anyone who can reach {} can push, pull and delete",
+                  cfg.listen));
   std::cout << "wharf is ready: " << scheme << "://" << cfg.listen << "/v2/  (open registry, no login needed)"
             << std::endl;
   server.run();
-  spdlog::info("wharf stopped");
+  say(spdlog::level::info, "wharf stopped");
   return 0;
 }
 
@@ -148,10 +159,13 @@ int main(int argc, char** argv) {
     if (!listen.empty()) cfg.listen = listen;
     if (!data_dir.empty()) cfg.data_dir = data_dir;
     if (!log_format.empty()) cfg.log_format = log_format;
-    if (cfg.log_format == "json") spdlog::set_pattern("%v");
+    if (cfg.log_format == "json") {
+      spdlog::set_pattern("%v");
+      g_json_logs = true;
+    }
     if (*serve_cmd) return serve(cfg);
   } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
+    say(spdlog::level::err, e.what());
     return 1;
   }
   return 0;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Server-level behaviour a user notices: optional TLS from the config (and a
+# clear 400 for plain HTTP on the TLS port), TLS ClientHello on the plain port
+# answered with HTTP/1.0 400 so clients fall back, JSON request logs, flags
+# overriding the config file, and SIGTERM draining a request in flight.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/common.sh"
+work=$(mktemp -d /tmp/wharf-server.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+# --- TLS from the config file
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+port=$(free_port)
+cat >"$work/tls.yaml" <<EOC
+listen: 127.0.0.1:1
+tls: {cert: $work/cert.pem, key: $work/key.pem}
+EOC
+"$WHARF_BIN" serve --config "$work/tls.yaml" --listen "127.0.0.1:$port" --data-dir "$work/tls-data" >"$work/tls.log" 2>&1 &
+PIDS=($!)
+for _ in $(seq 50); do curl -s -o /dev/null --cacert "$work/cert.pem" "https://127.0.0.1:$port/v2/" && break; sleep 0.1; done
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/cert.pem" "https://127.0.0.1:$port/v2/")
+[ "$code" = 200 ] || fail "TLS GET /v2/ gave $code"
+echo "PASS TLS from config (and --listen overrides the file's listen)"
+plain=$(curl -s "http://127.0.0.1:$port/v2/" || true)
+[[ $plain == *"HTTPS"* ]] || fail "plain HTTP on the TLS port did not get a clear 400: '$plain'"
+echo "PASS plain HTTP on the TLS port gets a 400 that says why"
+bash "$here/../lib/make-oci-image.sh" "$work/img" v1 >/dev/null
+mkdir -p "$work/certs.d" && cp "$work/cert.pem" "$work/certs.d/ca.crt"
+skopeo copy -q --dest-cert-dir "$work/certs.d" "oci:$work/img:v1" "docker://127.0.0.1:$port/tls/img:v1" \
+  || fail "skopeo push over TLS failed"
+echo "PASS skopeo pushes over TLS with verification"
+stop_pid "${PIDS[0]}"
+
+# --- TLS ClientHello on the plain port, JSON logs
+port=$(free_port)
+start_wharf "$port" "$work/plain-data" "$work/plain.log" --log-format json
+PIDS=("$WHARF_PID")
+answer=$(python3 - "$port" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(bytes.fromhex("16030100a1010000"))  # the start of a ClientHello
+print(s.recv(100).decode(errors="replace").split("\r\n")[0])
+PY
+)
+[ "$answer" = "HTTP/1.0 400 Bad Request" ] || fail "ClientHello on the plain port got '$answer'"
+echo "PASS TLS ClientHello on the plain port answered with HTTP/1.0 400"
+curl -sf -o /dev/null "http://127.0.0.1:$port/v2/_catalog"
+python3 - "$work/plain.log" <<'PY' || fail "request log lines are not JSON with status, bytes and duration"
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.startswith("{")]
+reqs = [json.loads(l) for l in lines if '"status"' in l]
+assert any(r["target"] == "/v2/_catalog" and r["status"] == 200 and "duration_ms" in r and "bytes_out" in r for r in reqs), reqs
+for l in open(sys.argv[1]):
+    if l.strip() and not l.startswith("wharf is ready"):
+        json.loads(l)  # every log line is JSON
+PY
+echo "PASS --log-format json: one JSON object per line, requests with status, bytes, duration"
+
+# --- SIGTERM drains a request in flight
+head -c 20000000 /dev/urandom >"$work/big"
+digest="sha256:$(sha256sum "$work/big" | cut -d' ' -f1)"
+curl -s -o "$work/push.out" -w '%{http_code}' --limit-rate 5M -X POST -H 'Content-Type: application/octet-stream' \
+  --data-binary @"$work/big" "http://127.0.0.1:$port/v2/drain/blobs/uploads/?digest=$digest" >"$work/push.code" &
+curl_pid=$!
+sleep 1
+kill -TERM "$WHARF_PID"
+wait "$curl_pid" || true
+[ "$(cat "$work/push.code")" = 201 ] || fail "push in flight during SIGTERM got $(cat "$work/push.code")"
+for _ in $(seq 50); do kill -0 "$WHARF_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$WHARF_PID" 2>/dev/null && fail "wharf still running after SIGTERM and an idle moment"
+start_wharf "$port" "$work/plain-data" "$work/plain.log"
+PIDS=("$WHARF_PID")
+got=$(curl -sf "http://127.0.0.1:$port/v2/drain/blobs/$digest" | sha256sum | cut -d' ' -f1)
+[ "sha256:$got" = "$digest" ] || fail "blob pushed during drain is not intact"
+echo "PASS SIGTERM lets a request in flight finish, then exits"
