@@ -12,7 +12,7 @@ bash scripts/build.sh || exit 1
 . tests/lib/common.sh
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(unit api api-distribution durability server)
+[ ${#stages[@]} -gt 0 ] || stages=(unit api api-distribution durability server e2e)
 work=$(mktemp -d /tmp/wharf-test.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; }
