@@ -28,6 +28,8 @@ Row row(ErrorCode c) {
     case ErrorCode::TagInvalid: return {"TAG_INVALID", 400};
     case ErrorCode::PaginationNumberInvalid: return {"PAGINATION_NUMBER_INVALID", 400};
     case ErrorCode::NotFound: return {"NOT_FOUND", 404};
+    case ErrorCode::LayerInvalid: return {"LAYER_INVALID", 422};
+    case ErrorCode::LimitExceeded: return {"LIMIT_EXCEEDED", 422};
     case ErrorCode::UploadRangeInvalid: return {"BLOB_UPLOAD_INVALID", 416};
     case ErrorCode::RangeNotSatisfiable: return {"SIZE_INVALID", 416};
     case ErrorCode::ManifestTooLarge: return {"SIZE_INVALID", 413};

@@ -31,6 +31,8 @@ enum class ErrorCode {
   TagInvalid,
   PaginationNumberInvalid,
   NotFound,          // a path that is no endpoint of ours
+  LayerInvalid,      // 422: an image whose layers cannot be squashed (corrupt, not tar, escapes the root)
+  LimitExceeded,     // 422: an image over a configured squash limit
   UploadRangeInvalid,   // 416 BLOB_UPLOAD_INVALID: a chunk that does not continue the upload
   RangeNotSatisfiable,  // 416 SIZE_INVALID: a blob Range past the end
   ManifestTooLarge,  // 413

@@ -141,35 +141,18 @@ class Conn final : public Exchange, public Tracked {
     std::string head = header_block(r, length, false);
     co_await write_raw(head, {});
     if (req_.is_head()) co_return;
-    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-      auto& sock = raw_socket(stream_);
-      sock.native_non_blocking(true);
-      off_t off = static_cast<off_t>(offset);
-      uint64_t left = length;
-      while (left) {
-        ssize_t n = ::sendfile(sock.native_handle(), fd, &off, std::min<uint64_t>(left, 1u << 30));
-        if (n > 0) {
-          left -= static_cast<uint64_t>(n);
-          bytes_out += static_cast<uint64_t>(n);
-        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-          co_await sock.async_wait(tcp::socket::wait_write, asio::use_awaitable);
-        } else if (n == 0) {
-          throw std::runtime_error("file ended early");
-        } else {
-          throw std::system_error(errno, std::generic_category(), "sendfile");
-        }
-      }
+    co_await file_body(fd, offset, length);
+  }
+
+  asio::awaitable<void> write_file(int fd, uint64_t offset, uint64_t length) override {
+    if (!streaming_ || !length) co_return;
+    if (chunked_out_) {
+      std::string pre = hex(length) + "\r\n";
+      co_await asio::async_write(stream_, asio::buffer(pre), asio::use_awaitable);
+      co_await file_body(fd, offset, length);
+      co_await asio::async_write(stream_, asio::buffer("\r\n", 2), asio::use_awaitable);
     } else {
-      std::vector<char> buf(256 * 1024);
-      uint64_t off = offset, left = length;
-      while (left) {
-        ssize_t n = ::pread(fd, buf.data(), std::min<uint64_t>(left, buf.size()), static_cast<off_t>(off));
-        if (n <= 0) throw std::runtime_error("file ended early");
-        co_await asio::async_write(stream_, asio::buffer(buf.data(), static_cast<size_t>(n)), asio::use_awaitable);
-        off += n;
-        left -= n;
-        bytes_out += n;
-      }
+      co_await file_body(fd, offset, length);
     }
   }
 
@@ -314,6 +297,40 @@ class Conn final : public Exchange, public Tracked {
     if (!keep_alive_) h += "Connection: close\r\n";
     h += "\r\n";
     return h;
+  }
+
+  // Sends file bytes as they are: sendfile on plain TCP, pread + write on TLS.
+  asio::awaitable<void> file_body(int fd, uint64_t offset, uint64_t length) {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      auto& sock = raw_socket(stream_);
+      sock.native_non_blocking(true);
+      off_t off = static_cast<off_t>(offset);
+      uint64_t left = length;
+      while (left) {
+        ssize_t n = ::sendfile(sock.native_handle(), fd, &off, std::min<uint64_t>(left, 1u << 30));
+        if (n > 0) {
+          left -= static_cast<uint64_t>(n);
+          bytes_out += static_cast<uint64_t>(n);
+        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+          co_await sock.async_wait(tcp::socket::wait_write, asio::use_awaitable);
+        } else if (n == 0) {
+          throw std::runtime_error("file ended early");
+        } else {
+          throw std::system_error(errno, std::generic_category(), "sendfile");
+        }
+      }
+    } else {
+      std::vector<char> buf(256 * 1024);
+      uint64_t off = offset, left = length;
+      while (left) {
+        ssize_t n = ::pread(fd, buf.data(), std::min<uint64_t>(left, buf.size()), static_cast<off_t>(off));
+        if (n <= 0) throw std::runtime_error("file ended early");
+        co_await asio::async_write(stream_, asio::buffer(buf.data(), static_cast<size_t>(n)), asio::use_awaitable);
+        off += n;
+        left -= n;
+        bytes_out += n;
+      }
+    }
   }
 
   asio::awaitable<void> write_raw(const std::string& head, std::string_view body) {

@@ -47,6 +47,9 @@ class Exchange {
   // without finishing, so the client sees a truncated body.
   virtual asio::awaitable<void> begin(Response& head) = 0;
   virtual asio::awaitable<void> write(std::span<const char> data) = 0;
+  // Like write() with `length` bytes of file `fd` from `offset` (sendfile on
+  // plain TCP when the stream has a Content-Length).
+  virtual asio::awaitable<void> write_file(int fd, uint64_t offset, uint64_t length) = 0;
   virtual asio::awaitable<void> end() = 0;
 
   // True once a response has started.

@@ -98,6 +98,11 @@ class CachedStore : public MetadataStore {
   void touch_upload(std::string_view id, int64_t now) override { in_->touch_upload(id, now); }
   void delete_upload(std::string_view id) override { in_->delete_upload(id); }
   std::vector<UploadRecord> uploads_idle_since(int64_t b) override { return in_->uploads_idle_since(b); }
+  std::optional<SquashRecord> get_squash(std::string_view k) override { return in_->get_squash(k); }
+  void put_squash(const SquashRecord& r) override { in_->put_squash(r); }
+  void touch_squash(std::string_view k, int64_t t) override { in_->touch_squash(k, t); }
+  bool delete_squash(std::string_view k) override { return in_->delete_squash(k); }
+  std::vector<SquashRecord> squash_records() override { return in_->squash_records(); }
   void probe() override { in_->probe(); }
 
  private:

@@ -37,6 +37,18 @@ struct UploadRecord {
   int64_t updated = 0;
 };
 
+// A committed squash cache entry (see squash/service.h).
+struct SquashRecord {
+  std::string key;              // "v<format>:<image manifest digest>"
+  std::string manifest_digest;  // the image manifest that was squashed
+  std::string layer_digest;     // sha256 of the squashed layer.tar (its diff_id); a blob in the BlobStore
+  uint64_t layer_size = 0;
+  std::string layer_dir;        // directory of layer.tar in the archive
+  std::string config;           // the squashed image's config JSON
+  int64_t created = 0;
+  int64_t last_used = 0;
+};
+
 class MetadataStore {
  public:
   virtual ~MetadataStore() = default;
@@ -75,6 +87,14 @@ class MetadataStore {
   virtual void delete_upload(std::string_view id) = 0;
   // Sessions not touched since `before` (unix seconds).
   virtual std::vector<UploadRecord> uploads_idle_since(int64_t before) = 0;
+
+  // Squash cache records.
+  virtual std::optional<SquashRecord> get_squash(std::string_view key) = 0;
+  virtual void put_squash(const SquashRecord& r) = 0;
+  virtual void touch_squash(std::string_view key, int64_t now) = 0;
+  virtual bool delete_squash(std::string_view key) = 0;
+  // Every record, least recently used first (for eviction and listing); `config` is left empty.
+  virtual std::vector<SquashRecord> squash_records() = 0;
 
   // Cheap round trip for /health/endtoend. Throws on failure.
   virtual void probe() = 0;

@@ -34,6 +34,13 @@ CREATE TABLE tags(repo_id INTEGER NOT NULL, name TEXT NOT NULL, digest TEXT NOT 
 CREATE INDEX tags_digest ON tags(repo_id, digest);
 CREATE TABLE uploads(id TEXT PRIMARY KEY, repo TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);
 )SQL",
+    // version 2: squash cache
+    R"SQL(
+CREATE TABLE squash_cache(key TEXT PRIMARY KEY, manifest_digest TEXT NOT NULL, layer_digest TEXT NOT NULL,
+                          layer_size INTEGER NOT NULL, layer_dir TEXT NOT NULL, config BLOB NOT NULL,
+                          created INTEGER NOT NULL, last_used INTEGER NOT NULL);
+CREATE INDEX squash_cache_manifest ON squash_cache(manifest_digest);
+)SQL",
 };
 
 int64_t now_s() {
@@ -395,6 +402,53 @@ class SqliteStore : public MetadataStore {
       auto s = c.prepare("SELECT id, repo, created, updated FROM uploads WHERE updated < ?");
       s.bind(before);
       while (s.step()) out.push_back({s.text(0), s.text(1), s.i64(2), s.i64(3)});
+      return out;
+    });
+  }
+  std::optional<SquashRecord> get_squash(std::string_view key) override {
+    return with([&](Conn& c) -> std::optional<SquashRecord> {
+      auto s = c.prepare(
+          "SELECT manifest_digest, layer_digest, layer_size, layer_dir, config, created, last_used FROM squash_cache "
+          "WHERE key = ?");
+      s.bind(key);
+      if (!s.step()) return std::nullopt;
+      return SquashRecord{std::string(key), s.text(0), s.text(1), static_cast<uint64_t>(s.i64(2)),
+                          s.text(3),        s.text(4), s.i64(5),  s.i64(6)};
+    });
+  }
+  void put_squash(const SquashRecord& r) override {
+    write([&](Conn& c) {
+      c.prepare("INSERT OR REPLACE INTO squash_cache(key, manifest_digest, layer_digest, layer_size, layer_dir, "
+                "config, created, last_used) VALUES(?,?,?,?,?,?,?,?)")
+          .bind(r.key)
+          .bind(r.manifest_digest)
+          .bind(r.layer_digest)
+          .bind(static_cast<int64_t>(r.layer_size))
+          .bind(r.layer_dir)
+          .bind_blob(r.config)
+          .bind(r.created)
+          .bind(r.last_used)
+          .run();
+    });
+  }
+  void touch_squash(std::string_view key, int64_t now) override {
+    write([&](Conn& c) { c.prepare("UPDATE squash_cache SET last_used = ? WHERE key = ?").bind(now).bind(key).run(); });
+  }
+  bool delete_squash(std::string_view key) override {
+    return write([&](Conn& c) {
+      c.prepare("DELETE FROM squash_cache WHERE key = ?").bind(key).run();
+      return changes(c) > 0;
+    });
+  }
+  std::vector<SquashRecord> squash_records() override {
+    return with([&](Conn& c) {
+      std::vector<SquashRecord> out;
+      auto s = c.prepare(
+          "SELECT key, manifest_digest, layer_digest, layer_size, layer_dir, created, last_used FROM squash_cache "
+          "ORDER BY last_used, key");
+      while (s.step())
+        out.push_back({s.text(0), s.text(1), s.text(2), static_cast<uint64_t>(s.i64(3)), s.text(4), "", s.i64(5),
+                       s.i64(6)});
       return out;
     });
   }

@@ -1,0 +1,198 @@
+#include "squash/plan.h"
+
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+
+namespace wharf::squash {
+
+namespace {
+
+constexpr uint32_t kSynthetic = UINT32_MAX;
+
+struct Node {
+  uint32_t layer = kSynthetic;  // metadata source (kSynthetic: implicit parent dir)
+  uint32_t index = 0;
+  bool dir = false;
+  uint64_t inode = 0;  // non-dirs: (layer << 32 | index) of the entry defining the content
+};
+
+using Tree = std::map<std::string, Node>;
+
+uint64_t inode_of(uint32_t layer, uint32_t index) { return (uint64_t{layer} << 32) | index; }
+
+// Removes `path`'s children (not the path itself).
+void erase_children(Tree& t, const std::string& path) {
+  if (path.empty()) {  // root: everything but the root entry
+    auto root = t.find("");
+    Node keep;
+    bool had = root != t.end();
+    if (had) keep = root->second;
+    t.clear();
+    if (had) t.emplace("", keep);
+    return;
+  }
+  // Children of "a" sort in ["a/", "a0"): '0' follows '/'.
+  t.erase(t.lower_bound(path + '/'), t.lower_bound(path + '0'));
+}
+
+void erase_subtree(Tree& t, const std::string& path) {
+  erase_children(t, path);
+  if (!path.empty()) t.erase(path);
+}
+
+std::string_view basename(std::string_view p) {
+  auto s = p.rfind('/');
+  return s == std::string_view::npos ? p : p.substr(s + 1);
+}
+std::string dirname(const std::string& p) {
+  auto s = p.rfind('/');
+  return s == std::string::npos ? std::string() : p.substr(0, s);
+}
+
+void ensure_parents(Tree& t, const std::string& path) {
+  std::string parent = dirname(path);
+  if (parent.empty()) return;
+  auto it = t.find(parent);
+  if (it != t.end() && it->second.dir) return;
+  ensure_parents(t, parent);
+  if (it != t.end()) erase_subtree(t, parent);  // a non-directory in the way is replaced
+  Node d;
+  d.dir = true;
+  t[parent] = d;
+}
+
+}  // namespace
+
+TarEntry out_entry(const std::vector<LayerIndex>& layers, const OutEntry& o) {
+  TarEntry e;
+  if (o.synthetic_dir) {
+    e.type = EntryType::Dir;
+    e.mode = 0755;
+  } else {
+    e = layers[o.layer].entries[o.index];
+  }
+  e.path = o.path;
+  if (o.hardlink) {
+    e.type = EntryType::HardLink;
+    e.link = o.link_to;
+    e.size = 0;
+  }
+  return e;
+}
+
+Plan plan_merge(const std::vector<LayerIndex>& layers) {
+  Tree tree;
+  for (uint32_t l = 0; l < layers.size(); ++l) {
+    const auto& entries = layers[l].entries;
+    // 1. Whiteouts of this layer apply to the tree below it.
+    for (const auto& e : entries) {
+      auto base = basename(e.path);
+      if (!base.starts_with(".wh.")) continue;
+      std::string parent = dirname(e.path);
+      if (base == ".wh..wh..opq") {
+        erase_children(tree, parent);
+      } else if (base.starts_with(".wh..wh.")) {
+        // other AUFS metadata: dropped
+      } else {
+        std::string victim = parent.empty() ? std::string(base.substr(4)) : parent + "/" + std::string(base.substr(4));
+        erase_subtree(tree, victim);
+      }
+    }
+    // 2. The other entries, in order; the last writer of a path wins.
+    for (uint32_t i = 0; i < entries.size(); ++i) {
+      const auto& e = entries[i];
+      if (basename(e.path).starts_with(".wh.")) continue;
+      Node n;
+      n.layer = l;
+      n.index = i;
+      if (e.type == EntryType::Dir) {
+        n.dir = true;
+        auto it = tree.find(e.path);
+        if (it != tree.end() && it->second.dir) {
+          it->second = n;  // keeps the children, takes the new metadata
+          continue;
+        }
+        if (it != tree.end()) tree.erase(it);
+        ensure_parents(tree, e.path);
+        tree[e.path] = n;
+        continue;
+      }
+      if (e.path.empty()) throw LayerError("layer has a non-directory entry for the root");
+      if (e.type == EntryType::HardLink) {
+        auto t = tree.find(e.link);
+        if (t == tree.end() || t->second.dir)
+          throw LayerError("hardlink \"" + e.path + "\" points at \"" + e.link + "\", which is not a file at that point");
+        n.inode = t->second.inode;
+        // Metadata of a hardlink is its target's (they share the inode).
+        n.layer = static_cast<uint32_t>(n.inode >> 32);
+        n.index = static_cast<uint32_t>(n.inode & 0xffffffff);
+      } else {
+        n.inode = inode_of(l, i);
+      }
+      erase_subtree(tree, e.path);
+      ensure_parents(tree, e.path);
+      tree[e.path] = n;
+    }
+  }
+
+  // Group non-directories by inode; the first path in byte order holds the content.
+  Plan plan;
+  plan.data.resize(layers.size());
+  std::unordered_map<uint64_t, std::vector<const std::string*>> paths_of;
+  std::vector<uint64_t> inode_order;  // by first path
+  for (const auto& [path, n] : tree) {
+    if (n.dir) {
+      OutEntry o;
+      o.path = path;
+      if (n.layer == kSynthetic) {
+        o.synthetic_dir = true;
+      } else {
+        o.layer = n.layer;
+        o.index = n.index;
+      }
+      plan.headers_only.push_back(std::move(o));
+      continue;
+    }
+    auto& v = paths_of[n.inode];
+    if (v.empty()) inode_order.push_back(n.inode);
+    v.push_back(&path);
+  }
+  std::vector<uint64_t> data_inodes;
+  for (uint64_t ino : inode_order) {
+    uint32_t l = static_cast<uint32_t>(ino >> 32), i = static_cast<uint32_t>(ino & 0xffffffff);
+    const auto& def = layers[l].entries[i];
+    if (def.type == EntryType::File && def.size > 0) {
+      data_inodes.push_back(ino);
+      continue;
+    }
+    const auto& ps = paths_of[ino];
+    for (size_t k = 0; k < ps.size(); ++k) {
+      OutEntry o{l, i, *ps[k], k > 0, k > 0 ? *ps[0] : std::string(), false};
+      plan.headers_only.push_back(std::move(o));
+    }
+  }
+  std::sort(data_inodes.begin(), data_inodes.end());  // (layer, index): stream order
+  for (uint64_t ino : data_inodes) {
+    uint32_t l = static_cast<uint32_t>(ino >> 32), i = static_cast<uint32_t>(ino & 0xffffffff);
+    const auto& ps = paths_of[ino];
+    for (size_t k = 0; k < ps.size(); ++k) plan.data[l].push_back(OutEntry{l, i, *ps[k], k > 0, k > 0 ? *ps[0] : std::string(), false});
+  }
+
+  // Exact size: every header as it will be written, data, padding, end blocks.
+  std::string scratch;
+  auto account = [&](const OutEntry& o) {
+    scratch.clear();
+    TarEntry e = out_entry(layers, o);
+    plan.tar_size += write_header(e, scratch);
+    if (e.type == EntryType::File) plan.tar_size += e.size + tar_padding(e.size);
+    ++plan.entry_count;
+  };
+  for (const auto& o : plan.headers_only) account(o);
+  for (const auto& per : plan.data)
+    for (const auto& o : per) account(o);
+  plan.tar_size += 1024;
+  return plan;
+}
+
+}  // namespace wharf::squash

@@ -1,0 +1,60 @@
+// squash/plan.h — the merge planner: from the per-layer indexes (every tar
+// entry of every layer, in order) to the exact list of entries of the
+// squashed layer, so its size is known before the first byte is written.
+//
+// Semantics are those of applying the layers in order (umoci raw unpack, the
+// OCI image spec's layer rules): for each layer, its whiteouts apply to the
+// tree below it first ("a whiteout applies only to lower layers, wherever it
+// stands in its own layer"), then its other entries in order (the last writer
+// of a path wins). `.wh.NAME` deletes NAME and its subtree, `.wh..wh..opq`
+// hides every lower child of its directory, other `.wh..wh.*` names are
+// dropped. A directory over a directory keeps the children and takes the new
+// metadata; a non-directory over a directory hides the subtree. Hardlinks
+// share their target's content ("inode"), so a link keeps its content when
+// the target path is later deleted or replaced.
+//
+// Output order: first every directory (parents before children, byte order),
+// then other header-only entries (symlinks, devices, fifos, empty files and
+// their hardlinks), then the regular files with data in the order their data
+// appears in the layers (bottom-up), each followed by its hardlinks. That
+// lets the writer decode each layer once, front to back.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "squash/tar.h"
+
+namespace wharf::squash {
+
+struct LayerIndex {
+  std::vector<TarEntry> entries;
+};
+
+// One entry of the output. `src` points into the indexes given to plan();
+// for hardlinks `link_to` is the output path holding the content.
+struct OutEntry {
+  uint32_t layer = 0;      // layer of the entry whose content/metadata is used
+  uint32_t index = 0;      // its position in that layer's index
+  std::string path;        // output path (cleaned)
+  bool hardlink = false;   // emit as a hardlink to link_to
+  std::string link_to;
+  bool synthetic_dir = false;  // a parent no layer created: 0755 root, mtime 0
+};
+
+struct Plan {
+  std::vector<OutEntry> headers_only;  // emitted before any data
+  // Per layer: data-carrying files in stream order (each followed by its hardlinks).
+  std::vector<std::vector<OutEntry>> data;
+  uint64_t tar_size = 0;  // exact size of the squashed layer.tar incl. the end blocks
+  uint64_t entry_count = 0;
+};
+
+// Throws LayerError when a hardlink points at nothing.
+Plan plan_merge(const std::vector<LayerIndex>& layers);
+
+// The entry as it is written for `o` (path, link and type rewritten).
+TarEntry out_entry(const std::vector<LayerIndex>& layers, const OutEntry& o);
+
+}  // namespace wharf::squash

@@ -1,0 +1,421 @@
+#include "squash/service.h"
+
+#include <openssl/rand.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "core/digest.h"
+#include "core/error.h"
+#include "core/metrics.h"
+#include "core/reference.h"
+#include "image/manifest.h"
+#include "image/platform.h"
+#include "squash/build.h"
+#include "squash/docker_archive.h"
+
+namespace wharf::squash {
+
+using core::Error;
+using core::ErrorCode;
+using nlohmann::json;
+
+namespace {
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Verifies a blob's digest as it is read to the end.
+class VerifyingReader : public storage::BlobReader {
+ public:
+  VerifyingReader(std::unique_ptr<storage::BlobReader> in, core::Digest want)
+      : in_(std::move(in)), want_(std::move(want)), h_(want_.algorithm()) {}
+  uint64_t remaining() const override { return in_->remaining(); }
+  size_t read(char* buf, size_t n) override {
+    size_t k = in_->read(buf, n);
+    h_.update(buf, k);
+    if (k == 0 && !checked_) {
+      checked_ = true;
+      if (h_.finish() != want_) throw LayerError("layer blob " + want_.str() + " does not match its digest");
+    }
+    return k;
+  }
+
+ private:
+  std::unique_ptr<storage::BlobReader> in_;
+  core::Digest want_;
+  core::Hasher h_;
+  bool checked_ = false;
+};
+
+bool tar_media_type(const std::string& t) {
+  return t.find(".tar") != std::string::npos || t.find("rootfs.diff.tar") != std::string::npos ||
+         t == "application/vnd.oci.image.layer.v1.tar";
+}
+
+std::string random_id() {
+  unsigned char b[12];
+  RAND_bytes(b, sizeof b);
+  static const char* kHex = "0123456789abcdef";
+  std::string s = "squash-";
+  for (unsigned char c : b) {
+    s += kHex[c >> 4];
+    s += kHex[c & 15];
+  }
+  return s;
+}
+
+// Translates engine failures into the registry's error table.
+[[noreturn]] void rethrow_as_error(std::exception_ptr p) {
+  try {
+    std::rethrow_exception(p);
+  } catch (const Error&) {
+    throw;
+  } catch (const LimitError& e) {
+    throw Error(ErrorCode::LimitExceeded, e.what());
+  } catch (const LayerError& e) {
+    throw Error(ErrorCode::LayerInvalid, e.what());
+  }
+}
+
+}  // namespace
+
+// ---- Job --------------------------------------------------------------------
+
+Job::State Job::state() const {
+  std::lock_guard lk(mu_);
+  return state_;
+}
+uint64_t Job::layer_size() const {
+  std::lock_guard lk(mu_);
+  return layer_size_;
+}
+uint64_t Job::available() const { return available_.load(); }
+std::string Job::config() const {
+  std::lock_guard lk(mu_);
+  return config_;
+}
+std::exception_ptr Job::failure() const {
+  std::lock_guard lk(mu_);
+  return failure_;
+}
+
+std::unique_ptr<storage::BlobReader> Job::open_at(uint64_t offset) {
+  std::lock_guard lk(mu_);  // the build commits under this lock: we open the right file
+  if (state_ == State::Done) return blobs_->open(*core::Digest::parse(layer_digest_), offset);
+  if (state_ == State::Writing) return blobs_->read_upload(staging_id_, offset);
+  throw std::runtime_error("squash build failed");
+}
+
+int Job::subscribe(std::function<void()> cb) {
+  std::lock_guard lk(mu_);
+  subs_[++next_sub_] = std::move(cb);
+  return next_sub_;
+}
+void Job::unsubscribe(int id) {
+  std::lock_guard lk(mu_);
+  subs_.erase(id);
+}
+void Job::notify() {
+  std::lock_guard lk(mu_);
+  for (auto& [_, cb] : subs_) cb();
+}
+
+// ---- Service ----------------------------------------------------------------
+
+Service::Service(ServiceOptions opts, storage::BlobStore& blobs, meta::MetadataStore& meta)
+    : opts_(std::move(opts)), blobs_(blobs), meta_(meta) {
+  for (unsigned i = 0; i < std::max(1u, opts_.workers); ++i) threads_.emplace_back([this] { worker(); });
+}
+
+Service::~Service() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+Image Service::resolve(const std::string& repo, const std::string& ref, const std::string& platform) {
+  std::string digest;
+  if (ref.find(':') != std::string::npos) {
+    auto d = core::Digest::parse(ref);
+    if (!d) throw Error(ErrorCode::DigestInvalid, "invalid digest", ref);
+    digest = d->str();
+  } else {
+    if (!core::valid_tag(ref)) throw Error(ErrorCode::TagInvalid, "invalid tag", ref);
+    auto t = meta_.resolve_tag(repo, ref);
+    if (!t) throw Error(ErrorCode::ManifestUnknown, "no such tag in " + repo, ref);
+    digest = *t;
+  }
+  auto m = meta_.get_manifest(repo, digest);
+  if (!m) throw Error(ErrorCode::ManifestUnknown, "manifest unknown", ref);
+  if (m->media_type == image::kOciIndex || m->media_type == image::kDockerList) {
+    auto want = image::parse_platform(platform.empty() ? opts_.default_platform : platform);
+    if (!want) throw Error(ErrorCode::NotFound, "platform must be os/arch[/variant], e.g. linux/arm64/v8", platform);
+    auto choice = image::choose_platform(m->body, *want);
+    if (!choice.digest) {
+      std::string have;
+      for (auto& p : choice.available) have += (have.empty() ? "" : ", ") + p;
+      throw Error(ErrorCode::ManifestUnknown,
+                  "the image has no " + want->str() + " variant; it has: " + (have.empty() ? "none" : have),
+                  want->str());
+    }
+    digest = *choice.digest;
+    m = meta_.get_manifest(repo, digest);
+    if (!m) throw Error(ErrorCode::ManifestUnknown, "the index names a manifest this repository lacks", digest);
+  }
+  if (m->media_type != image::kOciManifest && m->media_type != image::kDockerManifest)
+    throw Error(ErrorCode::LayerInvalid, "only image manifests and indexes can be squashed, not " + m->media_type);
+  json j = json::parse(m->body);
+  Image img;
+  img.repo = repo;
+  img.manifest_digest = digest;
+  std::string config_type = j["config"].value("mediaType", "");
+  if (config_type != "application/vnd.oci.image.config.v1+json" &&
+      config_type != "application/vnd.docker.container.image.v1+json")
+    throw Error(ErrorCode::LayerInvalid,
+                "this is an artifact (config " + config_type + "), not a runnable image: nothing to squash");
+  if (!j.contains("layers") || j["layers"].empty())
+    throw Error(ErrorCode::LayerInvalid, "the image has no layers: nothing to squash");
+  for (const auto& l : j["layers"]) {
+    std::string t = l.value("mediaType", "");
+    if (!tar_media_type(t))
+      throw Error(ErrorCode::LayerInvalid, "layer media type " + t + " is not a tar layer: not a runnable image");
+    std::string ld = l.value("digest", "");
+    if (!meta_.linked_blob_size(repo, ld))
+      throw Error(ErrorCode::LayerInvalid,
+                  "layer " + ld + " is not in this registry" +
+                      (l.contains("urls") ? " (foreign layers are never fetched from their urls)" : ""));
+    img.layer_digests.push_back(ld);
+  }
+  auto cd = core::Digest::parse(j["config"].value("digest", ""));
+  auto cr = cd ? blobs_.open(*cd) : nullptr;
+  if (!cr || !meta_.linked_blob_size(repo, cd->str()))
+    throw Error(ErrorCode::LayerInvalid, "the image config blob is missing");
+  std::string cfg;
+  char buf[65536];
+  while (size_t n = cr->read(buf, sizeof buf)) {
+    cfg.append(buf, n);
+    if (cfg.size() > 8 << 20) throw Error(ErrorCode::LimitExceeded, "image config is larger than 8 MiB");
+  }
+  if (core::digest_of(cd->algorithm(), cfg) != *cd) throw Error(ErrorCode::LayerInvalid, "config blob fails its digest");
+  try {
+    auto parsed = json::parse(cfg);
+    if (!parsed.is_object()) throw std::runtime_error("not an object");
+  } catch (const std::exception&) {
+    throw Error(ErrorCode::LayerInvalid, "the image config is not a JSON object");
+  }
+  img.config = std::move(cfg);
+  img.key = "v" + std::to_string(kFormatVersion) + ":" + digest;
+  img.layer_dir = core::sha256_of("wharf-squash-v" + std::to_string(kFormatVersion) + " " + digest).hex();
+  return img;
+}
+
+std::optional<meta::SquashRecord> Service::cached(const Image& img) {
+  auto r = meta_.get_squash(img.key);
+  if (r && !blobs_.stat(*core::Digest::parse(r->layer_digest))) {
+    meta_.delete_squash(img.key);  // bytes gone: rebuild
+    return std::nullopt;
+  }
+  return r;
+}
+
+std::shared_ptr<Job> Service::acquire(const Image& img) {
+  if (auto r = cached(img)) {
+    auto j = std::make_shared<Job>();
+    j->state_ = Job::State::Done;
+    j->layer_size_ = r->layer_size;
+    j->available_ = r->layer_size;
+    j->layer_digest_ = r->layer_digest;
+    j->config_ = r->config;
+    j->blobs_ = &blobs_;
+    j->image_ = img;
+    meta_.touch_squash(img.key, now_s());
+    core::Metrics::global().add("wharf_squash_cache_hits_total");
+    return j;
+  }
+  std::lock_guard lk(mu_);
+  if (auto it = inflight_.find(img.key); it != inflight_.end()) {
+    core::Metrics::global().add("wharf_squash_joined_builds_total");
+    return it->second;
+  }
+  if (queue_.size() >= opts_.queue_max)
+    throw Error(ErrorCode::Unavailable, "too many squash builds waiting; retry shortly");
+  auto j = std::make_shared<Job>();
+  j->blobs_ = &blobs_;
+  j->image_ = img;
+  inflight_[img.key] = j;
+  queue_.push_back(j);
+  cv_.notify_one();
+  return j;
+}
+
+uint64_t Service::planned_layer_size(const Image& img) {
+  if (auto r = cached(img)) return r->layer_size;
+  try {
+    auto opener = [&](uint32_t i) -> std::unique_ptr<storage::BlobReader> {
+      auto d = core::Digest::parse(img.layer_digests[i]);
+      return d ? blobs_.open(*d) : nullptr;
+    };
+    auto idx = index_layers(img.layer_digests.size(), opener, opts_.limits, std::thread::hardware_concurrency());
+    return plan_merge(idx).tar_size;
+  } catch (...) {
+    rethrow_as_error(std::current_exception());
+  }
+}
+
+void Service::forget_manifest(const std::string& digest) {
+  for (const auto& r : meta_.squash_records())
+    if (r.manifest_digest == digest) meta_.delete_squash(r.key);
+}
+
+void Service::worker() {
+  for (;;) {
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      job = queue_.front();
+      queue_.pop_front();
+    }
+    build(job);
+    {
+      std::lock_guard lk(mu_);
+      inflight_.erase(job->image_.key);
+    }
+  }
+}
+
+namespace {
+
+// Appends to the staging upload in 1 MiB writes, hashing the diff_id and
+// publishing progress to the job's readers.
+class StagingSink : public Sink {
+ public:
+  StagingSink(std::unique_ptr<storage::UploadWriter> w, std::function<void(uint64_t)> progress)
+      : w_(std::move(w)), progress_(std::move(progress)) {
+    buf_.reserve(kChunk);
+  }
+  void write(const char* p, size_t n) override {
+    h_.update(p, n);
+    while (n) {
+      size_t k = std::min(n, kChunk - buf_.size());
+      buf_.append(p, k);
+      p += k;
+      n -= k;
+      if (buf_.size() == kChunk) flush();
+    }
+  }
+  void flush() {
+    if (buf_.empty()) return;
+    w_->write(buf_.data(), buf_.size());
+    total_ += buf_.size();
+    buf_.clear();
+    progress_(total_);
+  }
+  core::Digest finish() {
+    flush();
+    w_->close();
+    return h_.finish();
+  }
+
+ private:
+  static constexpr size_t kChunk = 1 << 20;
+  std::unique_ptr<storage::UploadWriter> w_;
+  std::function<void(uint64_t)> progress_;
+  std::string buf_;
+  core::Hasher h_;
+  uint64_t total_ = 0;
+};
+
+}  // namespace
+
+void Service::build(const std::shared_ptr<Job>& job) {
+  const Image& img = job->image_;
+  auto& metrics = core::Metrics::global();
+  metrics.add("wharf_squash_builds_total");
+  std::string staging;
+  try {
+    {
+      std::lock_guard lk(job->mu_);
+      job->state_ = Job::State::Planning;
+    }
+    auto opener = [&](uint32_t i) -> std::unique_ptr<storage::BlobReader> {
+      auto d = core::Digest::parse(img.layer_digests[i]);
+      auto r = d ? blobs_.open(*d) : nullptr;
+      if (!r) throw LayerError("layer " + img.layer_digests[i] + " is missing from storage");
+      return r;
+    };
+    auto verifying = [&](uint32_t i) -> std::unique_ptr<storage::BlobReader> {
+      return std::make_unique<VerifyingReader>(opener(i), *core::Digest::parse(img.layer_digests[i]));
+    };
+    auto idx = index_layers(img.layer_digests.size(), verifying, opts_.limits, std::thread::hardware_concurrency());
+    Plan plan = plan_merge(idx);
+    staging = random_id();
+    blobs_.create_upload(staging);
+    {
+      std::lock_guard lk(job->mu_);
+      job->staging_id_ = staging;
+      job->layer_size_ = plan.tar_size;
+      job->state_ = Job::State::Writing;
+    }
+    job->notify();
+    StagingSink sink(blobs_.append_upload(staging), [&](uint64_t n) {
+      job->available_ = n;
+      job->notify();
+    });
+    write_layer(idx, plan, opener, opts_.limits, sink);
+    core::Digest diff_id = sink.finish();
+    std::string config = squashed_config(img.config, diff_id.str(), img.manifest_digest);
+    meta::SquashRecord rec{img.key, img.manifest_digest, diff_id.str(), plan.tar_size, img.layer_dir, config,
+                           now_s(), now_s()};
+    {
+      std::lock_guard lk(job->mu_);
+      blobs_.commit_upload(staging, diff_id);
+      meta_.put_squash(rec);
+      job->layer_digest_ = diff_id.str();
+      job->config_ = config;
+      job->state_ = Job::State::Done;
+    }
+    metrics.add("wharf_squash_bytes_built_total", plan.tar_size);
+    job->notify();
+    evict();
+  } catch (...) {
+    metrics.add("wharf_squash_build_failures_total");
+    std::exception_ptr err = std::current_exception();
+    try {
+      rethrow_as_error(err);
+    } catch (const Error&) {
+      err = std::current_exception();
+    } catch (...) {
+      // internal failure: keep as is
+    }
+    {
+      std::lock_guard lk(job->mu_);
+      job->failure_ = err;
+      job->state_ = Job::State::Failed;
+    }
+    if (!staging.empty()) blobs_.delete_upload(staging);
+    job->notify();
+  }
+}
+
+void Service::evict() {
+  auto records = meta_.squash_records();  // least recently used first
+  uint64_t total = 0;
+  for (const auto& r : records) total += r.layer_size;
+  for (const auto& r : records) {
+    if (total <= opts_.cache_max_bytes) break;
+    meta_.delete_squash(r.key);
+    // The layer blob may double as a pushed blob: remove it only if no repository links it.
+    if (meta_.repositories_with_blob(r.layer_digest, 1).empty()) blobs_.remove(*core::Digest::parse(r.layer_digest));
+    total -= r.layer_size;
+    core::Metrics::global().add("wharf_squash_evictions_total");
+  }
+}
+
+}  // namespace wharf::squash

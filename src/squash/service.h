@@ -1,0 +1,124 @@
+// squash/service.h — squashed image downloads: resolving a tag or digest (and
+// platform) to an image manifest, the cache of squashed layers, and the
+// builds that fill it.
+//
+// One build per image: requests for an image being built join the build in
+// flight (a Job); the build runs on the service's own threads and writes the
+// layer into a staging upload that every attached client reads as it grows,
+// so a slow or vanished client never slows or stops it. A build that fails
+// leaves no cache entry; a committed entry is a blob (the layer, named by its
+// diff_id) plus a SquashRecord. Cache keys are "v<format>:<image manifest
+// digest>": two tags of one image share an entry; an index resolves to its
+// chosen child first. Knows nothing of HTTP: errors are core::Error.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "meta/metadata_store.h"
+#include "squash/limits.h"
+#include "storage/blob_store.h"
+
+namespace wharf::squash {
+
+inline constexpr int kFormatVersion = 1;
+
+struct ServiceOptions {
+  Limits limits;
+  unsigned workers = 2;        // builds at a time
+  size_t queue_max = 16;       // builds waiting; past that: 503 Retry-After
+  std::string default_platform = "linux/amd64";
+  uint64_t cache_max_bytes = 50ull << 30;  // LRU eviction beyond this
+};
+
+// A resolved image manifest.
+struct Image {
+  std::string repo;
+  std::string manifest_digest;
+  std::string config;                      // original config bytes
+  std::vector<std::string> layer_digests;  // bottom-up
+  std::string key;                         // cache key
+  std::string layer_dir;                   // layer.tar's directory in the archive
+};
+
+// A cache entry or a build in flight. Thread-safe.
+class Job {
+ public:
+  enum class State { Queued, Planning, Writing, Done, Failed };
+  State state() const;
+  // Valid once Writing: the exact size of layer.tar.
+  uint64_t layer_size() const;
+  // Bytes of layer.tar readable now.
+  uint64_t available() const;
+  // Done: the squashed config. Failed: the failure (a core::Error).
+  std::string config() const;
+  std::exception_ptr failure() const;
+  // Opens layer.tar at `offset` (Writing or Done); reads no further than
+  // available() at the time of the call.
+  std::unique_ptr<storage::BlobReader> open_at(uint64_t offset);
+  // `cb` runs (on a build thread) whenever the job makes progress.
+  int subscribe(std::function<void()> cb);
+  void unsubscribe(int id);
+
+ private:
+  friend class Service;
+  void notify();
+  mutable std::mutex mu_;
+  State state_ = State::Queued;
+  uint64_t layer_size_ = 0;
+  std::atomic<uint64_t> available_{0};
+  std::string staging_id_;
+  std::string layer_digest_;
+  std::string config_;
+  std::exception_ptr failure_;
+  std::map<int, std::function<void()>> subs_;
+  int next_sub_ = 0;
+  storage::BlobStore* blobs_ = nullptr;
+  Image image_;
+};
+
+class Service {
+ public:
+  Service(ServiceOptions opts, storage::BlobStore& blobs, meta::MetadataStore& meta);
+  ~Service();
+
+  // Resolves `ref` (tag or digest) in `repo` for `platform` ("" = default).
+  // Throws core::Error: MANIFEST_UNKNOWN, NOT_FOUND for a platform the index
+  // lacks (the message lists those it has), LAYER_INVALID for artifacts.
+  Image resolve(const std::string& repo, const std::string& ref, const std::string& platform);
+  // A cache hit (state Done) or the build in flight for the image, starting
+  // one when needed. Throws core::Error UNAVAILABLE when the queue is full.
+  std::shared_ptr<Job> acquire(const Image& img);
+  // The cached record for `img`, if any (does not start anything).
+  std::optional<meta::SquashRecord> cached(const Image& img);
+  // Exact layer.tar size without building it (indexes and plans the layers).
+  uint64_t planned_layer_size(const Image& img);
+  // Drops cache entries of a deleted manifest.
+  void forget_manifest(const std::string& digest);
+  const ServiceOptions& options() const { return opts_; }
+
+ private:
+  void worker();
+  void build(const std::shared_ptr<Job>& job);
+  void evict();
+
+  ServiceOptions opts_;
+  storage::BlobStore& blobs_;
+  meta::MetadataStore& meta_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::map<std::string, std::shared_ptr<Job>> inflight_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace wharf::squash
