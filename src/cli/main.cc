@@ -17,6 +17,8 @@
 #include "http/server.h"
 #include "meta/metadata_store.h"
 #include "registry/registry.h"
+#include "registry/squash_endpoint.h"
+#include "squash/service.h"
 #include "storage/blob_store.h"
 
 namespace asio = boost::asio;
@@ -63,7 +65,21 @@ int serve(core::Config cfg) {
   auto blobs = storage::make_fs_blob_store(cfg.data_dir);
   auto meta = meta::make_cached_store(meta::make_sqlite_store(cfg.data_dir + "/wharf.db"), cfg.metadata_cache_ttl_ms);
 
+  squash::ServiceOptions sq;
+  sq.default_platform = cfg.squash_default_platform;
+  sq.workers = cfg.squash_workers > 0 ? cfg.squash_workers : std::max(1u, std::thread::hardware_concurrency());
+  sq.queue_max = static_cast<size_t>(cfg.squash_queue_max);
+  sq.cache_max_bytes = cfg.squash_cache_max_bytes;
+  sq.limits.max_uncompressed_bytes = cfg.squash_max_uncompressed_bytes;
+  sq.limits.max_entries = cfg.squash_max_entries;
+  sq.limits.max_pax_bytes = cfg.squash_max_pax_bytes;
+  sq.limits.max_path_bytes = cfg.squash_max_path_bytes;
+  sq.limits.zstd_window_log_max = cfg.squash_zstd_window_log_max;
+  squash::Service squasher(sq, *blobs, *meta);
+  registry::SquashEndpoint squash_endpoint({cfg.squash_repo_host, cfg.external_url}, squasher);
+
   registry::Options ro;
+  ro.on_manifest_deleted = [&squasher](const std::string& d) { squasher.forget_manifest(d); };
   ro.delete_enabled = cfg.delete_enabled;
   ro.max_manifest_bytes = cfg.max_manifest_bytes;
   ro.external_url = cfg.external_url;
@@ -92,6 +108,7 @@ int serve(core::Config cfg) {
       ex.common_headers.add("Docker-Distribution-API-Version", "registry/2.0");
       co_return co_await reg.handle(ex);
     }
+    if (path.starts_with("/c1/squash/")) co_return co_await squash_endpoint.handle(ex);
     http::Response r;
     r.headers.add("Content-Type", "application/json");
     if (path == "/health/instance") {

@@ -32,7 +32,7 @@ Config load_config(const std::string& path) {
   if (root.IsNull()) return c;
   try {
     check_keys(root, "", {"listen", "data_dir", "tls", "log", "external_url", "threads", "delete", "uploads",
-                          "limits", "timeouts", "cache", "storage", "metadata"});
+                          "limits", "timeouts", "cache", "storage", "metadata", "squash"});
     get(root, "listen", c.listen);
     get(root, "data_dir", c.data_dir);
     get(root, "external_url", c.external_url);
@@ -70,6 +70,23 @@ Config load_config(const std::string& path) {
     if (auto m = root["cache"]) {
       check_keys(m, "cache", {"metadata_ttl_ms"});
       get(m, "metadata_ttl_ms", c.metadata_cache_ttl_ms);
+    }
+    if (auto q = root["squash"]) {
+      check_keys(q, "squash", {"default_platform", "repo_host", "workers", "queue_max", "cache_max_bytes", "limits"});
+      get(q, "default_platform", c.squash_default_platform);
+      get(q, "repo_host", c.squash_repo_host);
+      get(q, "workers", c.squash_workers);
+      get(q, "queue_max", c.squash_queue_max);
+      get(q, "cache_max_bytes", c.squash_cache_max_bytes);
+      if (auto l = q["limits"]) {
+        check_keys(l, "squash.limits", {"max_uncompressed_bytes", "max_entries", "max_pax_bytes", "max_path_bytes",
+                                        "zstd_window_log_max"});
+        get(l, "max_uncompressed_bytes", c.squash_max_uncompressed_bytes);
+        get(l, "max_entries", c.squash_max_entries);
+        get(l, "max_pax_bytes", c.squash_max_pax_bytes);
+        get(l, "max_path_bytes", c.squash_max_path_bytes);
+        get(l, "zstd_window_log_max", c.squash_zstd_window_log_max);
+      }
     }
     if (auto s = root["storage"]) {
       check_keys(s, "storage", {"driver"});

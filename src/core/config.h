@@ -37,6 +37,18 @@ struct Config {
   int metadata_cache_ttl_ms = 2000;
   int page_size_max = 10000;  // largest `n` accepted for tags/list and _catalog
 
+  // Squashed downloads (/c1/squash).
+  std::string squash_default_platform = "linux/amd64";
+  std::string squash_repo_host;  // host in RepoTags; empty: the request's
+  int squash_workers = 0;        // builds at a time; 0: one per core
+  int squash_queue_max = 16;     // waiting builds before 503 + Retry-After
+  uint64_t squash_cache_max_bytes = 50ull << 30;
+  uint64_t squash_max_uncompressed_bytes = 64ull << 30;
+  uint64_t squash_max_entries = 2'000'000;
+  uint64_t squash_max_pax_bytes = 1 << 20;
+  uint64_t squash_max_path_bytes = 4096;
+  int squash_zstd_window_log_max = 25;
+
   std::string storage_driver = "filesystem";
   std::string metadata_driver = "sqlite";
 };

@@ -468,7 +468,9 @@ struct Registry::Impl {
     if (!opts.delete_enabled) throw Error(ErrorCode::Unsupported, "deletion is disabled on this registry");
     bool found;
     if (ref.find(':') != std::string::npos) {
-      found = meta.delete_manifest(name, parse_digest_or_throw(ref).str());
+      std::string digest = parse_digest_or_throw(ref).str();
+      found = meta.delete_manifest(name, digest);
+      if (found && opts.on_manifest_deleted) opts.on_manifest_deleted(digest);
     } else {
       if (!core::valid_tag(ref)) throw Error(ErrorCode::TagInvalid, "invalid tag", ref);
       found = meta.delete_tag(name, ref);

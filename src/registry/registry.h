@@ -10,6 +10,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -25,6 +26,8 @@ struct Options {
   std::string external_url;  // overrides Host / X-Forwarded-* in Location headers
   int page_size_max = 10000;
   int upload_expiry_seconds = 24 * 3600;
+  // Called after a manifest is deleted (e.g. to drop derived caches).
+  std::function<void(const std::string& digest)> on_manifest_deleted;
 };
 
 class Registry {

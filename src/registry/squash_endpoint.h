@@ -1,0 +1,37 @@
+// registry/squash_endpoint.h — the HTTP face of squashed downloads:
+//   GET|HEAD /c1/squash/<name>/<tag>        GET|HEAD /c1/squash/<name>@<digest>
+//   POST     /c1/squash/<name>/<tag>/prime  (build the cache entry ahead of use)
+// with ?platform=os/arch[/variant]. The body is a `docker save` archive with
+// an exact Content-Length from the first request on; uncached images stream
+// while they are built (squash::Service), cached ones are served with
+// sendfile and support Range. Errors before the first body byte are JSON in
+// the registry's error format; a build that fails later truncates the body.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <string>
+
+#include "http/server.h"
+#include "squash/service.h"
+
+namespace wharf::registry {
+
+struct SquashOptions {
+  std::string repo_host;     // host for RepoTags; empty: from the request
+  std::string external_url;  // like Registry's
+};
+
+class SquashEndpoint {
+ public:
+  SquashEndpoint(SquashOptions opts, squash::Service& service) : opts_(std::move(opts)), svc_(service) {}
+  // Answers a request whose path starts with /c1/squash/.
+  boost::asio::awaitable<void> handle(http::Exchange& ex);
+
+ private:
+  boost::asio::awaitable<void> serve(http::Exchange& ex, const std::string& name, const std::string& ref,
+                                     bool by_digest);
+  SquashOptions opts_;
+  squash::Service& svc_;
+};
+
+}  // namespace wharf::registry
