@@ -58,7 +58,7 @@ stage_e2e() {
   local port; port=$(free_port)
   start_wharf "$port" "$work/e2e-data" "$work/e2e-wharf.log" || return 1
   PIDS+=("$WHARF_PID")
-  bash tests/e2e/run.sh "127.0.0.1:$port"
+  bash tests/e2e/run.sh "127.0.0.1:$port" skopeo podman docker squash
   local rc=$?
   stop_pid "$WHARF_PID"
   return $rc
