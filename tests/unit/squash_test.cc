@@ -1,0 +1,361 @@
+// Unit tests of the squash engine: layer decoder, tar reader/writer, merge planner.
+#include <gtest/gtest.h>
+#include <isa-l/igzip_lib.h>
+#include <zstd.h>
+
+#include <cstring>
+
+#include "squash/build.h"
+#include "squash/layer_decoder.h"
+#include "squash/plan.h"
+#include "squash/tar.h"
+
+using namespace wharf;
+using namespace wharf::squash;
+
+namespace {
+
+class MemReader : public storage::BlobReader {
+ public:
+  explicit MemReader(std::string s) : s_(std::move(s)) {}
+  uint64_t remaining() const override { return s_.size() - pos_; }
+  size_t read(char* buf, size_t n) override {
+    n = std::min<size_t>(n, std::min<size_t>(s_.size() - pos_, 7777));  // odd chunks on purpose
+    std::memcpy(buf, s_.data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  std::string s_;
+  size_t pos_ = 0;
+};
+
+std::string gzip(const std::string& in) {
+  isal_zstream z;
+  isal_deflate_init(&z);
+  z.gzip_flag = IGZIP_GZIP;
+  z.end_of_stream = 1;
+  z.flush = NO_FLUSH;
+  std::string out(in.size() + 1024, '\0');
+  z.next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(in.data()));
+  z.avail_in = in.size();
+  z.next_out = reinterpret_cast<uint8_t*>(out.data());
+  z.avail_out = out.size();
+  EXPECT_EQ(isal_deflate_stateless(&z), COMP_OK);
+  out.resize(z.total_out);
+  return out;
+}
+
+std::string zstd(const std::string& in) {
+  std::string out(ZSTD_compressBound(in.size()), '\0');
+  out.resize(ZSTD_compress(out.data(), out.size(), in.data(), in.size(), 3));
+  return out;
+}
+
+std::string decode(const std::string& blob, Compression* c = nullptr) {
+  Limits lim;
+  auto src = open_layer(std::make_unique<MemReader>(blob), lim, nullptr, c);
+  std::string out;
+  char buf[1000];
+  while (size_t n = src->read(buf, sizeof buf)) out.append(buf, n);
+  return out;
+}
+
+TarEntry file(const std::string& path, const std::string& data_size_src = "", EntryType t = EntryType::File) {
+  TarEntry e;
+  e.path = path;
+  e.type = t;
+  e.mode = t == EntryType::Dir ? 0755 : 0644;
+  e.size = t == EntryType::File ? data_size_src.size() : 0;
+  return e;
+}
+
+// A tar stream from entries (+ data for files), with or without end blocks.
+std::string make_tar(const std::vector<std::pair<TarEntry, std::string>>& items, bool end_blocks = true) {
+  std::string out;
+  for (auto& [e, data] : items) {
+    write_header(e, out);
+    if (e.type == EntryType::File) {
+      out += data;
+      out.append(tar_padding(data.size()), '\0');
+    }
+  }
+  if (end_blocks) out.append(1024, '\0');
+  return out;
+}
+
+std::vector<TarEntry> read_all(const std::string& tar, std::vector<std::string>* datas = nullptr) {
+  Limits lim;
+  auto src = open_layer(std::make_unique<MemReader>(tar), lim, nullptr);
+  TarReader tr(*src, lim);
+  std::vector<TarEntry> out;
+  TarEntry e;
+  while (tr.next(e)) {
+    if (datas) {
+      std::string d;
+      char buf[100];
+      while (size_t n = tr.read_data(buf, sizeof buf)) d.append(buf, n);
+      datas->push_back(d);
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(LayerDecoder, ChoosesByMagicNotMediaType) {
+  std::string payload(300000, 'x');
+  for (size_t i = 0; i < payload.size(); i += 7) payload[i] = static_cast<char>(i * 31);
+  Compression c;
+  EXPECT_EQ(decode(payload, &c), payload);
+  EXPECT_EQ(c, Compression::None);
+  EXPECT_EQ(decode(gzip(payload), &c), payload);
+  EXPECT_EQ(c, Compression::Gzip);
+  EXPECT_EQ(decode(zstd(payload), &c), payload);
+  EXPECT_EQ(c, Compression::Zstd);
+}
+
+TEST(LayerDecoder, MultiMemberGzipAndTrailingZeros) {
+  EXPECT_EQ(decode(gzip("hello ") + gzip("world")), "hello world");
+  EXPECT_EQ(decode(gzip("abc") + std::string(512, '\0')), "abc");
+}
+
+TEST(LayerDecoder, CorruptAndTruncatedInputIsALayerError) {
+  std::string g = gzip(std::string(100000, 'a') + "tail");
+  EXPECT_THROW(decode(g.substr(0, g.size() / 2)), LayerError);
+  std::string bad = g;
+  bad[20] ^= 0x55;
+  bad[21] ^= 0x55;
+  EXPECT_THROW(decode(bad), LayerError);
+  std::string z = zstd(std::string(100000, 'b'));
+  EXPECT_THROW(decode(z.substr(0, z.size() - 3)), LayerError);
+}
+
+TEST(LayerDecoder, UncompressedBudgetIsALimitError) {
+  Limits lim;
+  std::atomic<int64_t> budget(1000);
+  auto src = open_layer(std::make_unique<MemReader>(gzip(std::string(5000, 'z'))), lim, &budget);
+  char buf[8192];
+  EXPECT_THROW({ while (src->read(buf, sizeof buf)) {} }, LimitError);
+}
+
+TEST(Tar, CleanPath) {
+  std::string out;
+  EXPECT_TRUE(clean_path("./a//b/./c/", out));
+  EXPECT_EQ(out, "a/b/c");
+  EXPECT_TRUE(clean_path("/etc/passwd", out));
+  EXPECT_EQ(out, "etc/passwd");
+  EXPECT_TRUE(clean_path("a/../b", out));
+  EXPECT_EQ(out, "b");
+  EXPECT_TRUE(clean_path("./", out));
+  EXPECT_EQ(out, "");
+  EXPECT_FALSE(clean_path("../x", out));
+  EXPECT_FALSE(clean_path("a/../../x", out));
+}
+
+TEST(Tar, RoundTripKeepsEveryField) {
+  TarEntry f = file("dir/file.txt", "hello");
+  f.mode = 04755;
+  f.uid = 1000;
+  f.gid = 3000000000ull;  // beyond ustar: PAX
+  f.uname = "alice";
+  f.gname = std::string(40, 'g');  // beyond 32: PAX
+  f.mtime = 1700000000;
+  f.mtime_nsec = 123456789;
+  f.xattrs = {{"security.capability", std::string("\x01\x00\x00\x02", 4)}, {"user.x", "y"}};
+  TarEntry longname = file(std::string(120, 'd') + "/" + std::string(90, 'f'), "");   // ustar prefix split
+  TarEntry verylong = file(std::string(300, 'p'), "z");                              // PAX path
+  TarEntry sym = file("s", "", EntryType::Symlink);
+  sym.link = std::string(200, 't');                                                    // PAX linkpath
+  TarEntry dev = file("dev/null", "", EntryType::Char);
+  dev.devmajor = 1;
+  dev.devminor = 3;
+  TarEntry old = file("old", "");
+  old.mtime = -5;
+  old.mtime_nsec = 250000000;
+  std::vector<std::string> datas;
+  auto got = read_all(make_tar({{f, "hello"}, {longname, ""}, {verylong, "z"}, {sym, ""}, {dev, ""}, {old, ""}}), &datas);
+  ASSERT_EQ(got.size(), 6u);
+  EXPECT_EQ(got[0].path, f.path);
+  EXPECT_EQ(got[0].mode, 04755u);
+  EXPECT_EQ(got[0].gid, 3000000000ull);
+  EXPECT_EQ(got[0].gname, f.gname);
+  EXPECT_EQ(got[0].mtime_nsec, 123456789u);
+  EXPECT_EQ(got[0].xattrs, f.xattrs);
+  EXPECT_EQ(datas[0], "hello");
+  EXPECT_EQ(got[1].path, longname.path);
+  EXPECT_EQ(got[2].path, verylong.path);
+  EXPECT_EQ(datas[2], "z");
+  EXPECT_EQ(got[3].link, sym.link);
+  EXPECT_EQ(got[4].devminor, 3u);
+  EXPECT_EQ(got[5].mtime, -5);
+  EXPECT_EQ(got[5].mtime_nsec, 250000000u);
+}
+
+TEST(Tar, WriterIsDeterministicAndUsesUstarWhenItFits) {
+  std::string a, b;
+  write_header(file("etc/hosts", "x"), a);
+  write_header(file("etc/hosts", "x"), b);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a.size(), 512u);  // no PAX header for a plain entry
+}
+
+TEST(Tar, GnuLongNamesAndNoEndBlocks) {
+  // A GNU 'L' record followed by the entry it names.
+  std::string name(150, 'n');
+  std::string tar;
+  TarEntry l = file("././@LongLink", name + std::string(1, '\0'));
+  write_header(l, tar);
+  tar[156] = 'L';  // type
+  // fix the checksum after changing the type
+  std::memset(&tar[148], ' ', 8);
+  unsigned sum = 0;
+  for (int i = 0; i < 512; ++i) sum += static_cast<unsigned char>(tar[i]);
+  std::snprintf(&tar[148], 8, "%06o", sum);
+  tar += name + std::string(1, '\0');
+  tar.append(tar_padding(name.size() + 1), '\0');
+  write_header(file("short", ""), tar);
+  auto got = read_all(tar);  // no end-of-archive blocks at all
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].path, name);
+}
+
+TEST(Tar, RejectsGarbageAndEscapes) {
+  EXPECT_THROW(read_all(std::string(1024, 'x')), LayerError);
+  TarEntry esc = file("../../etc/passwd", "");
+  std::string t;
+  write_header(esc, t);  // the writer writes names as given; the reader must refuse this one
+  EXPECT_THROW(read_all(t), LayerError);
+  auto full = make_tar({{file("a", "12345"), "12345"}});
+  EXPECT_THROW(read_all(full.substr(0, 512 + 3)), LayerError);  // truncated inside data
+}
+
+// ---- planner ----------------------------------------------------------------
+
+namespace {
+
+TarEntry wh(const std::string& path) { return file(path, ""); }
+TarEntry hardlink(const std::string& path, const std::string& target) {
+  TarEntry e = file(path, "", EntryType::HardLink);
+  e.link = target;
+  return e;
+}
+TarEntry sized(const std::string& path, uint64_t size) {
+  TarEntry e = file(path, "");
+  e.size = size;
+  return e;
+}
+
+// "path type [-> link]" lines of the plan in output order.
+std::vector<std::string> listing(const std::vector<LayerIndex>& layers) {
+  Plan p = plan_merge(layers);
+  std::vector<std::string> out;
+  auto add = [&](const OutEntry& o) {
+    TarEntry e = out_entry(layers, o);
+    std::string s = e.path + " " + static_cast<char>(e.type);
+    if (e.type == EntryType::HardLink || e.type == EntryType::Symlink) s += " -> " + e.link;
+    if (e.type == EntryType::File) s += " L" + std::to_string(o.layer) + " " + std::to_string(e.size);
+    out.push_back(s);
+  };
+  for (auto& o : p.headers_only) add(o);
+  for (auto& per : p.data)
+    for (auto& o : per) add(o);
+  return out;
+}
+
+using L = std::vector<LayerIndex>;
+LayerIndex layer(std::vector<TarEntry> es) { return LayerIndex{std::move(es)}; }
+
+}  // namespace
+
+TEST(Plan, UpperFileReplacesLower) {
+  auto got = listing(L{layer({file("etc", "", EntryType::Dir), sized("etc/a", 3)}), layer({sized("etc/a", 5)})});
+  EXPECT_EQ(got, (std::vector<std::string>{"etc 5", "etc/a 0 L1 5"}));
+}
+
+TEST(Plan, WhiteoutDeletesFileAndDirectoryTree) {
+  auto got = listing(L{layer({sized("a", 1), file("d", "", EntryType::Dir), sized("d/x", 1), sized("d/y/z", 1)}),
+                       layer({wh(".wh.a"), wh(".wh.d")})});
+  EXPECT_EQ(got, std::vector<std::string>{});
+}
+
+TEST(Plan, OpaqueDirectoryHidesOnlyLowerChildren) {
+  auto got = listing(L{layer({file("d", "", EntryType::Dir), sized("d/old", 1), sized("other", 1)}),
+                       layer({file("d", "", EntryType::Dir), sized("d/new", 1), wh("d/.wh..wh..opq")})});
+  // data entries follow the layers bottom-up
+  EXPECT_EQ(got, (std::vector<std::string>{"d 5", "other 0 L0 1", "d/new 0 L1 1"}));
+}
+
+TEST(Plan, WhiteoutAppliesOnlyBelowItsLayerWhereverItStands) {
+  // In one layer: the file, then its own whiteout. The file stays.
+  auto got = listing(L{layer({sized("f", 1)}), layer({sized("f", 2), wh(".wh.f")})});
+  EXPECT_EQ(got, (std::vector<std::string>{"f 0 L1 2"}));
+}
+
+TEST(Plan, TypeChangesBothWays) {
+  TarEntry sym = file("d", "", EntryType::Symlink);
+  sym.link = "/target";
+  auto got = listing(L{layer({file("d", "", EntryType::Dir), sized("d/child", 1), sized("f", 1)}),
+                       layer({sym, file("f", "", EntryType::Dir), sized("f/inner", 1)})});
+  EXPECT_EQ(got, (std::vector<std::string>{"f 5", "d 2 -> /target", "f/inner 0 L1 1"}));
+}
+
+TEST(Plan, SamePathTwiceInOneLayerLastWins) {
+  auto got = listing(L{layer({sized("x", 1), sized("x", 9)})});
+  EXPECT_EQ(got, (std::vector<std::string>{"x 0 L0 9"}));
+}
+
+TEST(Plan, DirectoryOverDirectoryKeepsChildrenTakesMetadata) {
+  TarEntry upper = file("d", "", EntryType::Dir);
+  upper.mode = 0700;
+  upper.uid = 42;
+  L layers{layer({file("d", "", EntryType::Dir), sized("d/keep", 1)}), layer({upper})};
+  Plan p = plan_merge(layers);
+  ASSERT_EQ(p.headers_only.size(), 1u);
+  EXPECT_EQ(out_entry(layers, p.headers_only[0]).mode, 0700u);
+  EXPECT_EQ(out_entry(layers, p.headers_only[0]).uid, 42u);
+  EXPECT_EQ(p.data[0].size(), 1u);
+}
+
+TEST(Plan, HardlinkKeepsContentWhenTargetDeletedOrReplaced) {
+  auto got = listing(L{layer({sized("t", 4), hardlink("l1", "t"), hardlink("l2", "t")}), layer({wh(".wh.t")})});
+  EXPECT_EQ(got, (std::vector<std::string>{"l1 0 L0 4", "l2 1 -> l1"}));
+  got = listing(L{layer({sized("t", 4), hardlink("l", "t")}), layer({sized("t", 7)})});
+  EXPECT_EQ(got, (std::vector<std::string>{"l 0 L0 4", "t 0 L1 7"}));
+}
+
+TEST(Plan, MissingParentsAreSynthesizedAndRootIsKept) {
+  auto got = listing(L{layer({file("", "", EntryType::Dir), sized("a/b/c", 1)})});
+  EXPECT_EQ(got, (std::vector<std::string>{" 5", "a 5", "a/b 5", "a/b/c 0 L0 1"}));
+}
+
+TEST(Plan, HardlinkToNothingIsAnError) {
+  EXPECT_THROW(plan_merge(L{layer({hardlink("l", "missing")})}), LayerError);
+}
+
+TEST(Plan, SizeIsExactAndWriterMatchesIt) {
+  std::string d1(1000, '1'), d2(70000, '2');
+  TarEntry a = file("a", d1), b = file(std::string(200, 'b'), d2);
+  b.xattrs = {{"user.k", "v"}};
+  std::vector<std::string> blobs{make_tar({{a, d1}, {file("dir", "", EntryType::Dir), ""}}),
+                                 make_tar({{b, d2}, {wh(".wh.a"), ""}}, false)};
+  LayerOpener open = [&](uint32_t i) { return std::make_unique<MemReader>(gzip(blobs[i])); };
+  Limits lim;
+  auto idx = index_layers(2, open, lim, 2);
+  Plan p = plan_merge(idx);
+  struct S : Sink {
+    std::string s;
+    void write(const char* d, size_t n) override { s.append(d, n); }
+  } sink;
+  write_layer(idx, p, open, lim, sink);
+  EXPECT_EQ(sink.s.size(), p.tar_size);
+  std::vector<std::string> datas;
+  auto got = read_all(sink.s, &datas);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].path, "dir");
+  EXPECT_EQ(got[1].path, b.path);
+  EXPECT_EQ(datas[1], d2);
+  EXPECT_EQ(got[1].xattrs, b.xattrs);
+}
