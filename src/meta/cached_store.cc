@@ -102,6 +102,9 @@ class CachedStore : public MetadataStore {
   void put_squash(const SquashRecord& r) override { in_->put_squash(r); }
   void touch_squash(std::string_view k, int64_t t) override { in_->touch_squash(k, t); }
   bool delete_squash(std::string_view k) override { return in_->delete_squash(k); }
+  void set_squash_gzip(std::string_view k, std::string_view d, uint64_t s, uint32_t c) override {
+    in_->set_squash_gzip(k, d, s, c);
+  }
   std::vector<SquashRecord> squash_records() override { return in_->squash_records(); }
   void probe() override { in_->probe(); }
 

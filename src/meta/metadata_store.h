@@ -47,6 +47,10 @@ struct SquashRecord {
   std::string config;           // the squashed image's config JSON
   int64_t created = 0;
   int64_t last_used = 0;
+  // The layer's cached gzip piece (raw deflate, sync-flushed), once made.
+  std::string gz_digest;
+  uint64_t gz_size = 0;
+  uint32_t layer_crc = 0;  // CRC-32 of layer.tar
 };
 
 class MetadataStore {
@@ -93,6 +97,8 @@ class MetadataStore {
   virtual void put_squash(const SquashRecord& r) = 0;
   virtual void touch_squash(std::string_view key, int64_t now) = 0;
   virtual bool delete_squash(std::string_view key) = 0;
+  virtual void set_squash_gzip(std::string_view key, std::string_view gz_digest, uint64_t gz_size,
+                               uint32_t layer_crc) = 0;
   // Every record, least recently used first (for eviction and listing); `config` is left empty.
   virtual std::vector<SquashRecord> squash_records() = 0;
 

@@ -41,6 +41,12 @@ CREATE TABLE squash_cache(key TEXT PRIMARY KEY, manifest_digest TEXT NOT NULL, l
                           created INTEGER NOT NULL, last_used INTEGER NOT NULL);
 CREATE INDEX squash_cache_manifest ON squash_cache(manifest_digest);
 )SQL",
+    // version 3: cached gzip form of squashed layers
+    R"SQL(
+ALTER TABLE squash_cache ADD COLUMN gz_digest TEXT NOT NULL DEFAULT '';
+ALTER TABLE squash_cache ADD COLUMN gz_size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE squash_cache ADD COLUMN layer_crc INTEGER NOT NULL DEFAULT 0;
+)SQL",
 };
 
 int64_t now_s() {
@@ -408,12 +414,13 @@ class SqliteStore : public MetadataStore {
   std::optional<SquashRecord> get_squash(std::string_view key) override {
     return with([&](Conn& c) -> std::optional<SquashRecord> {
       auto s = c.prepare(
-          "SELECT manifest_digest, layer_digest, layer_size, layer_dir, config, created, last_used FROM squash_cache "
-          "WHERE key = ?");
+          "SELECT manifest_digest, layer_digest, layer_size, layer_dir, config, created, last_used, gz_digest, "
+          "gz_size, layer_crc FROM squash_cache WHERE key = ?");
       s.bind(key);
       if (!s.step()) return std::nullopt;
       return SquashRecord{std::string(key), s.text(0), s.text(1), static_cast<uint64_t>(s.i64(2)),
-                          s.text(3),        s.text(4), s.i64(5),  s.i64(6)};
+                          s.text(3),        s.text(4), s.i64(5),  s.i64(6),
+                          s.text(7),        static_cast<uint64_t>(s.i64(8)), static_cast<uint32_t>(s.i64(9))};
     });
   }
   void put_squash(const SquashRecord& r) override {
@@ -440,15 +447,26 @@ class SqliteStore : public MetadataStore {
       return changes(c) > 0;
     });
   }
+  void set_squash_gzip(std::string_view key, std::string_view gz_digest, uint64_t gz_size,
+                       uint32_t layer_crc) override {
+    write([&](Conn& c) {
+      c.prepare("UPDATE squash_cache SET gz_digest = ?, gz_size = ?, layer_crc = ? WHERE key = ?")
+          .bind(gz_digest)
+          .bind(static_cast<int64_t>(gz_size))
+          .bind(static_cast<int64_t>(layer_crc))
+          .bind(key)
+          .run();
+    });
+  }
   std::vector<SquashRecord> squash_records() override {
     return with([&](Conn& c) {
       std::vector<SquashRecord> out;
       auto s = c.prepare(
-          "SELECT key, manifest_digest, layer_digest, layer_size, layer_dir, created, last_used FROM squash_cache "
-          "ORDER BY last_used, key");
+          "SELECT key, manifest_digest, layer_digest, layer_size, layer_dir, created, last_used, gz_digest, gz_size, "
+          "layer_crc FROM squash_cache ORDER BY last_used, key");
       while (s.step())
         out.push_back({s.text(0), s.text(1), s.text(2), static_cast<uint64_t>(s.i64(3)), s.text(4), "", s.i64(5),
-                       s.i64(6)});
+                       s.i64(6), s.text(7), static_cast<uint64_t>(s.i64(8)), static_cast<uint32_t>(s.i64(9))});
       return out;
     });
   }

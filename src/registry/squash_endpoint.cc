@@ -10,6 +10,7 @@
 #include "core/reference.h"
 #include "registry/registry.h"
 #include "squash/docker_archive.h"
+#include "squash/gzip.h"
 
 namespace wharf::registry {
 
@@ -53,8 +54,96 @@ asio::awaitable<void> wait_for_progress(Job& job, uint64_t seen_available, Job::
   }
 }
 
-std::string etag_for(const squash::Image& img, const std::optional<std::string>& repo_tag) {
-  return "\"" + core::sha256_of(img.key + "|" + repo_tag.value_or("") + "|identity").hex().substr(0, 40) + "\"";
+std::string etag_for(const squash::Image& img, const std::optional<std::string>& repo_tag, bool gzip) {
+  return "\"" +
+         core::sha256_of(img.key + "|" + repo_tag.value_or("") + (gzip ? "|gzip" : "|identity")).hex().substr(0, 40) +
+         "\"";
+}
+
+// True when Accept-Encoding admits gzip (q > 0).
+bool accepts_gzip(const http::Request& req) {
+  for (auto v : req.headers.all("Accept-Encoding")) {
+    size_t start = 0;
+    while (start <= v.size()) {
+      size_t comma = v.find(',', start);
+      auto item = v.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+      auto semi = item.find(';');
+      auto name = item.substr(0, semi);
+      while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+      bool zero = semi != std::string_view::npos && item.substr(semi).find("q=0") != std::string_view::npos &&
+                  item.substr(semi).find_first_of("123456789", item.substr(semi).find("q=0") + 3) == std::string_view::npos;
+      if ((name == "gzip" || name == "x-gzip" || name == "*") && !zero) return true;
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
+  }
+  return false;
+}
+
+// One piece of a response body: bytes in memory, or a range of a blob.
+struct Segment {
+  std::string mem;
+  std::unique_ptr<storage::BlobReader> file;  // positioned at its start
+  uint64_t len = 0;
+};
+
+// Sends `segs` (their concatenation is the representation), honouring a
+// single Range over the whole.
+asio::awaitable<void> send_segments(http::Exchange& ex, Response& r, std::vector<Segment>& segs) {
+  uint64_t total = 0;
+  for (auto& s : segs) total += s.len;
+  uint64_t first = 0, last = total ? total - 1 : 0;
+  r.headers.add("Accept-Ranges", "bytes");
+  if (auto rh = ex.request().headers.get("Range")) {
+    http::ByteRange br;
+    auto rr = http::parse_range(*rh, total, br);
+    if (rr == http::RangeResult::Unsatisfiable) {
+      Response e;
+      e.status = 416;
+      e.headers.add("Content-Range", "bytes */" + std::to_string(total));
+      e.headers.add("Content-Type", "application/json");
+      e.body = Error(ErrorCode::RangeNotSatisfiable, "requested range not satisfiable", std::string(*rh)).to_json();
+      co_await ex.send(e);
+      co_return;
+    }
+    if (rr == http::RangeResult::Ok) {
+      first = br.first;
+      last = br.last;
+      r.status = 206;
+      r.headers.add("Content-Range",
+                    "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(total));
+    }
+  }
+  r.content_length = total ? last - first + 1 : 0;
+  co_await ex.begin(r);
+  uint64_t seg_start = 0;
+  std::vector<char> buf;
+  for (auto& s : segs) {
+    uint64_t a = std::max(first, seg_start), b = std::min(last + 1, seg_start + s.len);
+    seg_start += s.len;
+    if (a >= b) continue;
+    uint64_t off = a - (seg_start - s.len), len = b - a;
+    if (!s.file) {
+      co_await ex.write({s.mem.data() + off, len});
+    } else if (s.file->native_fd() >= 0) {
+      co_await ex.write_file(s.file->native_fd(), s.file->native_offset() + off, len);
+    } else {
+      buf.resize(1 << 20);
+      for (uint64_t skip = off; skip;) {  // readers are sequential
+        size_t n = s.file->read(buf.data(), std::min<uint64_t>(skip, buf.size()));
+        if (!n) throw std::runtime_error("cached squash blob ended early");
+        skip -= n;
+      }
+      while (len) {
+        size_t n = s.file->read(buf.data(), std::min<uint64_t>(len, buf.size()));
+        if (!n) throw std::runtime_error("cached squash blob ended early");
+        co_await ex.write({buf.data(), n});
+        len -= n;
+      }
+    }
+  }
+  co_await ex.end();
 }
 
 }  // namespace
@@ -130,9 +219,10 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
   // The config's length does not depend on the diff_id: a placeholder sizes it.
   const std::string sizing_config = squash::squashed_config(img.config, kPlaceholderDigest, img.manifest_digest);
 
+  const bool gzip = accepts_gzip(req);
   Response r;
   r.headers.add("Content-Type", "application/x-tar");
-  r.headers.add("ETag", etag_for(img, layout.repo_tag));
+  r.headers.add("ETag", etag_for(img, layout.repo_tag, gzip));
   r.headers.add("Vary", "Accept-Encoding");
   r.headers.add("X-Wharf-Source-Manifest", img.manifest_digest);
   std::string file = name.substr(name.rfind('/') + 1) + "-" + (by_digest ? img.manifest_digest.substr(7, 12) : ref);
@@ -140,8 +230,18 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
 
   if (req.is_head()) {
     layout.layer_size = svc_.planned_layer_size(img);
-    r.content_length = squash::archive_size(layout, sizing_config);
-    r.headers.add("Accept-Ranges", svc_.cached(img) ? "bytes" : "none");
+    auto rec = svc_.cached(img);
+    if (gzip && rec && rec->gz_size) {
+      r.headers.add("Content-Encoding", "gzip");
+      std::string head = squash::archive_head(layout), tail = squash::archive_tail(layout, rec->config);
+      r.content_length = squash::gzip_header().size() + squash::deflate_piece(head, false).size() + rec->gz_size +
+                         squash::deflate_piece(tail, true).size() + 8;
+    } else if (gzip) {
+      r.headers.add("Content-Encoding", "gzip");  // compressed on the fly: length unknown until sent
+    } else {
+      r.content_length = squash::archive_size(layout, sizing_config);
+    }
+    r.headers.add("Accept-Ranges", rec ? "bytes" : "none");
     co_await ex.send(r);
     co_return;
   }
@@ -155,72 +255,64 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
     co_await wait_for_progress(*job, job->available(), st);
   }
   layout.layer_size = job->layer_size();
-  const uint64_t total = squash::archive_size(layout, sizing_config);
-  std::string head = squash::archive_head(layout);
+  const std::string head = squash::archive_head(layout);
 
-  // Cached: whole archive known; Range is served from it.
+  // Cached: the whole representation is known; served from segments with Range.
   if (job->state() == Job::State::Done) {
     std::string tail = squash::archive_tail(layout, job->config());
-    r.headers.add("Accept-Ranges", "bytes");
-    uint64_t first = 0, last = total - 1;
-    if (auto rh = req.headers.get("Range")) {
-      http::ByteRange br;
-      auto rr = http::parse_range(*rh, total, br);
-      if (rr == http::RangeResult::Unsatisfiable) {
-        Response e;
-        e.status = 416;
-        e.headers.add("Content-Range", "bytes */" + std::to_string(total));
-        e.headers.add("Content-Type", "application/json");
-        e.body = Error(ErrorCode::RangeNotSatisfiable, "requested range not satisfiable", std::string(*rh)).to_json();
-        co_await ex.send(e);
+    std::vector<Segment> segs;
+    auto gz = gzip ? job->gzip() : std::nullopt;
+    if (gz) {
+      auto piece = job->open_gzip();
+      if (piece) {
+        r.headers.add("Content-Encoding", "gzip");
+        uint32_t crc = squash::crc32_combine(squash::crc32_update(0, head.data(), head.size()), gz->layer_crc,
+                                             layout.layer_size);
+        crc = squash::crc32_combine(crc, squash::crc32_update(0, tail.data(), tail.size()), tail.size());
+        uint64_t plain = head.size() + layout.layer_size + tail.size();
+        segs.push_back({squash::gzip_header() + squash::deflate_piece(head, false), nullptr, 0});
+        segs.push_back({"", std::move(piece), gz->size});
+        segs.push_back({squash::deflate_piece(tail, true) + squash::gzip_trailer(crc, plain), nullptr, 0});
+        segs[0].len = segs[0].mem.size();
+        segs[2].len = segs[2].mem.size();
+        co_await send_segments(ex, r, segs);
         co_return;
       }
-      if (rr == http::RangeResult::Ok) {
-        first = br.first;
-        last = br.last;
-        r.status = 206;
-        r.headers.add("Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" +
-                                           std::to_string(total));
-      }
     }
-    r.content_length = last - first + 1;
-    co_await ex.begin(r);
-    // Three segments: head (memory), layer (file), tail (memory).
-    const uint64_t layer_start = head.size(), tail_start = head.size() + layout.layer_size;
-    auto part = [&](uint64_t seg_start, uint64_t seg_len, uint64_t& off, uint64_t& len) {
-      uint64_t a = std::max(first, seg_start), b = std::min(last + 1, seg_start + seg_len);
-      off = a - seg_start;
-      len = a < b ? b - a : 0;
-    };
-    uint64_t off, len;
-    part(0, head.size(), off, len);
-    if (len) co_await ex.write({head.data() + off, len});
-    part(layer_start, layout.layer_size, off, len);
-    if (len) {
-      auto rd = job->open_at(off);
-      if (!rd) throw std::runtime_error("cached squash layer vanished");
-      if (rd->native_fd() >= 0) {
-        co_await ex.write_file(rd->native_fd(), rd->native_offset(), len);
-      } else {
-        std::vector<char> buf(1 << 20);
-        while (len) {
-          size_t n = rd->read(buf.data(), std::min<uint64_t>(len, buf.size()));
-          if (!n) throw std::runtime_error("cached squash layer ended early");
-          co_await ex.write({buf.data(), n});
-          len -= n;
-        }
-      }
+    if (!gzip) {
+      segs.push_back({head, nullptr, head.size()});
+      segs.push_back({"", job->open_at(0), layout.layer_size});
+      segs.push_back({tail, nullptr, tail.size()});
+      co_await send_segments(ex, r, segs);
+      co_return;
     }
-    part(tail_start, tail.size(), off, len);
-    if (len) co_await ex.write({tail.data() + off, len});
-    co_await ex.end();
-    co_return;
   }
 
-  // Building: stream the layer as it grows; the tail needs the finished config.
-  r.content_length = total;
+  // Building (or gzip before its cached piece exists): stream as the layer
+  // grows; the tail needs the finished config.
+  std::optional<squash::Deflater> deflater;
+  std::string pending;
+  if (gzip) {
+    r.headers.add("Content-Encoding", "gzip");
+    deflater.emplace([&pending](const char* p, size_t n) { pending.append(p, n); });
+    pending = squash::gzip_header();
+  } else {
+    r.content_length = squash::archive_size(layout, sizing_config);
+  }
   co_await ex.begin(r);
-  co_await ex.write({head.data(), head.size()});
+  // Sends `n` bytes, through the deflater when gzip.
+  auto emit = [&](const char* p, size_t n) -> asio::awaitable<void> {
+    if (!deflater) {
+      co_await ex.write({p, n});
+      co_return;
+    }
+    deflater->write(p, n);
+    if (!pending.empty()) {
+      co_await ex.write({pending.data(), pending.size()});
+      pending.clear();
+    }
+  };
+  co_await emit(head.data(), head.size());
   uint64_t sent = 0;
   std::vector<char> buf(1 << 20);
   while (sent < layout.layer_size) {
@@ -234,17 +326,17 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
     }
     auto rd = job->open_at(sent);
     uint64_t want = avail - sent;
-    if (rd->native_fd() >= 0) {
+    if (!deflater && rd->native_fd() >= 0) {
       co_await ex.write_file(rd->native_fd(), rd->native_offset(), want);
       sent += want;
-    } else {
-      while (want) {
-        size_t n = rd->read(buf.data(), std::min<uint64_t>(want, buf.size()));
-        if (!n) throw std::runtime_error("squash staging ended early");
-        co_await ex.write({buf.data(), n});
-        want -= n;
-        sent += n;
-      }
+      continue;
+    }
+    while (want) {
+      size_t n = rd->read(buf.data(), std::min<uint64_t>(want, buf.size()));
+      if (!n) throw std::runtime_error("squash staging ended early");
+      co_await emit(buf.data(), n);
+      want -= n;
+      sent += n;
     }
   }
   while (job->state() != Job::State::Done) {
@@ -252,7 +344,12 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
     co_await wait_for_progress(*job, job->available(), job->state());
   }
   std::string tail = squash::archive_tail(layout, job->config());
-  co_await ex.write({tail.data(), tail.size()});
+  co_await emit(tail.data(), tail.size());
+  if (deflater) {
+    deflater->finish();
+    pending += squash::gzip_trailer(deflater->crc(), deflater->in_bytes());
+    co_await ex.write({pending.data(), pending.size()});
+  }
   co_await ex.end();
 }
 

@@ -13,6 +13,7 @@
 #include "image/platform.h"
 #include "squash/build.h"
 #include "squash/docker_archive.h"
+#include "squash/gzip.h"
 
 namespace wharf::squash {
 
@@ -100,12 +101,22 @@ std::exception_ptr Job::failure() const {
   std::lock_guard lk(mu_);
   return failure_;
 }
+std::optional<Job::Gzip> Job::gzip() const {
+  std::lock_guard lk(mu_);
+  return gzip_;
+}
 
 std::unique_ptr<storage::BlobReader> Job::open_at(uint64_t offset) {
   std::lock_guard lk(mu_);  // the build commits under this lock: we open the right file
   if (state_ == State::Done) return blobs_->open(*core::Digest::parse(layer_digest_), offset);
   if (state_ == State::Writing) return blobs_->read_upload(staging_id_, offset);
   throw std::runtime_error("squash build failed");
+}
+
+std::unique_ptr<storage::BlobReader> Job::open_gzip() {
+  std::lock_guard lk(mu_);
+  if (!gzip_) return nullptr;
+  return blobs_->open(*core::Digest::parse(gzip_->digest), 0);
 }
 
 int Job::subscribe(std::function<void()> cb) {
@@ -231,6 +242,8 @@ std::shared_ptr<Job> Service::acquire(const Image& img) {
     j->available_ = r->layer_size;
     j->layer_digest_ = r->layer_digest;
     j->config_ = r->config;
+    if (!r->gz_digest.empty() && blobs_.stat(*core::Digest::parse(r->gz_digest)))
+      j->gzip_ = Job::Gzip{r->gz_digest, r->gz_size, r->layer_crc};
     j->blobs_ = &blobs_;
     j->image_ = img;
     meta_.touch_squash(img.key, now_s());
@@ -383,6 +396,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
     }
     metrics.add("wharf_squash_bytes_built_total", plan.tar_size);
     job->notify();
+    compress(rec);
     evict();
   } catch (...) {
     metrics.add("wharf_squash_build_failures_total");
@@ -404,16 +418,51 @@ void Service::build(const std::shared_ptr<Job>& job) {
   }
 }
 
+void Service::compress(const meta::SquashRecord& rec) {
+  std::string staging = random_id();
+  try {
+    auto in = blobs_.open(*core::Digest::parse(rec.layer_digest));
+    if (!in) return;
+    blobs_.create_upload(staging);
+    auto w = blobs_.append_upload(staging);
+    core::Hasher h;
+    uint64_t size = 0;
+    Deflater d([&](const char* p, size_t n) {
+      w->write(p, n);
+      h.update(p, n);
+      size += n;
+    });
+    std::vector<char> buf(1 << 20);
+    while (size_t n = in->read(buf.data(), buf.size())) d.write(buf.data(), n);
+    d.sync_flush();
+    w->close();
+    core::Digest gz = h.finish();
+    blobs_.commit_upload(staging, gz);
+    meta_.set_squash_gzip(rec.key, gz.str(), size, d.crc());
+    core::Metrics::global().add("wharf_squash_gzip_bytes_total", size);
+  } catch (const std::exception&) {
+    blobs_.delete_upload(staging);  // no gzip piece: requests compress on the fly
+  }
+}
+
 void Service::evict() {
   auto records = meta_.squash_records();  // least recently used first
   uint64_t total = 0;
-  for (const auto& r : records) total += r.layer_size;
+  std::map<std::string, int> users;  // blobs several entries share (same squashed bytes)
+  for (const auto& r : records) {
+    total += r.layer_size;
+    ++users[r.layer_digest];
+    if (!r.gz_digest.empty()) ++users[r.gz_digest];
+  }
   for (const auto& r : records) {
     if (total <= opts_.cache_max_bytes) break;
     meta_.delete_squash(r.key);
-    // The layer blob may double as a pushed blob: remove it only if no repository links it.
-    if (meta_.repositories_with_blob(r.layer_digest, 1).empty()) blobs_.remove(*core::Digest::parse(r.layer_digest));
     total -= r.layer_size;
+    // A blob goes when no other entry uses it and no repository links it (a pushed blob may have the same bytes).
+    for (const auto& d : {r.layer_digest, r.gz_digest}) {
+      if (d.empty() || --users[d] > 0) continue;
+      if (meta_.repositories_with_blob(d, 1).empty()) blobs_.remove(*core::Digest::parse(d));
+    }
     core::Metrics::global().add("wharf_squash_evictions_total");
   }
 }

@@ -17,6 +17,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -61,9 +62,18 @@ class Job {
   // Done: the squashed config. Failed: the failure (a core::Error).
   std::string config() const;
   std::exception_ptr failure() const;
+  // Done: the cached gzip piece of the layer, if it exists yet.
+  struct Gzip {
+    std::string digest;
+    uint64_t size = 0;
+    uint32_t layer_crc = 0;
+  };
+  std::optional<Gzip> gzip() const;
   // Opens layer.tar at `offset` (Writing or Done); reads no further than
   // available() at the time of the call.
   std::unique_ptr<storage::BlobReader> open_at(uint64_t offset);
+  // Opens the cached gzip piece (when gzip() has one); nullptr if it vanished.
+  std::unique_ptr<storage::BlobReader> open_gzip();
   // `cb` runs (on a build thread) whenever the job makes progress.
   int subscribe(std::function<void()> cb);
   void unsubscribe(int id);
@@ -78,6 +88,7 @@ class Job {
   std::string staging_id_;
   std::string layer_digest_;
   std::string config_;
+  std::optional<Gzip> gzip_;
   std::exception_ptr failure_;
   std::map<int, std::function<void()>> subs_;
   int next_sub_ = 0;
@@ -109,6 +120,9 @@ class Service {
   void worker();
   void build(const std::shared_ptr<Job>& job);
   void evict();
+  // Makes the cached gzip piece of a committed layer (after the build, on
+  // the build thread; gzip requests meanwhile compress on the fly).
+  void compress(const meta::SquashRecord& rec);
 
   ServiceOptions opts_;
   storage::BlobStore& blobs_;

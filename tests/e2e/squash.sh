@@ -17,6 +17,8 @@
 #                  archives carry no RepoTags
 # concurrent       20 clients on a cold image: exactly one build, 20 identical bodies
 # disconnect       a client that hangs up does not stop the build: the next pull is a hit
+# gzip             Accept-Encoding: gzip gives one gzip member that inflates to the same
+#                  archive (curl --compressed); once cached, with an exact Content-Length
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 e2e_begin squash "$@"
@@ -167,12 +169,46 @@ t_disconnect() {
   assert_eq $((hits + 1)) "$(metric wharf_squash_cache_hits_total)" "the second pull is a cache hit"
 }
 
+single_member_inflates_to() {  # GZ PLAIN: one gzip member, nothing after it, inflating to PLAIN
+  python3 - "$1" "$2" <<'PY'
+import sys, zlib
+d = open(sys.argv[1], "rb").read()
+o = zlib.decompressobj(31)
+out = o.decompress(d) + o.flush()
+assert o.eof and not o.unused_data, "not exactly one gzip member"
+assert out == open(sys.argv[2], "rb").read(), "inflates to something else"
+PY
+}
+
+t_gzip() {
+  e2e_skopeo copy --dest-tls-verify=false "oci:$L:amd64" "docker://$REGISTRY/$N/gz:v1"
+  cold_variant "$N/gz" gzipped
+  local u="$BASE/c1/squash/$N/gz/gzipped"
+  curl -sf -H 'Accept-Encoding: gzip' -D "$E2E_WORK/gh1" "$u" -o "$E2E_WORK/g1.gz"
+  curl -sf "$u" -o "$E2E_WORK/plain.tar"
+  single_member_inflates_to "$E2E_WORK/g1.gz" "$E2E_WORK/plain.tar" || fail "first (uncached) gzip response"
+  curl -sf --compressed "$u" -o "$E2E_WORK/via-curl.tar"
+  assert_file_eq "$E2E_WORK/plain.tar" "$E2E_WORK/via-curl.tar" "curl --compressed vs identity"
+  local len=""
+  for _ in $(seq 50); do  # the gzip piece is made right after the build
+    curl -sf -H 'Accept-Encoding: gzip' -D "$E2E_WORK/gh2" "$u" -o "$E2E_WORK/g2.gz"
+    len=$(tr -d '\r' <"$E2E_WORK/gh2" | awk -F': ' 'tolower($1)=="content-length"{print $2}')
+    [ -n "$len" ] && break
+    sleep 0.1
+  done
+  [ -n "$len" ] || fail "cached gzip response has no Content-Length"
+  assert_eq "$len" "$(stat -c%s "$E2E_WORK/g2.gz")" "Content-Length of the cached gzip response"
+  grep -qi '^content-encoding: gzip' "$E2E_WORK/gh2" || fail "no Content-Encoding: gzip"
+  single_member_inflates_to "$E2E_WORK/g2.gz" "$E2E_WORK/plain.tar" || fail "cached gzip response"
+}
+
 start_engine() { e2e_docker_start "$E2E_WORK/engine"; }
 
 e2e_test platform t_platform
 e2e_test http t_http
 e2e_test concurrent t_concurrent
 e2e_test disconnect t_disconnect
+e2e_test gzip t_gzip
 if e2e_step engine-start start_engine; then
   e2e_test docker-load t_docker_load
   e2e_test same-tree t_same_tree
