@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/digest.h"
+#include "core/crash.h"
 #include "core/error.h"
 #include "core/metrics.h"
 #include "core/reference.h"
@@ -370,6 +371,9 @@ void Service::build(const std::shared_ptr<Job>& job) {
     Plan plan = plan_merge(idx);
     staging = random_id();
     blobs_.create_upload(staging);
+    // Registered like an upload session (under a name no repository can have)
+    // so that the expiry purge removes what a killed process left behind.
+    meta_.create_upload({staging, "_squash", now_s(), now_s()});
     {
       std::lock_guard lk(job->mu_);
       job->staging_id_ = staging;
@@ -377,9 +381,15 @@ void Service::build(const std::shared_ptr<Job>& job) {
       job->state_ = Job::State::Writing;
     }
     job->notify();
+    int64_t touched = now_s();
     StagingSink sink(blobs_.append_upload(staging), [&](uint64_t n) {
       job->available_ = n;
       job->notify();
+      core::crash_point("squash-mid-build");
+      if (now_s() - touched >= 10) {  // keep the expiry purge away from a long build
+        touched = now_s();
+        meta_.touch_upload(staging, touched);
+      }
     });
     write_layer(idx, plan, opener, opts_.limits, sink);
     core::Digest diff_id = sink.finish();
@@ -389,6 +399,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
     {
       std::lock_guard lk(job->mu_);
       blobs_.commit_upload(staging, diff_id);
+      meta_.delete_upload(staging);
       meta_.put_squash(rec);
       job->layer_digest_ = diff_id.str();
       job->config_ = config;
@@ -413,7 +424,13 @@ void Service::build(const std::shared_ptr<Job>& job) {
       job->failure_ = err;
       job->state_ = Job::State::Failed;
     }
-    if (!staging.empty()) blobs_.delete_upload(staging);
+    if (!staging.empty()) {
+      blobs_.delete_upload(staging);
+      try {
+        meta_.delete_upload(staging);
+      } catch (...) {
+      }
+    }
     job->notify();
   }
 }
@@ -424,6 +441,7 @@ void Service::compress(const meta::SquashRecord& rec) {
     auto in = blobs_.open(*core::Digest::parse(rec.layer_digest));
     if (!in) return;
     blobs_.create_upload(staging);
+    meta_.create_upload({staging, "_squash", now_s(), now_s()});
     auto w = blobs_.append_upload(staging);
     core::Hasher h;
     uint64_t size = 0;
@@ -438,10 +456,15 @@ void Service::compress(const meta::SquashRecord& rec) {
     w->close();
     core::Digest gz = h.finish();
     blobs_.commit_upload(staging, gz);
+    meta_.delete_upload(staging);
     meta_.set_squash_gzip(rec.key, gz.str(), size, d.crc());
     core::Metrics::global().add("wharf_squash_gzip_bytes_total", size);
   } catch (const std::exception&) {
     blobs_.delete_upload(staging);  // no gzip piece: requests compress on the fly
+    try {
+      meta_.delete_upload(staging);
+    } catch (...) {
+    }
   }
 }
 

@@ -94,3 +94,32 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$loc")
 left=$(ls "$data/uploads" | grep -vc '^\.' || true)
 [ "$left" = 0 ] || fail "expired upload left $left staged files"
 echo "PASS abandoned upload sessions expire with their bytes"
+
+# A squash build killed mid-way leaves nothing visible; after a restart the
+# next request builds afresh and gets exactly what an undisturbed build gives,
+# and the half-written staging file is purged with the expired sessions.
+port=$(free_port); data="$work/data-squash"; log="$work/wharf-squash.log"
+start_wharf "$port" "$data" "$log" --config "$work/expiry.yaml"; PIDS=("$WHARF_PID")
+skopeo_push "$port" ns/sq:v1 || fail "push for the squash crash test failed"
+curl -sf "http://127.0.0.1:$port/c1/squash/ns/sq/v1" -o "$work/reference.tar" || fail "reference squash failed"
+curl -sf -X DELETE "http://127.0.0.1:$port/v2/ns/sq/manifests/$(curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/ns/sq/manifests/v1" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}')" \
+  || fail "deleting the manifest failed"
+skopeo_push "$port" ns/sq:v1 || fail "re-push failed"   # same manifest again, its cache entry dropped with the delete
+stop_pid "$WHARF_PID"
+WHARF_CRASH_AT=squash-mid-build "$WHARF_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data" --config "$work/expiry.yaml" >>"$log" 2>&1 &
+crash_pid=$!; PIDS=("$crash_pid")
+wait_http "http://127.0.0.1:$port/v2/"
+if curl -sf "http://127.0.0.1:$port/c1/squash/ns/sq/v1" -o "$work/partial.tar"; then
+  fail "squash succeeded although the server was told to die mid-build"
+fi
+for _ in $(seq 50); do kill -0 "$crash_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$crash_pid" 2>/dev/null && fail "the squash crash point was never reached"
+{ wait "$crash_pid"; } 2>/dev/null || true
+ls "$data/uploads" | grep -q '^squash-' || fail "expected the killed build's staging file (the test would prove nothing)"
+start_wharf "$port" "$data" "$log" --config "$work/expiry.yaml"; PIDS=("$WHARF_PID")
+curl -sf "http://127.0.0.1:$port/c1/squash/ns/sq/v1" -o "$work/after.tar" || fail "squash after restart failed"
+cmp "$work/reference.tar" "$work/after.tar" || fail "squash after the crash differs from an undisturbed one"
+sleep 3.5
+ls "$data/uploads" | grep -q '^squash-' && fail "the killed build's staging file was never purged"
+echo "PASS squash build killed mid-way: nothing cached, rebuilt identically after restart, staging purged"
+stop_pid "$WHARF_PID"
