@@ -52,7 +52,7 @@ stage_api_distribution() {
 }
 
 stage_durability() { bash tests/durability/crash.sh; }
-stage_server() { bash tests/server/tls_and_logs.sh; }
+stage_server() { bash tests/server/tls_and_logs.sh && bash tests/server/squash_ops.sh; }
 
 stage_e2e() {
   local port; port=$(free_port)
@@ -70,7 +70,7 @@ for s in "${stages[@]}"; do
     api) run_stage "api (wharf)" stage_api ;;
     api-distribution) run_stage "api (distribution 2.8 reference)" stage_api_distribution ;;
     durability) run_stage "durability (kill -9 at named points)" stage_durability ;;
-    server) run_stage "server (TLS, logs, SIGTERM drain)" stage_server ;;
+    server) run_stage "server (TLS, logs, SIGTERM drain, squash operations)" stage_server ;;
     e2e) run_stage "e2e real clients" stage_e2e ;;
     *) echo "unknown stage $s"; exit 2 ;;
   esac

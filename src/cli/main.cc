@@ -1,7 +1,9 @@
 // cli/main.cc — the `wharf` command: `wharf serve` runs the registry.
 // Wires the parts together: config -> stores -> registry -> HTTP server, plus
 // the small endpoints that belong to the process (health, metrics).
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <filesystem>
@@ -18,6 +20,7 @@
 #include "meta/metadata_store.h"
 #include "registry/registry.h"
 #include "registry/squash_endpoint.h"
+#include "squash/offline.h"
 #include "squash/service.h"
 #include "storage/blob_store.h"
 
@@ -57,14 +60,7 @@ void log_request(const core::Config& cfg, const http::Exchange& ex, double secs)
   }
 }
 
-int serve(core::Config cfg) {
-  raise_open_file_limit();
-  std::filesystem::create_directories(cfg.data_dir);
-  if (cfg.storage_driver != "filesystem") throw std::runtime_error("unknown storage.driver " + cfg.storage_driver);
-  if (cfg.metadata_driver != "sqlite") throw std::runtime_error("unknown metadata.driver " + cfg.metadata_driver);
-  auto blobs = storage::make_fs_blob_store(cfg.data_dir);
-  auto meta = meta::make_cached_store(meta::make_sqlite_store(cfg.data_dir + "/wharf.db"), cfg.metadata_cache_ttl_ms);
-
+squash::ServiceOptions squash_options(const core::Config& cfg) {
   squash::ServiceOptions sq;
   sq.default_platform = cfg.squash_default_platform;
   sq.workers = cfg.squash_workers > 0 ? cfg.squash_workers : std::max(1u, std::thread::hardware_concurrency());
@@ -75,11 +71,114 @@ int serve(core::Config cfg) {
   sq.limits.max_pax_bytes = cfg.squash_max_pax_bytes;
   sq.limits.max_path_bytes = cfg.squash_max_path_bytes;
   sq.limits.zstd_window_log_max = cfg.squash_zstd_window_log_max;
-  squash::Service squasher(sq, *blobs, *meta);
+  return sq;
+}
+
+// `wharf squash prime NAME:TAG|NAME@DIGEST`: builds the cache entry in this
+// process against the same stores the server uses (safe while it runs).
+int squash_prime(const core::Config& cfg, const std::string& ref, const std::string& platform) {
+  auto at = ref.find('@');
+  auto colon = ref.rfind(':');
+  std::string name, tag;
+  if (at != std::string::npos) {
+    name = ref.substr(0, at);
+    tag = ref.substr(at + 1);
+  } else if (colon != std::string::npos && ref.find('/', colon) == std::string::npos) {
+    name = ref.substr(0, colon);
+    tag = ref.substr(colon + 1);
+  } else {
+    throw std::runtime_error("give the image as NAME:TAG or NAME@DIGEST");
+  }
+  auto blobs = storage::make_fs_blob_store(cfg.data_dir);
+  auto meta = meta::make_sqlite_store(cfg.data_dir + "/wharf.db");
+  squash::Service svc(squash_options(cfg), *blobs, *meta);
+  auto img = svc.resolve(name, tag, platform);
+  auto job = svc.acquire(img);
+  while (job->state() != squash::Job::State::Done && job->state() != squash::Job::State::Failed)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (job->state() == squash::Job::State::Failed) std::rethrow_exception(job->failure());
+  std::cout << "primed " << name << ":" << tag << " (" << img.manifest_digest << "): layer " << job->layer_size()
+            << " bytes" << std::endl;
+  return 0;
+}
+
+// `wharf squash --from SRC --to FILE|-`
+int squash_offline_cmd(const core::Config& cfg, const std::string& from, const std::string& to,
+                       const std::string& platform, const std::string& tag) {
+  squash::OfflineOptions o;
+  o.from = from;
+  o.platform = platform;
+  o.repo_tag = tag;
+  o.limits = squash_options(cfg).limits;
+  int fd = 1;
+  std::string tmp;
+  if (to != "-") {
+    tmp = to + ".partial";
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error("cannot create " + tmp);
+  } else if (isatty(1)) {
+    throw std::runtime_error("refusing to write a tar archive to a terminal: use --to FILE or a pipe");
+  }
+  bool tty = isatty(2);
+  auto t0 = std::chrono::steady_clock::now();
+  auto last = t0;
+  auto progress = [&](uint64_t done, uint64_t total) {
+    if (!tty) return;
+    auto now = std::chrono::steady_clock::now();
+    if (done < total && now - last < std::chrono::milliseconds(200)) return;
+    last = now;
+    double secs = std::max(1e-3, std::chrono::duration<double>(now - t0).count());
+    double rate = done / secs;
+    double eta = rate > 0 ? (total - done) / rate : 0;
+    int width = 30, fill = total ? static_cast<int>(width * done / total) : width;
+    std::fprintf(stderr, "\r[%s%s] %6.1f/%6.1f MiB %7.1f MiB/s ETA %4.0fs", std::string(fill, '#').c_str(),
+                 std::string(width - fill, ' ').c_str(), done / 1048576.0, total / 1048576.0, rate / 1048576.0, eta);
+    if (done >= total) std::fprintf(stderr, "\n");
+  };
+  try {
+    squash::squash_offline(o, fd, progress);
+  } catch (...) {
+    if (fd != 1) {
+      ::close(fd);
+      ::unlink(tmp.c_str());
+    }
+    throw;
+  }
+  if (fd != 1) {
+    if (::fsync(fd) != 0 || ::close(fd) != 0 || ::rename(tmp.c_str(), to.c_str()) != 0)
+      throw std::runtime_error("cannot write " + to);
+  }
+  return 0;
+}
+
+int serve(core::Config cfg) {
+  raise_open_file_limit();
+  std::filesystem::create_directories(cfg.data_dir);
+  if (cfg.storage_driver != "filesystem") throw std::runtime_error("unknown storage.driver " + cfg.storage_driver);
+  if (cfg.metadata_driver != "sqlite") throw std::runtime_error("unknown metadata.driver " + cfg.metadata_driver);
+  auto blobs = storage::make_fs_blob_store(cfg.data_dir);
+  auto meta = meta::make_cached_store(meta::make_sqlite_store(cfg.data_dir + "/wharf.db"), cfg.metadata_cache_ttl_ms);
+
+  squash::Service squasher(squash_options(cfg), *blobs, *meta);
   registry::SquashEndpoint squash_endpoint({cfg.squash_repo_host, cfg.external_url}, squasher);
 
   registry::Options ro;
   ro.on_manifest_deleted = [&squasher](const std::string& d) { squasher.forget_manifest(d); };
+  ro.on_tag_pushed = [&squasher, &cfg](const std::string& repo, const std::string& tag) {
+    auto listed = [&](const std::vector<std::string>& v, const std::string& x) {
+      return std::find(v.begin(), v.end(), x) != v.end();
+    };
+    std::string ns = repo.substr(0, repo.find('/'));
+    if (!cfg.squash_auto_prime_all && !listed(cfg.squash_auto_prime_namespaces, ns) &&
+        !listed(cfg.squash_auto_prime_repositories, repo))
+      return;
+    try {
+      squasher.acquire(squasher.resolve(repo, tag, ""));  // builds in the background
+      core::Metrics::global().add("wharf_squash_auto_primes_total");
+    } catch (const std::exception& e) {  // an artifact, a full queue...: the push itself succeeded
+      say(spdlog::level::info, fmt::format("auto-prime of {}:{} skipped: {}", repo, tag, e.what()));
+    }
+  };
   ro.delete_enabled = cfg.delete_enabled;
   ro.max_manifest_bytes = cfg.max_manifest_bytes;
   ro.external_url = cfg.external_url;
@@ -169,6 +268,19 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--listen", listen, "ADDR:PORT to listen on (default 127.0.0.1:5000)");
   serve_cmd->add_option("--data-dir", data_dir, "directory for blobs and the SQLite database");
   serve_cmd->add_option("--log-format", log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+
+  auto* squash_cmd = app.add_subcommand("squash", "flatten an image on disk (--from/--to), or prime the cache (prime)");
+  std::string from, to = "-", platform, tag, prime_ref;
+  squash_cmd->add_option("--from", from, "oci:DIR[:TAG] or docker-archive:FILE");
+  squash_cmd->add_option("--to", to, "output file, or - for stdout (default)");
+  squash_cmd->add_option("--platform", platform, "os/arch[/variant] for multi-platform images");
+  squash_cmd->add_option("--tag", tag, "RepoTags entry for the archive (name:tag)");
+  squash_cmd->add_option("--config", config_path, "YAML configuration file (limits)");
+  auto* prime_cmd = squash_cmd->add_subcommand("prime", "build the squash cache entry of NAME:TAG ahead of use");
+  prime_cmd->add_option("image", prime_ref, "NAME:TAG or NAME@DIGEST")->required();
+  prime_cmd->add_option("--config", config_path, "YAML configuration file");
+  prime_cmd->add_option("--data-dir", data_dir, "data directory of the registry");
+  prime_cmd->add_option("--platform", platform, "os/arch[/variant]");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -181,6 +293,11 @@ int main(int argc, char** argv) {
       g_json_logs = true;
     }
     if (*serve_cmd) return serve(cfg);
+    if (*prime_cmd) return squash_prime(cfg, prime_ref, platform);
+    if (*squash_cmd) {
+      if (from.empty()) throw std::runtime_error("wharf squash needs --from (or the prime subcommand)");
+      return squash_offline_cmd(cfg, from, to, platform, tag);
+    }
   } catch (const std::exception& e) {
     say(spdlog::level::err, e.what());
     return 1;

@@ -72,7 +72,14 @@ Config load_config(const std::string& path) {
       get(m, "metadata_ttl_ms", c.metadata_cache_ttl_ms);
     }
     if (auto q = root["squash"]) {
-      check_keys(q, "squash", {"default_platform", "repo_host", "workers", "queue_max", "cache_max_bytes", "limits"});
+      check_keys(q, "squash",
+                 {"default_platform", "repo_host", "workers", "queue_max", "cache_max_bytes", "limits", "auto_prime"});
+      if (auto a = q["auto_prime"]) {
+        check_keys(a, "squash.auto_prime", {"all", "namespaces", "repositories"});
+        get(a, "all", c.squash_auto_prime_all);
+        get(a, "namespaces", c.squash_auto_prime_namespaces);
+        get(a, "repositories", c.squash_auto_prime_repositories);
+      }
       get(q, "default_platform", c.squash_default_platform);
       get(q, "repo_host", c.squash_repo_host);
       get(q, "workers", c.squash_workers);

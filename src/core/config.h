@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace wharf::core {
 
@@ -48,6 +49,11 @@ struct Config {
   uint64_t squash_max_pax_bytes = 1 << 20;
   uint64_t squash_max_path_bytes = 4096;
   int squash_zstd_window_log_max = 25;
+  // Build the squash cache entry whenever a tag is pushed: everywhere, or in
+  // the listed namespaces ("acme") and repositories ("acme/web").
+  bool squash_auto_prime_all = false;
+  std::vector<std::string> squash_auto_prime_namespaces;
+  std::vector<std::string> squash_auto_prime_repositories;
 
   std::string storage_driver = "filesystem";
   std::string metadata_driver = "sqlite";

@@ -45,8 +45,8 @@ struct SquashRecord {
   uint64_t layer_size = 0;
   std::string layer_dir;        // directory of layer.tar in the archive
   std::string config;           // the squashed image's config JSON
-  int64_t created = 0;
-  int64_t last_used = 0;
+  int64_t created = 0;    // unix milliseconds
+  int64_t last_used = 0;  // unix milliseconds
   // The layer's cached gzip piece (raw deflate, sync-flushed), once made.
   std::string gz_digest;
   uint64_t gz_size = 0;

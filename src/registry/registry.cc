@@ -455,6 +455,7 @@ struct Registry::Impl {
     std::optional<std::string_view> tag;
     if (!by_digest) tag = ref;
     meta.put_manifest(name, rec, refs, tag);
+    if (tag && opts.on_tag_pushed) opts.on_tag_pushed(name, ref);
     Response r;
     r.status = 201;
     r.headers.add("Location", location(req, "/v2/" + name + "/manifests/" + rec.digest));

@@ -27,6 +27,11 @@ namespace {
 int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
+// Cache recency is kept in milliseconds: several entries are used within a second.
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // Verifies a blob's digest as it is read to the end.
 class VerifyingReader : public storage::BlobReader {
@@ -247,7 +252,7 @@ std::shared_ptr<Job> Service::acquire(const Image& img) {
       j->gzip_ = Job::Gzip{r->gz_digest, r->gz_size, r->layer_crc};
     j->blobs_ = &blobs_;
     j->image_ = img;
-    meta_.touch_squash(img.key, now_s());
+    meta_.touch_squash(img.key, now_ms());
     core::Metrics::global().add("wharf_squash_cache_hits_total");
     return j;
   }
@@ -395,7 +400,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
     core::Digest diff_id = sink.finish();
     std::string config = squashed_config(img.config, diff_id.str(), img.manifest_digest);
     meta::SquashRecord rec{img.key, img.manifest_digest, diff_id.str(), plan.tar_size, img.layer_dir, config,
-                           now_s(), now_s()};
+                           now_ms(), now_ms()};
     {
       std::lock_guard lk(job->mu_);
       blobs_.commit_upload(staging, diff_id);
@@ -408,7 +413,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
     metrics.add("wharf_squash_bytes_built_total", plan.tar_size);
     job->notify();
     compress(rec);
-    evict();
+    evict(img.key);
   } catch (...) {
     metrics.add("wharf_squash_build_failures_total");
     std::exception_ptr err = std::current_exception();
@@ -468,7 +473,7 @@ void Service::compress(const meta::SquashRecord& rec) {
   }
 }
 
-void Service::evict() {
+void Service::evict(const std::string& keep) {
   auto records = meta_.squash_records();  // least recently used first
   uint64_t total = 0;
   std::map<std::string, int> users;  // blobs several entries share (same squashed bytes)
@@ -479,6 +484,7 @@ void Service::evict() {
   }
   for (const auto& r : records) {
     if (total <= opts_.cache_max_bytes) break;
+    if (r.key == keep) continue;  // the entry just built stays, even alone over the bound
     meta_.delete_squash(r.key);
     total -= r.layer_size;
     // A blob goes when no other entry uses it and no repository links it (a pushed blob may have the same bytes).

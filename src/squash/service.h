@@ -119,7 +119,8 @@ class Service {
  private:
   void worker();
   void build(const std::shared_ptr<Job>& job);
-  void evict();
+  // Evicts least recently used entries beyond cache_max_bytes, never `keep`.
+  void evict(const std::string& keep);
   // Makes the cached gzip piece of a committed layer (after the build, on
   // the build thread; gzip requests meanwhile compress on the fly).
   void compress(const meta::SquashRecord& rec);

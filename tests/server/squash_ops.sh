@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Operating squashed downloads: priming (CLI while the server runs, the POST
+# endpoint, auto-prime on push by config), the offline `wharf squash`, limits
+# answered with a 4xx naming the limit (and no cache entry), and LRU eviction.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/common.sh"
+work=$(mktemp -d /tmp/wharf-squashops.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; rm -rf "$work"; }
+trap cleanup EXIT
+bash "$here/../lib/make-oci-image.sh" "$work/img" v1 >/dev/null
+bash "$here/../lib/make-oci-image.sh" "$work/img2" v1 >/dev/null
+bash "$here/../lib/make-oci-image.sh" "$work/img3" v1 >/dev/null  # cache entries are per image: each case its own
+push() { skopeo copy -q --dest-tls-verify=false "oci:$1:v1" "docker://127.0.0.1:$port/$2"; }
+metric() { curl -sf "http://127.0.0.1:$port/metrics" | awk -v n="$1" '$1==n{print $2}' | tail -1; }
+cached() { curl -sfI "http://127.0.0.1:$port/c1/squash/$1" | tr -d '\r' | grep -qi '^accept-ranges: bytes'; }
+
+port=$(free_port)
+cat >"$work/cfg.yaml" <<EOC
+squash:
+  auto_prime: {namespaces: [auto]}
+  cache_max_bytes: 150000
+EOC
+start_wharf "$port" "$work/data" "$work/wharf.log" --config "$work/cfg.yaml"; PIDS=("$WHARF_PID")
+
+# --- prime from the CLI, against the running server's data
+push "$work/img" ns/cli:v1
+cached ns/cli/v1 && fail "cached before priming"
+"$WHARF_BIN" squash prime ns/cli:v1 --data-dir "$work/data" --config "$work/cfg.yaml" >"$work/prime.out"
+grep -q '^primed ns/cli:v1' "$work/prime.out" || fail "prime CLI said: $(cat "$work/prime.out")"
+cached ns/cli/v1 || fail "the server does not see the entry the CLI primed"
+curl -sf "http://127.0.0.1:$port/c1/squash/ns/cli/v1" -o "$work/cli.tar"
+[ -z "$(metric wharf_squash_builds_total)" ] || fail "the server built what the CLI primed"
+[ "$(metric wharf_squash_cache_hits_total)" = 1 ] || fail "the download after priming was not a cache hit"
+echo "PASS wharf squash prime NAME:TAG while the server runs"
+
+# --- the offline squash gives the same layer bytes as the served download
+"$WHARF_BIN" squash --from "oci:$work/img:v1" --to "$work/offline.tar"
+layer() { tar -xOf "$1" "$(tar -xOf "$1" manifest.json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Layers"][0])')"; }
+cmp <(layer "$work/offline.tar") <(layer "$work/cli.tar") || fail "offline layer.tar differs from the served one"
+"$WHARF_BIN" squash --from "docker-archive:$work/offline.tar" >"$work/again.tar"
+cmp <(layer "$work/offline.tar") <(layer "$work/again.tar") || fail "squashing a squashed archive changed the layer"
+echo "PASS wharf squash --from oci:/docker-archive: equals the served layer"
+sleep 0.05  # the entries below are used later than this one
+
+# --- POST prime endpoint and auto-prime on push
+push "$work/img2" ns/post:v1
+code=$(curl -s -o "$work/prime.json" -w '%{http_code}' -X POST "http://127.0.0.1:$port/c1/squash/ns/post/v1/prime")
+[ "$code" = 202 ] || fail "POST prime gave $code"
+for _ in $(seq 50); do cached ns/post/v1 && break; sleep 0.1; done
+cached ns/post/v1 || fail "POST prime did not cache"
+push "$work/img2" auto/repo:v1
+for _ in $(seq 50); do cached auto/repo/v1 && break; sleep 0.1; done
+cached auto/repo/v1 || fail "a push to an auto-prime namespace was not primed"
+push "$work/img3" other/repo:v1
+sleep 0.5
+cached other/repo/v1 && fail "a namespace without auto-prime was primed"
+echo "PASS POST .../prime and squash.auto_prime on push"
+
+# --- LRU eviction: cache_max_bytes holds one ~110 KB entry at a time
+cached ns/cli/v1 && fail "the least recently used entry was not evicted"
+echo "PASS the cache is bounded by squash.cache_max_bytes (least recently used evicted)"
+stop_pid "$WHARF_PID"
+
+# --- limits: a 4xx that names the limit, and nothing cached
+port=$(free_port)
+printf 'squash:\n  limits: {max_entries: 3}\n' >"$work/limits.yaml"
+start_wharf "$port" "$work/data-limits" "$work/wharf-limits.log" --config "$work/limits.yaml"; PIDS=("$WHARF_PID")
+push "$work/img" ns/big:v1
+for i in 1 2; do
+  code=$(curl -s -o "$work/limit.json" -w '%{http_code}' "http://127.0.0.1:$port/c1/squash/ns/big/v1")
+  [ "$code" = 422 ] || fail "over max_entries gave $code (try $i)"
+  grep -q 'max_entries' "$work/limit.json" || fail "the error does not name the limit: $(cat "$work/limit.json")"
+  python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["errors"][0]; assert e["code"]=="LIMIT_EXCEEDED"' "$work/limit.json"
+done
+echo "PASS an image over squash.limits.max_entries gets 422 LIMIT_EXCEEDED naming the limit, twice (nothing cached)"
