@@ -164,6 +164,9 @@ int serve(core::Config cfg) {
 
   registry::Options ro;
   ro.on_manifest_deleted = [&squasher](const std::string& d) { squasher.forget_manifest(d); };
+  ro.on_manifest_pushed = [&squasher](const std::string& repo, const std::string& digest) {
+    squasher.index_in_background(repo, digest);
+  };
   ro.on_tag_pushed = [&squasher, &cfg](const std::string& repo, const std::string& tag) {
     auto listed = [&](const std::vector<std::string>& v, const std::string& x) {
       return std::find(v.begin(), v.end(), x) != v.end();

@@ -3,6 +3,8 @@
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 
+#include <csignal>
+
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ssl.hpp>
@@ -492,6 +494,9 @@ void Server::every(std::chrono::seconds period, std::function<void()> fn) {
 
 void Server::run() {
   auto& im = *impl_;
+  // sendfile(2) on a socket the client closed raises SIGPIPE (asio's own
+  // sends use MSG_NOSIGNAL, sendfile cannot): the error must come back as EPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
   asio::signal_set signals(im.ioc, SIGTERM, SIGINT);
   signals.async_wait([&im](beast::error_code ec, int) {
     if (ec) return;

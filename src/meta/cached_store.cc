@@ -106,6 +106,8 @@ class CachedStore : public MetadataStore {
     in_->set_squash_gzip(k, d, s, c);
   }
   std::vector<SquashRecord> squash_records() override { return in_->squash_records(); }
+  std::optional<LayerIndexRecord> get_layer_index(std::string_view d) override { return in_->get_layer_index(d); }
+  void put_layer_index(const LayerIndexRecord& r) override { in_->put_layer_index(r); }
   void probe() override { in_->probe(); }
 
  private:

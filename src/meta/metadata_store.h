@@ -53,6 +53,14 @@ struct SquashRecord {
   uint32_t layer_crc = 0;  // CRC-32 of layer.tar
 };
 
+// Where a layer's persisted squash index is (see squash/index_codec.h).
+struct LayerIndexRecord {
+  std::string layer_digest;
+  uint32_t format = 0;
+  std::string index_digest;  // a blob in the BlobStore
+  uint64_t entries = 0;
+};
+
 class MetadataStore {
  public:
   virtual ~MetadataStore() = default;
@@ -101,6 +109,9 @@ class MetadataStore {
                                uint32_t layer_crc) = 0;
   // Every record, least recently used first (for eviction and listing); `config` is left empty.
   virtual std::vector<SquashRecord> squash_records() = 0;
+
+  virtual std::optional<LayerIndexRecord> get_layer_index(std::string_view layer_digest) = 0;
+  virtual void put_layer_index(const LayerIndexRecord& r) = 0;
 
   // Cheap round trip for /health/endtoend. Throws on failure.
   virtual void probe() = 0;

@@ -47,6 +47,11 @@ ALTER TABLE squash_cache ADD COLUMN gz_digest TEXT NOT NULL DEFAULT '';
 ALTER TABLE squash_cache ADD COLUMN gz_size INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE squash_cache ADD COLUMN layer_crc INTEGER NOT NULL DEFAULT 0;
 )SQL",
+    // version 4: persisted per-layer squash indexes
+    R"SQL(
+CREATE TABLE layer_index(layer_digest TEXT PRIMARY KEY, format INTEGER NOT NULL, index_digest TEXT NOT NULL,
+                         entries INTEGER NOT NULL);
+)SQL",
 };
 
 int64_t now_s() {
@@ -468,6 +473,25 @@ class SqliteStore : public MetadataStore {
         out.push_back({s.text(0), s.text(1), s.text(2), static_cast<uint64_t>(s.i64(3)), s.text(4), "", s.i64(5),
                        s.i64(6), s.text(7), static_cast<uint64_t>(s.i64(8)), static_cast<uint32_t>(s.i64(9))});
       return out;
+    });
+  }
+  std::optional<LayerIndexRecord> get_layer_index(std::string_view layer_digest) override {
+    return with([&](Conn& c) -> std::optional<LayerIndexRecord> {
+      auto s = c.prepare("SELECT format, index_digest, entries FROM layer_index WHERE layer_digest = ?");
+      s.bind(layer_digest);
+      if (!s.step()) return std::nullopt;
+      return LayerIndexRecord{std::string(layer_digest), static_cast<uint32_t>(s.i64(0)), s.text(1),
+                              static_cast<uint64_t>(s.i64(2))};
+    });
+  }
+  void put_layer_index(const LayerIndexRecord& r) override {
+    write([&](Conn& c) {
+      c.prepare("INSERT OR REPLACE INTO layer_index(layer_digest, format, index_digest, entries) VALUES(?,?,?,?)")
+          .bind(r.layer_digest)
+          .bind(static_cast<int64_t>(r.format))
+          .bind(r.index_digest)
+          .bind(static_cast<int64_t>(r.entries))
+          .run();
     });
   }
   void probe() override {

@@ -455,6 +455,7 @@ struct Registry::Impl {
     std::optional<std::string_view> tag;
     if (!by_digest) tag = ref;
     meta.put_manifest(name, rec, refs, tag);
+    if (opts.on_manifest_pushed && !parsed.is_index) opts.on_manifest_pushed(name, rec.digest);
     if (tag && opts.on_tag_pushed) opts.on_tag_pushed(name, ref);
     Response r;
     r.status = 201;

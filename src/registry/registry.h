@@ -28,6 +28,8 @@ struct Options {
   int upload_expiry_seconds = 24 * 3600;
   // Called after a manifest is deleted (e.g. to drop derived caches).
   std::function<void(const std::string& digest)> on_manifest_deleted;
+  // Called after any manifest was pushed (image or index).
+  std::function<void(const std::string& repo, const std::string& digest)> on_manifest_pushed;
   // Called after a tag was pushed (e.g. to prime derived caches). Must not throw.
   std::function<void(const std::string& repo, const std::string& tag)> on_tag_pushed;
 };

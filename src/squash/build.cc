@@ -1,5 +1,7 @@
 #include "squash/build.h"
 
+#include "squash/index_codec.h"
+
 #include <algorithm>
 #include <atomic>
 #include <future>
@@ -24,16 +26,30 @@ LayerIndex index_one(std::unique_ptr<storage::BlobReader> blob, const Limits& li
 
 }  // namespace
 
-std::vector<LayerIndex> index_layers(uint32_t n, const LayerOpener& open, const Limits& limits, unsigned parallel) {
+std::vector<LayerIndex> index_layers(uint32_t n, const LayerOpener& open, const Limits& limits, unsigned parallel,
+                                     IndexCache* cache) {
   std::atomic<int64_t> budget(static_cast<int64_t>(std::min<uint64_t>(limits.max_uncompressed_bytes, INT64_MAX)));
   std::atomic<int64_t> entries(static_cast<int64_t>(limits.max_entries));
   std::vector<LayerIndex> out(n);
   std::atomic<uint32_t> next{0};
   auto worker = [&] {
     for (uint32_t i; (i = next.fetch_add(1)) < n;) {
+      if (cache) {
+        if (auto idx = cache->load(i)) {
+          int64_t bytes = static_cast<int64_t>(indexed_bytes(*idx)), count = static_cast<int64_t>(idx->entries.size());
+          if (budget.fetch_sub(bytes) < bytes)
+            throw LimitError(
+                "the image is larger than the squash limit on uncompressed bytes (squash.limits.max_uncompressed_bytes)");
+          if (entries.fetch_sub(count) < count)
+            throw LimitError("the image has more tar entries than squash.limits.max_entries allows");
+          out[i] = std::move(*idx);
+          continue;
+        }
+      }
       auto blob = open(i);
       if (!blob) throw std::runtime_error("layer " + std::to_string(i) + " is missing from storage");
       out[i] = index_one(std::move(blob), limits, &budget, &entries);
+      if (cache) cache->store(i, out[i]);
     }
   };
   std::vector<std::future<void>> fs;

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "squash/plan.h"
@@ -15,10 +16,20 @@ namespace wharf::squash {
 // Opens layer `i` (bottom-up) of the image; nullptr when the blob is missing.
 using LayerOpener = std::function<std::unique_ptr<storage::BlobReader>(uint32_t i)>;
 
-// Indexes every layer, at most `parallel` at a time. Throws LayerError /
-// LimitError (corrupt layers, limits) and std::runtime_error (missing blob).
+// Persisted indexes (see index_codec.h). Both calls may run concurrently.
+class IndexCache {
+ public:
+  virtual ~IndexCache() = default;
+  virtual std::optional<LayerIndex> load(uint32_t layer) = 0;
+  virtual void store(uint32_t layer, const LayerIndex& idx) = 0;
+};
+
+// Indexes every layer, at most `parallel` at a time, taking persisted
+// indexes from `cache` where it has them (and storing new ones). Throws
+// LayerError / LimitError (corrupt layers, limits) and std::runtime_error
+// (missing blob).
 std::vector<LayerIndex> index_layers(uint32_t layer_count, const LayerOpener& open, const Limits& limits,
-                                     unsigned parallel);
+                                     unsigned parallel, IndexCache* cache = nullptr);
 
 // Receives the output bytes in order.
 class Sink {

@@ -15,6 +15,7 @@
 #include "squash/build.h"
 #include "squash/docker_archive.h"
 #include "squash/gzip.h"
+#include "squash/index_codec.h"
 
 namespace wharf::squash {
 
@@ -72,6 +73,46 @@ std::string random_id() {
   }
   return s;
 }
+
+// Persisted layer indexes: blobs named by their digest, found through the
+// metadata store by layer digest.
+class StoredIndexes : public IndexCache {
+ public:
+  StoredIndexes(storage::BlobStore& b, meta::MetadataStore& m, const std::vector<std::string>& layers)
+      : blobs_(b), meta_(m), layers_(layers) {}
+  std::optional<LayerIndex> load(uint32_t i) override {
+    auto rec = meta_.get_layer_index(layers_[i]);
+    if (!rec || rec->format != kIndexFormat) return std::nullopt;
+    auto d = core::Digest::parse(rec->index_digest);
+    auto r = d ? blobs_.open(*d) : nullptr;
+    if (!r) return std::nullopt;
+    std::string bytes(r->remaining(), '\0');
+    size_t got = 0;
+    while (got < bytes.size()) {
+      size_t n = r->read(bytes.data() + got, bytes.size() - got);
+      if (!n) return std::nullopt;
+      got += n;
+    }
+    if (core::digest_of(d->algorithm(), bytes) != *d) return std::nullopt;
+    core::Metrics::global().add("wharf_squash_index_hits_total");
+    return decode_index(bytes);
+  }
+  void store(uint32_t i, const LayerIndex& idx) override {
+    try {
+      std::string bytes = encode_index(idx);
+      auto d = core::sha256_of(bytes);
+      blobs_.put(d, bytes);
+      meta_.put_layer_index({layers_[i], kIndexFormat, d.str(), idx.entries.size()});
+    } catch (const std::exception&) {
+      // an index that cannot be stored is rebuilt next time
+    }
+  }
+
+ private:
+  storage::BlobStore& blobs_;
+  meta::MetadataStore& meta_;
+  const std::vector<std::string>& layers_;
+};
 
 // Translates engine failures into the registry's error table.
 [[noreturn]] void rethrow_as_error(std::exception_ptr p) {
@@ -279,11 +320,38 @@ uint64_t Service::planned_layer_size(const Image& img) {
       auto d = core::Digest::parse(img.layer_digests[i]);
       return d ? blobs_.open(*d) : nullptr;
     };
-    auto idx = index_layers(img.layer_digests.size(), opener, opts_.limits, std::thread::hardware_concurrency());
+    StoredIndexes stored(blobs_, meta_, img.layer_digests);
+    auto verifying = [&](uint32_t i) -> std::unique_ptr<storage::BlobReader> {
+      auto r = opener(i);
+      return r ? std::make_unique<VerifyingReader>(std::move(r), *core::Digest::parse(img.layer_digests[i])) : nullptr;
+    };
+    auto idx = index_layers(img.layer_digests.size(), verifying, opts_.limits, std::thread::hardware_concurrency(),
+                            &stored);
     return plan_merge(idx).tar_size;
   } catch (...) {
     rethrow_as_error(std::current_exception());
   }
+}
+
+void Service::index_in_background(const std::string& repo, const std::string& digest) {
+  std::lock_guard lk(mu_);
+  if (background_.size() >= 1000) return;  // a flood of pushes: indexes get built on first squash instead
+  background_.push_back([this, repo, digest] {
+    try {
+      Image img = resolve(repo, digest, "");
+      StoredIndexes stored(blobs_, meta_, img.layer_digests);
+      auto verifying = [&](uint32_t i) -> std::unique_ptr<storage::BlobReader> {
+        auto d = core::Digest::parse(img.layer_digests[i]);
+        auto r = d ? blobs_.open(*d) : nullptr;
+        return r ? std::make_unique<VerifyingReader>(std::move(r), *d) : nullptr;
+      };
+      index_layers(img.layer_digests.size(), verifying, opts_.limits, 1, &stored);
+      core::Metrics::global().add("wharf_squash_background_indexes_total");
+    } catch (const std::exception&) {
+      // not an image, a corrupt layer...: the squash request will say so
+    }
+  });
+  cv_.notify_one();
 }
 
 void Service::forget_manifest(const std::string& digest) {
@@ -294,12 +362,22 @@ void Service::forget_manifest(const std::string& digest) {
 void Service::worker() {
   for (;;) {
     std::shared_ptr<Job> job;
+    std::function<void()> task;
     {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+      cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !background_.empty(); });
       if (stopping_) return;
-      job = queue_.front();
-      queue_.pop_front();
+      if (!queue_.empty()) {
+        job = queue_.front();
+        queue_.pop_front();
+      } else {
+        task = std::move(background_.front());
+        background_.pop_front();
+      }
+    }
+    if (task) {
+      task();
+      continue;
     }
     build(job);
     {
@@ -372,7 +450,9 @@ void Service::build(const std::shared_ptr<Job>& job) {
     auto verifying = [&](uint32_t i) -> std::unique_ptr<storage::BlobReader> {
       return std::make_unique<VerifyingReader>(opener(i), *core::Digest::parse(img.layer_digests[i]));
     };
-    auto idx = index_layers(img.layer_digests.size(), verifying, opts_.limits, std::thread::hardware_concurrency());
+    StoredIndexes stored(blobs_, meta_, img.layer_digests);
+    auto idx = index_layers(img.layer_digests.size(), verifying, opts_.limits, std::thread::hardware_concurrency(),
+                            &stored);
     Plan plan = plan_merge(idx);
     staging = random_id();
     blobs_.create_upload(staging);

@@ -112,6 +112,10 @@ class Service {
   std::optional<meta::SquashRecord> cached(const Image& img);
   // Exact layer.tar size without building it (indexes and plans the layers).
   uint64_t planned_layer_size(const Image& img);
+  // Indexes the layers of image manifest `digest` in `repo` in the
+  // background (when no build waits), so its first squash decodes each layer
+  // once. Quietly does nothing for anything that is not an image.
+  void index_in_background(const std::string& repo, const std::string& digest);
   // Drops cache entries of a deleted manifest.
   void forget_manifest(const std::string& digest);
   const ServiceOptions& options() const { return opts_; }
@@ -131,6 +135,7 @@ class Service {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> queue_;
+  std::deque<std::function<void()>> background_;  // runs only when queue_ is empty
   std::map<std::string, std::shared_ptr<Job>> inflight_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;

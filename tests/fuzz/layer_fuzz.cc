@@ -7,6 +7,7 @@
 #include <string>
 
 #include "squash/build.h"
+#include "squash/index_codec.h"
 #include "squash/layer_decoder.h"
 #include "squash/plan.h"
 #include "squash/tar.h"
@@ -33,6 +34,8 @@ class MemReader : public storage::BlobReader {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // The persisted index decoder sees stored bytes: damaged ones must be refused cleanly.
+  if (auto idx = decode_index(std::string(reinterpret_cast<const char*>(data), size))) encode_index(*idx);
   Limits lim;
   lim.max_uncompressed_bytes = 64 << 20;
   lim.max_entries = 10000;

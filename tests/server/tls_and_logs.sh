@@ -60,6 +60,17 @@ for l in open(sys.argv[1]):
 PY
 echo "PASS --log-format json: one JSON object per line, requests with status, bytes, duration"
 
+# --- clients hanging up in the middle of a (sendfile) blob download
+head -c 30000000 /dev/urandom >"$work/hangup"
+hd="sha256:$(sha256sum "$work/hangup" | cut -d' ' -f1)"
+curl -sf -X POST -H 'Content-Type: application/octet-stream' --data-binary @"$work/hangup" \
+  "http://127.0.0.1:$port/v2/hang/blobs/uploads/?digest=$hd" -o /dev/null || fail "push for the hang-up test"
+for _ in 1 2 3; do curl -s -N "http://127.0.0.1:$port/v2/hang/blobs/$hd" | head -c 1000 >/dev/null || true; done
+sleep 0.3
+kill -0 "$WHARF_PID" 2>/dev/null || fail "wharf died when clients hung up mid-download (SIGPIPE?)"
+curl -sf -o /dev/null "http://127.0.0.1:$port/v2/" || fail "wharf stopped answering after clients hung up"
+echo "PASS clients hanging up mid-download leave the server running"
+
 # --- SIGTERM drains a request in flight
 head -c 20000000 /dev/urandom >"$work/big"
 digest="sha256:$(sha256sum "$work/big" | cut -d' ' -f1)"

@@ -359,3 +359,36 @@ TEST(Plan, SizeIsExactAndWriterMatchesIt) {
   EXPECT_EQ(datas[1], d2);
   EXPECT_EQ(got[1].xattrs, b.xattrs);
 }
+
+// ---- persisted index ----------------------------------------------------------
+
+#include "squash/index_codec.h"
+
+TEST(IndexCodec, RoundTripAndRejectsDamage) {
+  LayerIndex idx;
+  TarEntry a = file("dir/a", "12345");
+  a.xattrs = {{"user.k", std::string("v\0w", 3)}};
+  a.mtime = -7;
+  a.mtime_nsec = 5;
+  a.data_offset = 512;
+  TarEntry l = hardlink("dir/b", "dir/a");
+  l.uid = 1ull << 40;
+  idx.entries = {a, l, file("d", "", EntryType::Dir)};
+  std::string bytes = encode_index(idx);
+  auto back = decode_index(bytes);
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->entries.size(), 3u);
+  EXPECT_EQ(back->entries[0].xattrs, a.xattrs);
+  EXPECT_EQ(back->entries[0].mtime, -7);
+  EXPECT_EQ(back->entries[0].data_offset, 512u);
+  EXPECT_EQ(back->entries[1].link, "dir/a");
+  EXPECT_EQ(back->entries[1].uid, 1ull << 40);
+  EXPECT_EQ(back->entries[2].type, EntryType::Dir);
+  EXPECT_EQ(indexed_bytes(idx), 517u);
+  EXPECT_FALSE(decode_index(bytes.substr(0, bytes.size() - 1)));
+  EXPECT_FALSE(decode_index(bytes + "x"));
+  EXPECT_FALSE(decode_index("WIDX"));
+  std::string other = bytes;
+  other[4] = 9;  // another format version
+  EXPECT_FALSE(decode_index(other));
+}

@@ -1,0 +1,126 @@
+#include "squash/index_codec.h"
+
+#include <cstring>
+
+namespace wharf::squash {
+
+namespace {
+
+void put_u64(std::string& o, uint64_t v) {  // LEB128
+  do {
+    uint8_t b = v & 0x7f;
+    v >>= 7;
+    o += static_cast<char>(b | (v ? 0x80 : 0));
+  } while (v);
+}
+void put_str(std::string& o, const std::string& s) {
+  put_u64(o, s.size());
+  o += s;
+}
+
+struct In {
+  const std::string& s;
+  size_t p = 0;
+  bool ok = true;
+  uint64_t u64() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (p >= s.size()) {
+        ok = false;
+        return 0;
+      }
+      uint8_t b = static_cast<uint8_t>(s[p++]);
+      v |= uint64_t{b & 0x7fu} << shift;
+      if (!(b & 0x80)) return v;
+    }
+    ok = false;
+    return 0;
+  }
+  std::string str() {
+    uint64_t n = u64();
+    if (!ok || n > s.size() - p) {
+      ok = false;
+      return {};
+    }
+    std::string r = s.substr(p, n);
+    p += n;
+    return r;
+  }
+};
+
+constexpr char kMagic[4] = {'W', 'I', 'D', 'X'};
+
+}  // namespace
+
+std::string encode_index(const LayerIndex& idx) {
+  std::string o(kMagic, 4);
+  put_u64(o, kIndexFormat);
+  put_u64(o, idx.entries.size());
+  for (const auto& e : idx.entries) {
+    put_str(o, e.path);
+    put_str(o, e.link);
+    o += static_cast<char>(e.type);
+    put_u64(o, e.mode);
+    put_u64(o, e.uid);
+    put_u64(o, e.gid);
+    put_str(o, e.uname);
+    put_str(o, e.gname);
+    put_u64(o, static_cast<uint64_t>(e.mtime));
+    put_u64(o, e.mtime_nsec);
+    put_u64(o, e.size);
+    put_u64(o, e.devmajor);
+    put_u64(o, e.devminor);
+    put_u64(o, e.xattrs.size());
+    for (const auto& [k, v] : e.xattrs) {
+      put_str(o, k);
+      put_str(o, v);
+    }
+    put_u64(o, e.data_offset);
+  }
+  return o;
+}
+
+std::optional<LayerIndex> decode_index(const std::string& bytes) {
+  if (bytes.size() < 4 || std::memcmp(bytes.data(), kMagic, 4) != 0) return std::nullopt;
+  In in{bytes, 4};
+  if (in.u64() != kIndexFormat) return std::nullopt;
+  uint64_t n = in.u64();
+  if (!in.ok || n > bytes.size()) return std::nullopt;
+  LayerIndex idx;
+  idx.entries.reserve(n);
+  for (uint64_t i = 0; i < n && in.ok; ++i) {
+    TarEntry e;
+    e.path = in.str();
+    e.link = in.str();
+    if (in.p >= bytes.size()) return std::nullopt;
+    e.type = static_cast<EntryType>(bytes[in.p++]);
+    e.mode = static_cast<uint32_t>(in.u64());
+    e.uid = in.u64();
+    e.gid = in.u64();
+    e.uname = in.str();
+    e.gname = in.str();
+    e.mtime = static_cast<int64_t>(in.u64());
+    e.mtime_nsec = static_cast<uint32_t>(in.u64());
+    e.size = in.u64();
+    e.devmajor = static_cast<uint32_t>(in.u64());
+    e.devminor = static_cast<uint32_t>(in.u64());
+    uint64_t nx = in.u64();
+    if (nx > bytes.size()) return std::nullopt;
+    for (uint64_t k = 0; k < nx && in.ok; ++k) {
+      std::string key = in.str();
+      e.xattrs.emplace_back(std::move(key), in.str());
+    }
+    e.data_offset = in.u64();
+    idx.entries.push_back(std::move(e));
+  }
+  if (!in.ok || in.p != bytes.size()) return std::nullopt;
+  return idx;
+}
+
+uint64_t indexed_bytes(const LayerIndex& idx) {
+  uint64_t end = 0;
+  for (const auto& e : idx.entries) end = std::max(end, e.data_offset + e.size);
+  return end;
+}
+
+}  // namespace wharf::squash
