@@ -302,8 +302,9 @@ std::shared_ptr<Job> Service::acquire(const Image& img) {
     core::Metrics::global().add("wharf_squash_joined_builds_total");
     return it->second;
   }
-  if (queue_.size() >= opts_.queue_max)
-    throw Error(ErrorCode::Unavailable, "too many squash builds waiting; retry shortly");
+  // An idle worker takes a build at once; beyond that, queue_max may wait.
+  if (queue_.size() >= opts_.queue_max + idle_workers_)
+    throw Error(ErrorCode::Unavailable, "too many squash builds running and waiting; retry shortly");
   auto j = std::make_shared<Job>();
   j->blobs_ = &blobs_;
   j->image_ = img;
@@ -365,7 +366,9 @@ void Service::worker() {
     std::function<void()> task;
     {
       std::unique_lock lk(mu_);
+      ++idle_workers_;
       cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !background_.empty(); });
+      --idle_workers_;
       if (stopping_) return;
       if (!queue_.empty()) {
         job = queue_.front();

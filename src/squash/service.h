@@ -137,6 +137,7 @@ class Service {
   std::deque<std::shared_ptr<Job>> queue_;
   std::deque<std::function<void()>> background_;  // runs only when queue_ is empty
   std::map<std::string, std::shared_ptr<Job>> inflight_;
+  unsigned idle_workers_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

@@ -75,3 +75,43 @@ for i in 1 2; do
   python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["errors"][0]; assert e["code"]=="LIMIT_EXCEEDED"' "$work/limit.json"
 done
 echo "PASS an image over squash.limits.max_entries gets 422 LIMIT_EXCEEDED naming the limit, twice (nothing cached)"
+stop_pid "$WHARF_PID"
+
+# --- at most N builds at a time; past the queue: 503 with Retry-After
+port=$(free_port)
+printf 'squash:\n  workers: 1\n  queue_max: 0\n  cache_max_bytes: 100000000000\n  limits: {max_uncompressed_bytes: 100000000000}\n' >"$work/queue.yaml"
+start_wharf "$port" "$work/data-queue" "$work/wharf-queue.log" --config "$work/queue.yaml"; PIDS=("$WHARF_PID")
+# A layer big enough that its build is still running when the second request
+# comes: 1 GiB of zeros, zstd-compressed to almost nothing (a sparse file feeds tar).
+mkdir -p "$work/bigimg/blobs/sha256" "$work/bigroot"
+truncate -s 1G "$work/bigroot/zeros"
+tar -C "$work/bigroot" -cf - zeros | tee >(sha256sum | cut -d' ' -f1 >"$work/big.diffid") | zstd -q -1 -T2 >"$work/big.tar.zst"
+bd=$(sha256sum "$work/big.tar.zst" | cut -d' ' -f1); bs=$(stat -c%s "$work/big.tar.zst")
+mv "$work/big.tar.zst" "$work/bigimg/blobs/sha256/$bd"
+sleep 0.2
+cfg='{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:'$(cat "$work/big.diffid")'"]}}'
+printf '%s' "$cfg" >"$work/cfg.json"; cd_=$(sha256sum "$work/cfg.json" | cut -d' ' -f1); cp "$work/cfg.json" "$work/bigimg/blobs/sha256/$cd_"
+man='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:'$cd_'","size":'${#cfg}'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+zstd","digest":"sha256:'$bd'","size":'$bs'}]}'
+printf '%s' "$man" >"$work/man.json"; md=$(sha256sum "$work/man.json" | cut -d' ' -f1); cp "$work/man.json" "$work/bigimg/blobs/sha256/$md"
+printf '{"imageLayoutVersion":"1.0.0"}' >"$work/bigimg/oci-layout"
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]}' "$md" "${#man}" >"$work/bigimg/index.json"
+push "$work/bigimg" ns/slow:v1
+push "$work/img" ns/second:v1
+# Pushes index their layers in the background on the one worker: let that finish first.
+for _ in $(seq 300); do [ "$(metric wharf_squash_background_indexes_total)" = 2 ] && break; sleep 0.1; done
+[ "$(metric wharf_squash_background_indexes_total)" = 2 ] || fail "background indexing after push did not happen"
+curl -s -o /dev/null -w '%{http_code}' --limit-rate 50M "http://127.0.0.1:$port/c1/squash/ns/slow/v1" >"$work/slow.code" &
+slow=$!
+for _ in $(seq 50); do [ "$(metric wharf_squash_builds_total)" = 1 ] && break; sleep 0.05; done
+code=$(curl -s -D "$work/503.h" -o "$work/503.json" -w '%{http_code}' "http://127.0.0.1:$port/c1/squash/ns/second/v1")
+kill "$slow" 2>/dev/null || true; wait "$slow" 2>/dev/null || true
+[ "$code" = 503 ] || fail "a build past the queue got $code, expected 503 (the first got $(cat "$work/slow.code"))"
+tr -d '\r' <"$work/503.h" | grep -qi '^retry-after: ' || fail "503 without Retry-After"
+# A client that honours Retry-After gets its build once the worker is free.
+for _ in $(seq 120); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/c1/squash/ns/second/v1")
+  [ "$code" = 503 ] || break
+  sleep 0.5
+done
+[ "$code" = 200 ] || fail "once the worker is free the build runs (got $code)"
+echo "PASS one worker and no queue: a second cold build gets 503 + Retry-After, and runs once the worker is free"
