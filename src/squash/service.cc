@@ -394,42 +394,100 @@ namespace {
 
 // Appends to the staging upload in 1 MiB writes, hashing the diff_id and
 // publishing progress to the job's readers.
+// Appends to the staging upload, hashing the diff_id and publishing progress
+// to the job's readers. Hashing and writing run on a thread of their own, fed
+// 1 MiB buffers through a short queue, so they overlap with decoding: on two
+// cores the build goes at the speed of inflate, not inflate + sha256 + write.
 class StagingSink : public Sink {
  public:
   StagingSink(std::unique_ptr<storage::UploadWriter> w, std::function<void(uint64_t)> progress)
-      : w_(std::move(w)), progress_(std::move(progress)) {
-    buf_.reserve(kChunk);
+      : w_(std::move(w)), progress_(std::move(progress)), thread_([this] { drain(); }) {
+    cur_.reserve(kChunk);
+  }
+  ~StagingSink() override {
+    {
+      std::lock_guard lk(mu_);
+      closing_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
   }
   void write(const char* p, size_t n) override {
-    h_.update(p, n);
     while (n) {
-      size_t k = std::min(n, kChunk - buf_.size());
-      buf_.append(p, k);
+      size_t k = std::min(n, kChunk - cur_.size());
+      cur_.append(p, k);
       p += k;
       n -= k;
-      if (buf_.size() == kChunk) flush();
+      if (cur_.size() == kChunk) hand_over();
     }
   }
-  void flush() {
-    if (buf_.empty()) return;
-    w_->write(buf_.data(), buf_.size());
-    total_ += buf_.size();
-    buf_.clear();
-    progress_(total_);
-  }
+  // Waits for everything to be written; returns the diff_id.
   core::Digest finish() {
-    flush();
+    hand_over();
+    std::unique_lock lk(mu_);
+    closing_ = true;
+    cv_.notify_all();
+    cv_.wait(lk, [&] { return (queue_.empty() && !busy_) || error_; });
+    if (error_) std::rethrow_exception(error_);
+    lk.unlock();
+    thread_.join();
     w_->close();
     return h_.finish();
   }
 
  private:
   static constexpr size_t kChunk = 1 << 20;
+  static constexpr size_t kDepth = 8;
+
+  void hand_over() {
+    if (cur_.empty()) return;
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return queue_.size() < kDepth || error_; });
+    if (error_) std::rethrow_exception(error_);
+    queue_.push_back(std::move(cur_));
+    cur_ = std::string();
+    cur_.reserve(kChunk);
+    cv_.notify_all();
+  }
+  void drain() {
+    for (;;) {
+      std::string buf;
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return !queue_.empty() || closing_; });
+        if (queue_.empty()) return;
+        buf = std::move(queue_.front());
+        queue_.pop_front();
+        busy_ = true;
+        cv_.notify_all();
+      }
+      try {
+        h_.update(buf.data(), buf.size());
+        w_->write(buf.data(), buf.size());
+        total_ += buf.size();
+        progress_(total_);
+      } catch (...) {
+        std::lock_guard lk(mu_);
+        error_ = std::current_exception();
+      }
+      std::lock_guard lk(mu_);
+      busy_ = false;
+      cv_.notify_all();
+      if (error_) return;
+    }
+  }
+
   std::unique_ptr<storage::UploadWriter> w_;
   std::function<void(uint64_t)> progress_;
-  std::string buf_;
+  std::string cur_;
   core::Hasher h_;
   uint64_t total_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  bool busy_ = false, closing_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;  // last: started once everything it uses exists
 };
 
 }  // namespace
