@@ -71,6 +71,7 @@ squash::ServiceOptions squash_options(const core::Config& cfg) {
   sq.limits.max_pax_bytes = cfg.squash_max_pax_bytes;
   sq.limits.max_path_bytes = cfg.squash_max_path_bytes;
   sq.limits.zstd_window_log_max = cfg.squash_zstd_window_log_max;
+  sq.spill_dir = cfg.data_dir + "/uploads";  // on the data disk, not a small /tmp
   return sq;
 }
 
@@ -164,9 +165,10 @@ int serve(core::Config cfg) {
 
   registry::Options ro;
   ro.on_manifest_deleted = [&squasher](const std::string& d) { squasher.forget_manifest(d); };
-  ro.on_manifest_pushed = [&squasher](const std::string& repo, const std::string& digest) {
-    squasher.index_in_background(repo, digest);
-  };
+  if (cfg.squash_index_on_push)
+    ro.on_manifest_pushed = [&squasher](const std::string& repo, const std::string& digest) {
+      squasher.index_in_background(repo, digest);
+    };
   ro.on_tag_pushed = [&squasher, &cfg](const std::string& repo, const std::string& tag) {
     auto listed = [&](const std::vector<std::string>& v, const std::string& x) {
       return std::find(v.begin(), v.end(), x) != v.end();

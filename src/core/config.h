@@ -49,6 +49,9 @@ struct Config {
   uint64_t squash_max_pax_bytes = 1 << 20;
   uint64_t squash_max_path_bytes = 4096;
   int squash_zstd_window_log_max = 25;
+  // Index the layers of every pushed image in the background, so its first
+  // squash decodes each layer once.
+  bool squash_index_on_push = true;
   // Build the squash cache entry whenever a tag is pushed: everywhere, or in
   // the listed namespaces ("acme") and repositories ("acme/web").
   bool squash_auto_prime_all = false;

@@ -40,7 +40,11 @@ class Sink {
 
 // Writes the squashed layer.tar for `plan` (exactly plan.tar_size bytes).
 // Verifies that every data entry still has the size its index recorded.
+// With parallel > 1, layers are decoded on several threads: the calling
+// thread writes layers front to back straight into `out` while helpers take
+// layers from the back into spill files (in `spill_dir`), which are copied in
+// when the front reaches them — CPU in parallel, memory bounded.
 void write_layer(const std::vector<LayerIndex>& layers, const Plan& plan, const LayerOpener& open,
-                 const Limits& limits, Sink& out);
+                 const Limits& limits, Sink& out, unsigned parallel = 1, const std::string& spill_dir = "/tmp");
 
 }  // namespace wharf::squash

@@ -211,7 +211,7 @@ void squash_offline(const OfflineOptions& o, int fd, const std::function<void(ui
     }
   } sink;
   sink.out = out;
-  write_layer(idx, plan, open, o.limits, sink);
+  write_layer(idx, plan, open, o.limits, sink, std::max(1u, std::thread::hardware_concurrency()));
   std::string config = squashed_config(src.config, sink.h.finish().str(), src.manifest_digest);
   std::string tail = archive_tail(layout, config);
   out(tail.data(), tail.size());

@@ -537,7 +537,8 @@ void Service::build(const std::shared_ptr<Job>& job) {
         meta_.touch_upload(staging, touched);
       }
     });
-    write_layer(idx, plan, opener, opts_.limits, sink);
+    write_layer(idx, plan, opener, opts_.limits, sink, std::max(1u, std::thread::hardware_concurrency()),
+                opts_.spill_dir);
     core::Digest diff_id = sink.finish();
     std::string config = squashed_config(img.config, diff_id.str(), img.manifest_digest);
     meta::SquashRecord rec{img.key, img.manifest_digest, diff_id.str(), plan.tar_size, img.layer_dir, config,

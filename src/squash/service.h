@@ -38,6 +38,7 @@ struct ServiceOptions {
   size_t queue_max = 16;       // builds waiting; past that: 503 Retry-After
   std::string default_platform = "linux/amd64";
   uint64_t cache_max_bytes = 50ull << 30;  // LRU eviction beyond this
+  std::string spill_dir = "/tmp";          // scratch for layers decoded ahead on other cores
 };
 
 // A resolved image manifest.

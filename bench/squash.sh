@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Squash benchmark (a script, not a test): builds realistic images from this
+# machine's own files (a 1.1 GB single-layer image and a 5-layer image that
+# adds, replaces, deletes and opaque-whiteouts), pushes them to wharf, and
+# prints wharf's figures beside the references measured in the same run:
+#   - uncached squash of the 1-layer image vs `igzip -d` of its layer to /dev/null,
+#     with the layer index built at push time and without (index_on_push off);
+#   - uncached squash of the 5-layer image vs `igzip -d` of its layers one after another;
+#   - vs what a user does without wharf: skopeo copy to an OCI layout,
+#     umoci raw unpack, tar of the tree;
+#   - cached squash served vs nginx serving the same file;
+#   - first-byte latency of an uncached 1 GiB squash, and peak RSS of the server.
+# Usage: bench/squash.sh [--quick]   (--quick: smaller images, for smoke runs)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+. "$root/tests/lib/common.sh"
+quick=0; [ "${1:-}" = --quick ] && quick=1
+for t in igzip skopeo umoci nginx curl; do command -v $t >/dev/null || { echo "needs $t (apt-get install isal skopeo umoci nginx-light curl)"; exit 2; }; done
+[ -x "$WHARF_BIN" ] || bash "$root/scripts/build.sh"
+
+cache=/var/tmp/wharf-bench-images$([ $quick = 1 ] && echo -quick)
+work=$(mktemp -d /tmp/wharf-bench-squash.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+secs() { python3 -c 'import sys,time; print(f"{time.time():.3f}")'; }
+elapsed() { python3 -c "print(f'{$2-$1:.3f}')"; }
+mbps() { python3 -c "print(f'{$1/1e6/$2:.0f}')"; }
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+
+# ---- images (cached between runs) ---------------------------------------------
+# layout DIR TAG LAYER.tar.gz... : an OCI layout with gzip layers
+make_layout() {
+  local dir=$1 tag=$2; shift 2
+  mkdir -p "$dir/blobs/sha256"
+  local layers="" diffs="" hist="" l d s id
+  for l in "$@"; do
+    d=$(sha256sum "$l" | cut -d' ' -f1); s=$(stat -c%s "$l")
+    id=$(igzip -dc "$l" | sha256sum | cut -d' ' -f1)
+    cp "$l" "$dir/blobs/sha256/$d"
+    layers+="${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$d\",\"size\":$s}"
+    diffs+="${diffs:+,}\"sha256:$id\""
+    hist+="${hist:+,}{\"created_by\":\"$(basename "$l")\"}"
+  done
+  local cfg="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/usr/bin\"],\"Cmd\":[\"/bin/sh\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[$diffs]},\"history\":[$hist]}"
+  printf '%s' "$cfg" >"$dir/config"; local cd; cd=$(sha256sum "$dir/config" | cut -d' ' -f1); mv "$dir/config" "$dir/blobs/sha256/$cd"
+  local man="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$cd\",\"size\":${#cfg}},\"layers\":[$layers]}"
+  printf '%s' "$man" >"$dir/m"; local md; md=$(sha256sum "$dir/m" | cut -d' ' -f1); mv "$dir/m" "$dir/blobs/sha256/$md"
+  printf '{"imageLayoutVersion":"1.0.0"}' >"$dir/oci-layout"
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}' "$md" "${#man}" "$tag" >"$dir/index.json"
+}
+tgz() { local out=$1; shift; tar --numeric-owner -cf - "$@" 2>/dev/null | igzip -1 -c >"$out"; }
+
+if [ ! -f "$cache/done" ]; then
+  rm -rf "$cache"; mkdir -p "$cache/l"
+  echo "building benchmark images in $cache (once)..." >&2
+  if [ $quick = 1 ]; then one=(/usr/lib/python3.11); five=(/usr/lib/python3 /usr/lib/gcc/x86_64-linux-gnu/12/plugin /usr/share/doc /usr/lib/python3.11 /usr/share/zoneinfo)
+  else one=(/usr/lib/x86_64-linux-gnu); five=(/usr/lib/llvm-14 /usr/lib/gcc /usr/lib/jvm /usr/lib/python3.11 /usr/lib/postgresql); fi
+  tgz "$cache/l/one.tgz" -C / "${one[@]#/}"
+  # five layers: three bases, then one that replaces and deletes, then one that opaque-whiteouts
+  tgz "$cache/l/f1.tgz" -C / "${five[0]#/}"
+  tgz "$cache/l/f2.tgz" -C / "${five[1]#/}"
+  tgz "$cache/l/f3.tgz" -C / "${five[2]#/}"
+  m="$cache/mod"; mkdir -p "$m/${five[1]#/}" "$m/${five[0]#/}"
+  cp -a "/${five[3]#/}" "$m/${five[3]#/}" 2>/dev/null || true
+  first=$(find "/${five[0]#/}" -type f -size +100k | head -20 || true)
+  for f in $first; do mkdir -p "$m$(dirname "$f")"; head -c 200000 /dev/urandom >"$m$f"; done  # replaced files
+  sub=$(find "/${five[1]#/}" -mindepth 1 -maxdepth 1 | sort | head -1 || true); : >"$m$(dirname "$sub")/.wh.$(basename "$sub")"
+  tar --numeric-owner -C "$m" -cf - . | igzip -1 -c >"$cache/l/f4.tgz"
+  o="$cache/opq"; osub=$(find "/${five[2]#/}" -mindepth 1 -maxdepth 1 -type d -print -quit); mkdir -p "$o$osub"
+  : >"$o$osub/.wh..wh..opq"; echo new >"$o$osub/only-this"
+  cp -a "/${five[4]#/}" "$o/${five[4]#/}" 2>/dev/null || { mkdir -p "$o$(dirname "${five[4]}")"; cp -a "${five[4]}" "$o${five[4]}"; }
+  tar --numeric-owner -C "$o" -cf - . | igzip -1 -c >"$cache/l/f5.tgz"
+  rm -rf "$m" "$o"
+  make_layout "$cache/one" v1 "$cache/l/one.tgz"
+  make_layout "$cache/five" v1 "$cache/l/f1.tgz" "$cache/l/f2.tgz" "$cache/l/f3.tgz" "$cache/l/f4.tgz" "$cache/l/f5.tgz"
+  touch "$cache/done"
+fi
+one_layer=$(ls "$cache/l/one.tgz"); five_layers=("$cache"/l/f{1,2,3,4,5}.tgz)
+usize() { igzip -dc "$@" | wc -c; }
+one_bytes=$(usize "$one_layer")
+
+# ---- servers ------------------------------------------------------------------------
+port=$(free_port); port2=$(free_port)
+printf 'log: {requests: false}\n' >"$work/on.yaml"
+printf 'log: {requests: false}\nsquash: {index_on_push: false}\n' >"$work/off.yaml"
+start_wharf "$port" "$work/data" "$work/wharf.log" --config "$work/on.yaml"; PIDS+=("$WHARF_PID"); wpid=$WHARF_PID
+idle_rss=$(awk '/VmRSS/{print $2}' /proc/$wpid/status)
+start_wharf "$port2" "$work/data2" "$work/wharf2.log" --config "$work/off.yaml"; PIDS+=("$WHARF_PID"); wpid2=$WHARF_PID
+push() { skopeo copy -q --dest-tls-verify=false "oci:$1:v1" "docker://127.0.0.1:$2/$3:v1"; }
+push "$cache/one" "$port" bench/one; push "$cache/five" "$port" bench/five
+push "$cache/one" "$port2" bench/one; push "$cache/five" "$port2" bench/five
+metric() { curl -sf "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1==n{print $2}' | tail -1; }
+for _ in $(seq 600); do [ "$(metric "$port" wharf_squash_background_indexes_total)" = 2 ] && break; sleep 0.2; done
+
+# ---- measurements --------------------------------------------------------------------
+t0=$(secs); igzip -dc "$one_layer" >/dev/null; t1=$(secs); igzip_one=$(elapsed "$t0" "$t1")
+t0=$(secs); for l in "${five_layers[@]}"; do igzip -dc "$l" >/dev/null; done; t1=$(secs); igzip_five=$(elapsed "$t0" "$t1")
+five_bytes=$(usize "${five_layers[@]}")
+
+squash_time() {  # PORT REPO -> "seconds first_byte_seconds bytes"
+  curl -sf -o /dev/null -w '%{time_total} %{time_starttransfer} %{size_download}\n' "http://127.0.0.1:$1/c1/squash/$2/v1"
+}
+read -r one_idx one_idx_fb one_out <<<"$(squash_time "$port" bench/one)"
+one_rss=$(awk '/VmHWM/{print $2}' /proc/$wpid/status)
+read -r one_noidx one_noidx_fb _ <<<"$(squash_time "$port2" bench/one)"
+read -r five_idx five_idx_fb _ <<<"$(squash_time "$port" bench/five)"
+read -r five_noidx _ _ <<<"$(squash_time "$port2" bench/five)"
+
+# What a user does without wharf.
+t0=$(secs)
+skopeo copy -q --src-tls-verify=false "docker://127.0.0.1:$port/bench/five:v1" "oci:$work/user:v1"
+umoci raw unpack --image "$work/user:v1" "$work/user-rootfs" >/dev/null 2>&1
+tar -C "$work/user-rootfs" -cf - . >/dev/null
+t1=$(secs); user_five=$(elapsed "$t0" "$t1")
+rm -rf "$work/user" "$work/user-rootfs"
+
+# Cached serving vs nginx serving the same bytes.
+curl -sf "http://127.0.0.1:$port/c1/squash/bench/one/v1" -o "$work/www-one.tar"
+mkdir -p "$work/nginx/tmp" "$work/www"; mv "$work/www-one.tar" "$work/www/one.tar"
+nport=$(free_port)
+cat >"$work/nginx/nginx.conf" <<EOC
+daemon off; worker_processes 2; pid nginx.pid; error_log error.log warn;
+events { worker_connections 1024; }
+http { access_log off; sendfile on; tcp_nopush on; client_body_temp_path tmp; proxy_temp_path tmp;
+  fastcgi_temp_path tmp; uwsgi_temp_path tmp; scgi_temp_path tmp;
+  server { listen 127.0.0.1:$nport; root $work/www; } }
+EOC
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" & PIDS+=($!)
+wait_http "http://127.0.0.1:$nport/one.tar"
+best() {  # URL: best of 5 downloads, seconds
+  local b=999 t
+  for _ in 1 2 3 4 5; do t=$(curl -sf -o /dev/null -w '%{time_total}' "$1"); b=$(python3 -c "print(min($b,$t))"); done
+  echo "$b"
+}
+cached_wharf=$(best "http://127.0.0.1:$port/c1/squash/bench/one/v1")
+cached_nginx=$(best "http://127.0.0.1:$nport/one.tar")
+
+# ---- report --------------------------------------------------------------------------------
+gb() { python3 -c "print(f'{$1/1e9:.2f} GB')"; }
+echo
+echo "wharf squash benchmark — $(date -u +%F), $(nproc) cores, $(uname -r); request logging off"
+echo "1-layer image: $(gb "$one_bytes") uncompressed; 5-layer image: $(gb "$five_bytes") uncompressed; squashed 1-layer archive $(gb "$one_out")"
+printf '\n%-58s %12s %12s %8s %s\n' "figure" "wharf" "reference" "ratio" "target"
+row() { printf '%-58s %12s %12s %8s %s\n' "$@"; }
+row "uncached squash 1 layer, index built at push (MB/s)" "$(mbps "$one_bytes" "$one_idx")" "$(mbps "$one_bytes" "$igzip_one")" "$(ratio "$igzip_one" "$one_idx")" ">= 0.8x igzip -d"
+row "uncached squash 1 layer, no index yet (MB/s)" "$(mbps "$one_bytes" "$one_noidx")" "$(mbps "$one_bytes" "$igzip_one")" "$(ratio "$igzip_one" "$one_noidx")" "(reported)"
+row "uncached squash 5 layers, indexes built at push (s)" "$five_idx" "$igzip_five" "$(ratio "$igzip_five" "$five_idx")" "> 1x igzip -d one after another"
+row "uncached squash 5 layers, no index yet (s)" "$five_noidx" "$igzip_five" "$(ratio "$igzip_five" "$five_noidx")" "(reported)"
+row "5 layers vs skopeo copy + umoci unpack + tar (s)" "$five_idx" "$user_five" "$(ratio "$user_five" "$five_idx")" ">= 5x"
+row "cached squash served, best of 5 (MB/s)" "$(mbps "$one_out" "$cached_wharf")" "$(mbps "$one_out" "$cached_nginx")" "$(ratio "$cached_nginx" "$cached_wharf")" ">= 0.9x nginx"
+row "first byte of uncached 1-layer squash, index at push (s)" "$one_idx_fb" "-" "-" "< 2 s"
+row "first byte of uncached 1-layer squash, no index (s)" "$one_noidx_fb" "-" "-" "(reported)"
+row "peak RSS of wharf through the 1-layer squash (MB)" "$(( one_rss / 1024 ))" "-" "-" "< 64 MB + index"
+row "idle RSS of wharf (MB)" "$(( idle_rss / 1024 ))" "-" "-" ""
