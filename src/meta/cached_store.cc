@@ -27,6 +27,9 @@ class CachedStore : public MetadataStore {
   std::optional<uint64_t> linked_blob_size(std::string_view r, std::string_view d) override {
     return in_->linked_blob_size(r, d);
   }
+  void complete_upload(std::string_view u, std::string_view r, std::string_view d, uint64_t s) override {
+    in_->complete_upload(u, r, d, s);
+  }
   std::vector<std::string> repositories_with_blob(std::string_view d, size_t l) override {
     return in_->repositories_with_blob(d, l);
   }

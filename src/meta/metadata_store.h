@@ -74,6 +74,10 @@ class MetadataStore {
   virtual void link_blob(std::string_view repo, std::string_view digest, uint64_t size) = 0;
   // The blob's size when it is visible in `repo`.
   virtual std::optional<uint64_t> linked_blob_size(std::string_view repo, std::string_view digest) = 0;
+  // Completes an upload session: links the blob into `repo` and removes the
+  // session, in one transaction.
+  virtual void complete_upload(std::string_view upload_id, std::string_view repo, std::string_view digest,
+                               uint64_t size) = 0;
   // Repositories in which blob `digest` is visible, at most `limit`.
   virtual std::vector<std::string> repositories_with_blob(std::string_view digest, size_t limit) = 0;
   // True when the blob was visible in `repo` (and is not any more).

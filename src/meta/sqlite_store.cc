@@ -267,6 +267,18 @@ class SqliteStore : public MetadataStore {
       return std::nullopt;
     });
   }
+  void complete_upload(std::string_view upload_id, std::string_view repo, std::string_view digest,
+                       uint64_t size) override {
+    write([&](Conn& c) {
+      int64_t id = repo_id(c, repo, true);
+      c.prepare("INSERT OR IGNORE INTO repo_blobs(repo_id, digest, size) VALUES(?,?,?)")
+          .bind(id)
+          .bind(digest)
+          .bind(static_cast<int64_t>(size))
+          .run();
+      c.prepare("DELETE FROM uploads WHERE id = ?").bind(upload_id).run();
+    });
+  }
   std::vector<std::string> repositories_with_blob(std::string_view digest, size_t limit) override {
     return with([&](Conn& c) {
       std::vector<std::string> out;

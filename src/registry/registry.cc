@@ -15,6 +15,7 @@
 #include "core/metrics.h"
 #include "core/reference.h"
 #include "image/manifest.h"
+#include "storage/async_writer.h"
 
 namespace wharf::registry {
 
@@ -248,16 +249,30 @@ struct Registry::Impl {
     if (c.state->offset != staged) throw std::runtime_error("staged upload changed while reading");
   }
 
-  // Appends the request body to the upload, hashing as it goes.
+  // Appends the request body to the upload, hashing as it goes. The socket
+  // is read on this thread while the previous chunk is hashed and written on
+  // the writer's. The offset counts what was handed over; should writing
+  // fail, the next request sees the mismatch and recomputes the state.
   asio::awaitable<void> append_body(Exchange& ex, const std::string& id, UploadState& st) {
     auto w = blobs.append_upload(id);
-    std::vector<char> buf(kIoBuffer);
-    for (;;) {
-      size_t n = co_await ex.read_body(buf);
-      if (!n) break;
-      w->write(buf.data(), n);
-      st.sha256.update(buf.data(), n);
-      st.offset += n;
+    {
+      storage::AsyncWriter aw(*w, st.sha256);
+      for (;;) {
+        std::string buf = aw.take();
+        buf.resize(storage::AsyncWriter::kChunk);
+        size_t n = co_await ex.read_body({buf.data(), buf.size()});
+        if (!n) break;
+        // Fill the chunk before handing it over: fewer, larger writes.
+        while (n < buf.size()) {
+          size_t more = co_await ex.read_body({buf.data() + n, buf.size() - n});
+          if (!more) break;
+          n += more;
+        }
+        buf.resize(n);
+        st.offset += n;
+        aw.push(std::move(buf));
+      }
+      aw.finish();
     }
     w->close();
   }
@@ -286,8 +301,7 @@ struct Registry::Impl {
                   "expected " + want.str() + ", content hashes to " + got.str());
     }
     blobs.commit_upload(id, want);
-    meta.link_blob(name, want.str(), size);
-    meta.delete_upload(id);
+    meta.complete_upload(id, name, want.str(), size);
     core::Metrics::global().add("wharf_uploads_completed_total");
     core::Metrics::global().add("wharf_upload_bytes_total", size);
   }
@@ -643,8 +657,8 @@ struct Registry::Impl {
       if (r.status != 416) {
         sync_state(c, id, *staged);
         co_await append_body(ex, id, *c.state);
-        meta.touch_upload(id, now_s());
         if (m == "PATCH") {
+          meta.touch_upload(id, now_s());
           r = upload_progress(req, name, id, c.state->offset, 202);
         } else {
           finish_upload(name, id, c, *want);

@@ -16,6 +16,7 @@
 #include "squash/docker_archive.h"
 #include "squash/gzip.h"
 #include "squash/index_codec.h"
+#include "storage/async_writer.h"
 
 namespace wharf::squash {
 
@@ -395,99 +396,36 @@ namespace {
 // Appends to the staging upload in 1 MiB writes, hashing the diff_id and
 // publishing progress to the job's readers.
 // Appends to the staging upload, hashing the diff_id and publishing progress
-// to the job's readers. Hashing and writing run on a thread of their own, fed
-// 1 MiB buffers through a short queue, so they overlap with decoding: on two
-// cores the build goes at the speed of inflate, not inflate + sha256 + write.
+// to the job's readers; hashing and writing overlap decoding (AsyncWriter).
 class StagingSink : public Sink {
  public:
   StagingSink(std::unique_ptr<storage::UploadWriter> w, std::function<void(uint64_t)> progress)
-      : w_(std::move(w)), progress_(std::move(progress)), thread_([this] { drain(); }) {
-    cur_.reserve(kChunk);
-  }
-  ~StagingSink() override {
-    {
-      std::lock_guard lk(mu_);
-      closing_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
+      : w_(std::move(w)), aw_(*w_, h_, std::move(progress)), cur_(aw_.take()) {}
   void write(const char* p, size_t n) override {
     while (n) {
-      size_t k = std::min(n, kChunk - cur_.size());
+      size_t k = std::min(n, storage::AsyncWriter::kChunk - cur_.size());
       cur_.append(p, k);
       p += k;
       n -= k;
-      if (cur_.size() == kChunk) hand_over();
+      if (cur_.size() == storage::AsyncWriter::kChunk) {
+        aw_.push(std::move(cur_));
+        cur_ = aw_.take();
+      }
     }
   }
   // Waits for everything to be written; returns the diff_id.
   core::Digest finish() {
-    hand_over();
-    std::unique_lock lk(mu_);
-    closing_ = true;
-    cv_.notify_all();
-    cv_.wait(lk, [&] { return (queue_.empty() && !busy_) || error_; });
-    if (error_) std::rethrow_exception(error_);
-    lk.unlock();
-    thread_.join();
+    aw_.push(std::move(cur_));
+    aw_.finish();
     w_->close();
     return h_.finish();
   }
 
  private:
-  static constexpr size_t kChunk = 1 << 20;
-  static constexpr size_t kDepth = 8;
-
-  void hand_over() {
-    if (cur_.empty()) return;
-    std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] { return queue_.size() < kDepth || error_; });
-    if (error_) std::rethrow_exception(error_);
-    queue_.push_back(std::move(cur_));
-    cur_ = std::string();
-    cur_.reserve(kChunk);
-    cv_.notify_all();
-  }
-  void drain() {
-    for (;;) {
-      std::string buf;
-      {
-        std::unique_lock lk(mu_);
-        cv_.wait(lk, [&] { return !queue_.empty() || closing_; });
-        if (queue_.empty()) return;
-        buf = std::move(queue_.front());
-        queue_.pop_front();
-        busy_ = true;
-        cv_.notify_all();
-      }
-      try {
-        h_.update(buf.data(), buf.size());
-        w_->write(buf.data(), buf.size());
-        total_ += buf.size();
-        progress_(total_);
-      } catch (...) {
-        std::lock_guard lk(mu_);
-        error_ = std::current_exception();
-      }
-      std::lock_guard lk(mu_);
-      busy_ = false;
-      cv_.notify_all();
-      if (error_) return;
-    }
-  }
-
   std::unique_ptr<storage::UploadWriter> w_;
-  std::function<void(uint64_t)> progress_;
-  std::string cur_;
   core::Hasher h_;
-  uint64_t total_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::string> queue_;
-  bool busy_ = false, closing_ = false;
-  std::exception_ptr error_;
-  std::thread thread_;  // last: started once everything it uses exists
+  storage::AsyncWriter aw_;
+  std::string cur_;
 };
 
 }  // namespace

@@ -128,3 +128,12 @@ INSTANTIATE_TEST_SUITE_P(Backends, MetaSuite, ::testing::Values("sqlite", "sqlit
                          [](const auto& info) { return info.param == "sqlite" ? std::string("sqlite") : std::string("sqlite_cache"); });
 
 }  // namespace
+
+namespace {
+TEST_P(MetaSuite, CompleteUploadLinksAndForgetsTheSession) {
+  store_->create_upload({"u9", "r", 1, 1});
+  store_->complete_upload("u9", "r", kB, 77);
+  EXPECT_FALSE(store_->get_upload("u9"));
+  EXPECT_EQ(store_->linked_blob_size("r", kB).value(), 77u);
+}
+}  // namespace
