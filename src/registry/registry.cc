@@ -259,7 +259,6 @@ struct Registry::Impl {
       storage::AsyncWriter aw(*w, st.sha256);
       for (;;) {
         std::string buf = aw.take();
-        buf.resize(storage::AsyncWriter::kChunk);
         size_t n = co_await ex.read_body({buf.data(), buf.size()});
         if (!n) break;
         // Fill the chunk before handing it over: fewer, larger writes.
@@ -268,9 +267,8 @@ struct Registry::Impl {
           if (!more) break;
           n += more;
         }
-        buf.resize(n);
         st.offset += n;
-        aw.push(std::move(buf));
+        aw.push(std::move(buf), n);
       }
       aw.finish();
     }

@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include <chrono>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "core/digest.h"
@@ -403,19 +404,21 @@ class StagingSink : public Sink {
       : w_(std::move(w)), aw_(*w_, h_, std::move(progress)), cur_(aw_.take()) {}
   void write(const char* p, size_t n) override {
     while (n) {
-      size_t k = std::min(n, storage::AsyncWriter::kChunk - cur_.size());
-      cur_.append(p, k);
+      size_t k = std::min(n, cur_.size() - used_);
+      std::memcpy(cur_.data() + used_, p, k);
+      used_ += k;
       p += k;
       n -= k;
-      if (cur_.size() == storage::AsyncWriter::kChunk) {
-        aw_.push(std::move(cur_));
+      if (used_ == cur_.size()) {
+        aw_.push(std::move(cur_), used_);
         cur_ = aw_.take();
+        used_ = 0;
       }
     }
   }
   // Waits for everything to be written; returns the diff_id.
   core::Digest finish() {
-    aw_.push(std::move(cur_));
+    aw_.push(std::move(cur_), used_);
     aw_.finish();
     w_->close();
     return h_.finish();
@@ -426,6 +429,7 @@ class StagingSink : public Sink {
   core::Hasher h_;
   storage::AsyncWriter aw_;
   std::string cur_;
+  size_t used_ = 0;
 };
 
 }  // namespace

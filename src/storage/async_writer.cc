@@ -19,20 +19,20 @@ std::string AsyncWriter::take() {
   if (!free_.empty()) {
     std::string b = std::move(free_.back());
     free_.pop_back();
-    b.clear();
-    return b;
+    return b;  // still kChunk long: no zero-filling again
   }
-  std::string b;
-  b.reserve(kChunk);
-  return b;
+  return std::string(kChunk, '\0');
 }
 
-void AsyncWriter::push(std::string buf) {
-  if (buf.empty()) return;
+void AsyncWriter::push(std::string buf, size_t n) {
+  if (!n) return;
+  out_.write(buf.data(), n);
+  total_ += n;
+  if (progress_) progress_(total_);
   std::unique_lock lk(mu_);
   cv_.wait(lk, [&] { return queue_.size() < kDepth || error_; });
   if (error_) std::rethrow_exception(error_);
-  queue_.push_back(std::move(buf));
+  queue_.emplace_back(std::move(buf), n);
   cv_.notify_all();
 }
 
@@ -45,20 +45,19 @@ void AsyncWriter::finish() {
 void AsyncWriter::run() {
   for (;;) {
     std::string buf;
+    size_t n = 0;
     {
       std::unique_lock lk(mu_);
       cv_.wait(lk, [&] { return !queue_.empty() || closing_; });
       if (queue_.empty()) return;
-      buf = std::move(queue_.front());
+      buf = std::move(queue_.front().first);
+      n = queue_.front().second;
       queue_.pop_front();
       busy_ = true;
     }
     bool failed = false;
     try {
-      hash_.update(buf.data(), buf.size());
-      out_.write(buf.data(), buf.size());
-      total_ += buf.size();
-      if (progress_) progress_(total_);
+      hash_.update(buf.data(), n);
     } catch (...) {
       std::lock_guard lk(mu_);
       error_ = std::current_exception();

@@ -1,7 +1,9 @@
-// storage/async_writer.h — hashes and writes buffers on a thread of its own,
-// so whoever produces them (a socket read, a layer decoder) goes on while the
-// previous buffer is hashed and written: on two cores a stream then moves at
-// the speed of its slower half instead of the sum of both.
+// storage/async_writer.h — writes buffers on the caller's thread and hashes
+// them on a thread of its own, so whoever produces them (a socket read, a
+// layer decoder) goes on while the previous buffer is hashed: on two cores a
+// stream then moves at the speed of its slower half instead of the sum of
+// both. (Writing stays with the caller: a write to the page cache is cheap,
+// and a buffer is on disk, readable by followers, as soon as push returns.)
 //
 // Buffers are recycled (take() hands out one that was written), so a long
 // stream costs no allocation per chunk. Not thread-safe for callers: one
@@ -26,17 +28,18 @@ class AsyncWriter {
  public:
   static constexpr size_t kChunk = 1 << 20;
 
-  // `progress(total)` runs on the writer thread after each buffer is written.
+  // `progress(total)` runs on the caller's thread after each buffer is written.
   AsyncWriter(UploadWriter& out, core::Hasher& hash, std::function<void(uint64_t)> progress = {});
   ~AsyncWriter();  // drains and joins; errors are dropped (call finish() to see them)
   AsyncWriter(const AsyncWriter&) = delete;
   AsyncWriter& operator=(const AsyncWriter&) = delete;
 
-  // An empty buffer with kChunk capacity (recycled when possible).
+  // A buffer of kChunk bytes (recycled when possible; contents undefined).
   std::string take();
-  // Queues `buf` for hashing and writing; blocks while kDepth buffers wait.
-  void push(std::string buf);
-  // Waits until everything pushed is hashed and written.
+  // Writes the first `n` bytes of `buf`, then queues them for hashing;
+  // blocks while kDepth buffers wait.
+  void push(std::string buf, size_t n);
+  // Waits until everything pushed is hashed.
   void finish();
 
  private:
@@ -48,7 +51,7 @@ class AsyncWriter {
   std::function<void(uint64_t)> progress_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> queue_;
+  std::deque<std::pair<std::string, size_t>> queue_;
   std::vector<std::string> free_;
   bool busy_ = false, closing_ = false;
   uint64_t total_ = 0;

@@ -35,6 +35,28 @@ skopeo copy -q --dest-cert-dir "$work/certs.d" "oci:$work/img:v1" "docker://127.
 echo "PASS skopeo pushes over TLS with verification"
 stop_pid "${PIDS[0]}"
 
+# --- a client that never finishes its headers is cut off (header timeout)
+port=$(free_port)
+printf 'timeouts: {header_seconds: 1, body_seconds: 1}\n' >"$work/timeouts.yaml"
+start_wharf "$port" "$work/to-data" "$work/to.log" --config "$work/timeouts.yaml"
+PIDS=("$WHARF_PID")
+python3 - "$port" <<'PY' || fail "slow clients are not cut off by the header/body timeouts"
+import socket, sys, time
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")       # headers never finished
+s.settimeout(5)
+t = time.time(); data = s.recv(100)
+assert data == b"" and time.time() - t < 4, (data, time.time() - t)
+b = socket.create_connection(("127.0.0.1", port))       # a body that stops arriving
+b.sendall(b"POST /v2/slow/blobs/uploads/?digest=sha256:" + b"0" * 64 + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+b.settimeout(5)
+t = time.time(); data = b.recv(100)
+assert time.time() - t < 4, time.time() - t
+PY
+echo "PASS header and body timeouts cut off clients that stall"
+stop_pid "$WHARF_PID"
+
 # --- TLS ClientHello on the plain port, JSON logs
 port=$(free_port)
 start_wharf "$port" "$work/plain-data" "$work/plain.log" --log-format json
