@@ -15,6 +15,13 @@ namespace wharf::squash {
 
 namespace {
 
+// Reads what is left of a layer after its end-of-archive blocks.
+void drain(ByteSource& src) {
+  char buf[64 * 1024];
+  while (src.read(buf, sizeof buf)) {
+  }
+}
+
 LayerIndex index_one(std::unique_ptr<storage::BlobReader> blob, const Limits& limits, std::atomic<int64_t>* budget,
                      std::atomic<int64_t>* entries) {
   LayerIndex idx;
@@ -26,6 +33,7 @@ LayerIndex index_one(std::unique_ptr<storage::BlobReader> blob, const Limits& li
       throw LimitError("the image has more tar entries than squash.limits.max_entries allows");
     idx.entries.push_back(std::move(e));
   }
+  drain(*src);  // to the blob's end, so a verifying reader checks its digest
   return idx;
 }
 
@@ -117,6 +125,9 @@ void produce_layer(const std::vector<LayerIndex>& layers, const Plan& plan, uint
     ++k;
     while (k < want.size() && want[k].hardlink) emit_header(want[k++]);
   }
+  while (tr.next(e)) {  // the rest, so a verifying reader sees the whole blob
+  }
+  drain(*src);
 }
 
 // A spill file: a layer's output written ahead by a helper thread.

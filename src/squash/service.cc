@@ -453,6 +453,10 @@ void Service::build(const std::shared_ptr<Job>& job) {
     auto verifying = [&](uint32_t i) -> std::unique_ptr<storage::BlobReader> {
       return std::make_unique<VerifyingReader>(opener(i), *core::Digest::parse(img.layer_digests[i]));
     };
+    // Every layer must be there before the first byte goes out, even those
+    // that contribute nothing: a missing blob is a JSON error, not a cut body.
+    for (const auto& d : img.layer_digests)
+      if (!blobs_.stat(*core::Digest::parse(d))) throw LayerError("layer " + d + " is missing from storage");
     StoredIndexes stored(blobs_, meta_, img.layer_digests);
     auto idx = index_layers(img.layer_digests.size(), verifying, opts_.limits, std::thread::hardware_concurrency(),
                             &stored);
@@ -479,7 +483,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
         meta_.touch_upload(staging, touched);
       }
     });
-    write_layer(idx, plan, opener, opts_.limits, sink, std::max(1u, std::thread::hardware_concurrency()),
+    write_layer(idx, plan, verifying, opts_.limits, sink, std::max(1u, std::thread::hardware_concurrency()),
                 opts_.spill_dir);
     core::Digest diff_id = sink.finish();
     std::string config = squashed_config(img.config, diff_id.str(), img.manifest_digest);
