@@ -12,7 +12,7 @@ bash scripts/build.sh || exit 1
 . tests/lib/common.sh
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(unit api api-distribution durability server e2e fuzz)
+[ ${#stages[@]} -gt 0 ] || stages=(unit api api-distribution durability server e2e squash fuzz)
 work=$(mktemp -d /tmp/wharf-test.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; }
@@ -52,6 +52,7 @@ stage_api_distribution() {
 }
 
 stage_durability() { bash tests/durability/crash.sh; }
+stage_squash() { bash tests/squash/run.sh; }
 stage_fuzz() { FUZZ_WORK="$work/fuzz" bash tests/fuzz/run.sh 30; }
 stage_server() { bash tests/server/tls_and_logs.sh && bash tests/server/squash_ops.sh; }
 
@@ -73,6 +74,7 @@ for s in "${stages[@]}"; do
     durability) run_stage "durability (kill -9 at named points)" stage_durability ;;
     server) run_stage "server (TLS, logs, SIGTERM drain, squash operations)" stage_server ;;
     e2e) run_stage "e2e real clients" stage_e2e ;;
+    squash) run_stage "squash merge semantics vs umoci (50 generated cases)" stage_squash ;;
     fuzz) run_stage "fuzz (libFuzzer: layer decoder, tar reader, planner; 30 s)" stage_fuzz ;;
     *) echo "unknown stage $s"; exit 2 ;;
   esac

@@ -1,6 +1,7 @@
 #include "squash/plan.h"
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <unordered_map>
 
@@ -62,6 +63,55 @@ void ensure_parents(Tree& t, const std::string& path) {
   t[parent] = d;
 }
 
+std::vector<std::string> split_path(std::string_view p) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= p.size()) {
+    size_t j = p.find('/', i);
+    if (j == std::string_view::npos) j = p.size();
+    if (j > i) out.emplace_back(p.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+// Where an entry at `path` really lands: extracting a layer follows symlinks
+// that lower layers put among its parent directories (the final component is
+// not followed: an entry replaces a symlink). Resolution stays inside the root
+// (".." at the root is the root, absolute targets start at the root), as
+// umoci, containerd and docker do. Loops end after 40 links.
+std::string resolve_parents(const Tree& t, const std::vector<LayerIndex>& layers, const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return path;
+  std::deque<std::string> todo;
+  for (auto& c : split_path(std::string_view(path).substr(0, slash))) todo.push_back(std::move(c));
+  std::string cur;
+  int hops = 0;
+  while (!todo.empty()) {
+    std::string comp = std::move(todo.front());
+    todo.pop_front();
+    if (comp == ".") continue;
+    if (comp == "..") {
+      cur = dirname(cur);
+      continue;
+    }
+    std::string next = cur.empty() ? comp : cur + "/" + comp;
+    auto it = t.find(next);
+    if (it != t.end() && !it->second.dir && it->second.layer != kSynthetic) {
+      const auto& e = layers[it->second.layer].entries[it->second.index];
+      if (e.type == EntryType::Symlink && ++hops <= 40) {
+        if (!e.link.empty() && e.link[0] == '/') cur.clear();
+        auto parts = split_path(e.link);
+        for (auto p = parts.rbegin(); p != parts.rend(); ++p) todo.push_front(*p);
+        continue;
+      }
+    }
+    cur = std::move(next);
+  }
+  std::string base = path.substr(slash + 1);
+  return cur.empty() ? base : cur + "/" + base;
+}
+
 }  // namespace
 
 TarEntry out_entry(const std::vector<LayerIndex>& layers, const OutEntry& o) {
@@ -89,7 +139,7 @@ Plan plan_merge(const std::vector<LayerIndex>& layers) {
     for (const auto& e : entries) {
       auto base = basename(e.path);
       if (!base.starts_with(".wh.")) continue;
-      std::string parent = dirname(e.path);
+      std::string parent = dirname(resolve_parents(tree, layers, e.path));
       if (base == ".wh..wh..opq") {
         erase_children(tree, parent);
       } else if (base.starts_with(".wh..wh.")) {
@@ -103,24 +153,25 @@ Plan plan_merge(const std::vector<LayerIndex>& layers) {
     for (uint32_t i = 0; i < entries.size(); ++i) {
       const auto& e = entries[i];
       if (basename(e.path).starts_with(".wh.")) continue;
+      const std::string path = resolve_parents(tree, layers, e.path);
       Node n;
       n.layer = l;
       n.index = i;
       if (e.type == EntryType::Dir) {
         n.dir = true;
-        auto it = tree.find(e.path);
+        auto it = tree.find(path);
         if (it != tree.end() && it->second.dir) {
           it->second = n;  // keeps the children, takes the new metadata
           continue;
         }
         if (it != tree.end()) tree.erase(it);
-        ensure_parents(tree, e.path);
-        tree[e.path] = n;
+        ensure_parents(tree, path);
+        tree[path] = n;
         continue;
       }
-      if (e.path.empty()) throw LayerError("layer has a non-directory entry for the root");
+      if (path.empty()) throw LayerError("layer has a non-directory entry for the root");
       if (e.type == EntryType::HardLink) {
-        auto t = tree.find(e.link);
+        auto t = tree.find(resolve_parents(tree, layers, e.link));
         if (t == tree.end() || t->second.dir)
           throw LayerError("hardlink \"" + e.path + "\" points at \"" + e.link + "\", which is not a file at that point");
         n.inode = t->second.inode;
@@ -130,9 +181,9 @@ Plan plan_merge(const std::vector<LayerIndex>& layers) {
       } else {
         n.inode = inode_of(l, i);
       }
-      erase_subtree(tree, e.path);
-      ensure_parents(tree, e.path);
-      tree[e.path] = n;
+      erase_subtree(tree, path);
+      ensure_parents(tree, path);
+      tree[path] = n;
     }
   }
 

@@ -28,8 +28,10 @@ std::string_view field_str(const char* h, F f) {
 uint64_t field_num(const char* h, F f, bool* ok) {
   const unsigned char* p = reinterpret_cast<const unsigned char*>(h + f.off);
   if (p[0] & 0x80) {
-    if (p[0] == 0xff) {  // negative base-256: only meaningful for mtime; clamp to 0
-      return 0;
+    if (p[0] == 0xff) {  // negative base-256 (GNU tar's pre-1970 mtimes): two's complement
+      int64_t v = -1;
+      for (size_t i = 1; i < f.len; ++i) v = static_cast<int64_t>(static_cast<uint64_t>(v) << 8) | p[i];
+      return static_cast<uint64_t>(v);
     }
     uint64_t v = p[0] & 0x7f;
     for (size_t i = 1; i < f.len; ++i) {

@@ -8,9 +8,11 @@ Writes, offline and deterministically (Python stdlib and the `zstd` CLI):
                       (CASE), plus a "CASE.ref" twin for cases umoci 0.4.7
                       cannot read as pushed (zstd layers, media types that do
                       not match the compression): same uncompressed tar bytes,
-                      so the same diff_ids, stored as plain `tar` layers.
+                      so the same diff_ids, stored as plain `tar` layers
+                      (for PAX global headers, which umoci refuses, the twin
+                      leaves them out).
   OUTDIR/cases.json   what run.sh needs per case: tag, reference tag, whether
-                      it is an error case (and how it is pushed), the
+                      it is an error case (and what to break), the
                       expectations (the spec's answer, checked independently of
                       umoci) and the documented normalizations.
 
@@ -37,7 +39,12 @@ MT_ZST = "application/vnd.oci.image.layer.v1.tar+zstd"
 MT_DOCKER_GZ = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
+MT_FOREIGN_GZ = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
 UMOCI_OK = {MT_TAR: "none", MT_GZ: "gzip"}  # what umoci 0.4.7 decodes, by media type
+
+# Placeholder for the foreign-layer case; squashcheck.py push-all puts the
+# address of run.sh's listener there (which must see no request).
+FOREIGN_URL = "http://FOREIGN-LISTENER/layers/"
 
 FMT = {"pax": tarfile.PAX_FORMAT, "gnu": tarfile.GNU_FORMAT, "ustar": tarfile.USTAR_FORMAT}
 
@@ -66,6 +73,8 @@ class E:
 
     def tobuf(self, layer_fmt):
         fmt = self.fmt or layer_fmt
+        if self.kind == "global":  # a PAX global header ('g'), as git archive writes
+            return tarfile.TarInfo.create_pax_global_header(dict(self.pax))
         ti = tarfile.TarInfo(self.name)
         ti.type = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
                    "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE, "chr": tarfile.CHRTYPE,
@@ -102,6 +111,7 @@ def W(path, **kw):
     return F(os.path.join(d, ".wh." + b), b"", mode=0o600, **kw)
 def OPQ(dirpath, **kw): return F(os.path.join(dirpath, ".wh..wh..opq"), b"", mode=0o600, **kw)
 def FIFO(name, **kw): return E(name, "fifo", **kw)
+def GLOBAL(**pax): return E("", "global", pax=pax)
 def CHR(name, major, minor, **kw): return E(name, "chr", dev=(major, minor), **kw)
 def BLK(name, major, minor, **kw): return E(name, "blk", dev=(major, minor), **kw)
 
@@ -115,10 +125,12 @@ class Layer:
         self.entries, self.fmt, self.compress = list(entries), fmt, compress
         self.media, self.end_blocks, self.raw = media, end_blocks, raw
 
-    def tar_bytes(self):
+    def tar_bytes(self, for_umoci=False):
+        """for_umoci: without PAX global headers, which umoci 0.4.7 (Go's
+        archive/tar hands them to it as entries) refuses as an unknown type."""
         if self.raw is not None:
             return self.raw
-        out = b"".join(e.tobuf(self.fmt) for e in self.entries)
+        out = b"".join(e.tobuf(self.fmt) for e in self.entries if not (for_umoci and e.kind == "global"))
         if self.end_blocks:
             out += b"\0" * 1024
         return out
@@ -139,6 +151,9 @@ def compress(data, how):
         return gzip.compress(data[:cut], mtime=0) + gzip.compress(data[cut:], mtime=0)
     if how == "zstd":
         return zstd(data)
+    if how == "zstd-long":  # a frame that declares a 128 MiB window
+        return subprocess.run(["zstd", "-q", "-c", "--long=27", "--no-check"], input=data,
+                              stdout=subprocess.PIPE, check=True).stdout
     if how == "zstd2":  # two zstd frames
         cut = len(data) // 2 + 300
         return zstd(data[:cut]) + zstd(data[cut:])
@@ -146,16 +161,21 @@ def compress(data, how):
 
 
 def natural_media(how):
-    return {"none": MT_TAR, "gzip": MT_GZ, "gzip2": MT_GZ, "zstd": MT_ZST, "zstd2": MT_ZST}[how]
+    return {"none": MT_TAR, "gzip": MT_GZ, "gzip2": MT_GZ, "zstd": MT_ZST, "zstd2": MT_ZST, "zstd-long": MT_ZST}[how]
 
 
 def actual_compression(how):
-    return {"none": "none", "gzip": "gzip", "gzip2": "gzip", "zstd": "zstd", "zstd2": "zstd"}[how]
+    return {"none": "none", "gzip": "gzip", "gzip2": "gzip", "zstd": "zstd", "zstd2": "zstd", "zstd-long": "zstd"}[how]
 
 
 # ---------------------------------------------------------------- cases
-# Each case: name -> dict(desc, layers, expect=[...], ignore_time=[(path, why)],
-# error=None | dict(hint=regex|"direct", corrupt=...)).
+# Each case: name -> dict(desc, layers, expect=[...], ignore_time=[(path, why)], error).
+# error=None for a merge case; for an error case a dict: hint (a regex the
+# error message must match), optionally truncate_layer/truncate_to (a blob cut
+# short), corrupt_stored_layer/corrupt_offset or delete_stored_layer (damage to
+# wharf's blob store, applied by squashcheck.py at the time "fault" says),
+# no_index (use the wharf that does not index on push), foreign_layer (a layer
+# only described, with urls), cut_body_ok (a 200 cut short is acceptable).
 # Expectations (checked on the squashed tree, and on the umoci reference to
 # spot disagreements): ("absent", p) ("file", p, content) ("dir", p)
 # ("symlink", p, target) ("meta", p, {mode, uid, gid, mtime_ns}) ("links", [p...])
@@ -164,10 +184,9 @@ def actual_compression(how):
 CASES = {}
 
 
-def case(name, desc, layers, expect=(), ignore_time=(), error=None, extra=None):
+def case(name, desc, layers, expect=(), ignore_time=(), error=None):
     assert name not in CASES, name
-    CASES[name] = dict(desc=desc, layers=layers, expect=list(expect), ignore_time=list(ignore_time),
-                       error=error, extra=extra or {})
+    CASES[name] = dict(desc=desc, layers=layers, expect=list(expect), ignore_time=list(ignore_time), error=error)
 
 
 def ns(sec, nsec=0):
@@ -310,7 +329,7 @@ case("symlinks", "symlinks: relative, absolute, dangling, escaping, to a directo
 def long_names(fmt):
     c100 = "c" * 100
     c255 = "n" * 255
-    p150 = "d150/" + "q" * 60 + "/" + "r" * 80                           # 150 bytes, ustar prefix/name split
+    p150 = "d150/" + "q" * 60 + "/" + "r" * 80                           # 146 bytes: a ustar prefix/name split
     deep = "deep/" + "/".join(["s" * 50] * 6)                           # a directory path of 311 bytes
     p300 = deep + "/" + "f" * 120                                       # > 255 bytes
     p600 = deep + "/" + c255                                            # > 255, a 255-byte basename
@@ -322,11 +341,16 @@ def long_names(fmt):
     for _ in range(6):
         d += "/" + "s" * 50
         lay1.append(D(d))
+    a155, d100 = "A" * 155, "e" * 49 + "/" + "f" * 50                  # 256 = 155 + '/' + 100; a 100-byte dir
+    lay1 += [D(a155), F(a155 + "/" + "B" * 100, "p256\n"), D("e" * 49), D(d100), F(d100 + "/x", "x\n"),
+             F("t" * 100, "t100\n"), S("l" * 100, "k" * 100)]
     lay1 += [F(p300, "p300\n"), F(p600, "p600\n"), D(c100), F(c100 + "/" + c100, "c100\n"),
              S("longlink150", t150), S("longlink1000", t1000), H("hard-to-long", p600),
              F(deep + "/" + "w" * 200, "to-be-deleted\n")]
     lay2 = [S(deep + "/" + "y" * 200, t1000), W(deep + "/" + "w" * 200), H(deep + "/" + "h" * 200, p300)]
     return [Layer(lay1, fmt=fmt), Layer(lay2, fmt=fmt)], [
+        ("file", "A" * 155 + "/" + "B" * 100, "p256\n"), ("dir", "e" * 49 + "/" + "f" * 50),
+        ("symlink", "l" * 100, "k" * 100), ("file", "t" * 100, "t100\n"),
         ("file", p150, "p150\n"), ("file", p300, "p300\n"), ("file", p600, "p600\n"), ("file", c100 + "/" + c100, "c100\n"),
         ("symlink", "longlink150", t150), ("symlink", "longlink1000", t1000), ("links", ["hard-to-long", p600]),
         ("symlink", deep + "/" + "y" * 200, t1000), ("absent", deep + "/" + "w" * 200), ("links", [p300, deep + "/" + "h" * 200])]
@@ -349,7 +373,7 @@ case("xattrs", "xattrs: security.capability, user.* (text and binary values), tr
            ("xattrs", "x/user", {"user.mime_type": b"text/plain", "user.bin": b"\x00\x01\xff\xfe\n=", "user.long": b"v" * 3000}),
            ("xattrs", "x/replaced", {"user.new": b"here"}), ("xattrs", "x", {"user.dirattr": b"on-dir"})])
 
-case("ownership-modes", "uid/gid (incl. > 2^21, base-256/PAX), uname/gname, setuid/setgid/sticky, mode 000, "
+case("ownership-modes", "uid/gid (incl. > 2^21: PAX), uname/gname, setuid/setgid/sticky, mode 000, "
      "mtimes with nanoseconds, at 0, at 2^31-1 and before the epoch", [
     Layer([D("m"), F("m/suid", "s\n", mode=0o4755, uid=1000, gid=1000), F("m/sgid", "g\n", mode=0o2711, gid=50),
            D("m/sticky", mode=0o1777), F("m/none", "n\n", mode=0o000),
@@ -359,15 +383,22 @@ case("ownership-modes", "uid/gid (incl. > 2^21, base-256/PAX), uname/gname, setu
            D("m/nsdir", mtime=T0 + 1, ns=999999999),
            F("m/epoch", "e\n", mtime=0), F("m/future", "f\n", mtime=2147483647, ns=500000000),
            F("m/past", "p\n", mtime=-100, ns=250000000),
-           F("m/gnu-bigid", "gb\n", uid=3000000, gid=5000000, fmt="gnu")]),
+           ]),
     Layer([F("m/suid2", "s2\n", mode=0o6755, uid=1, gid=2, mtime=T0 + 1, ns=42)]),
 ], expect=[("meta", "m/suid", dict(mode=0o4755, uid=1000, gid=1000)), ("meta", "m/sticky", dict(mode=0o1777)),
            ("meta", "m/none", dict(mode=0)), ("meta", "m/bigid", dict(uid=3000000, gid=4000000)),
-           ("meta", "m/gnu-bigid", dict(uid=3000000, gid=5000000)),
+
            ("meta", "m/ns", dict(mtime_ns=ns(T0, 123456789))), ("meta", "m/nsdir", dict(mtime_ns=ns(T0 + 1, 999999999))),
            ("meta", "m/future", dict(mtime_ns=ns(2147483647, 500000000))),
-           ("meta", "m/past", dict(mtime_ns=-100 * 10**9 + 250000000)),
+           ("meta", "m/past", dict(mtime_ns=-100 * 10**9 - 250000000)),
            ("meta", "m/suid2", dict(mode=0o6755, uid=1, gid=2, mtime_ns=ns(T0 + 1, 42)))])
+
+case("gnu-base256", "GNU headers with base-256 numbers: uid/gid over 2^21, an mtime before the epoch "
+     "(negative base-256) and one past 2^33 (the file system may clip it; both trees the same way)", [
+    Layer([D("g"), F("g/bigid", "gb\n", uid=3000000, gid=5000000),
+           F("g/past", "gp\n", mtime=-1000),
+           F("g/far", "gf\n", mtime=2 ** 33 + 5)], fmt="gnu"),
+], expect=[("meta", "g/bigid", dict(uid=3000000, gid=5000000)), ("meta", "g/past", dict(mtime_ns=-1000 * 10**9))])
 
 case("special-files", "fifos, character and block devices (incl. large major/minor); a device replaced by a file", [
     Layer([D("dev"), FIFO("dev/fifo", mode=0o640, uid=3), CHR("dev/null", 1, 3, mode=0o666), BLK("dev/loop0", 7, 0, mode=0o660, gid=6),
@@ -432,17 +463,47 @@ case("implicit-parents", "entries whose parent directories no layer declares, an
            ("meta", "r", dict(mode=0o755, uid=0, gid=0)), ("meta", "ip/a/b", dict(mode=0o755, uid=0, gid=0))],
    ignore_time=[(p, "no layer declares this directory: umoci creates it with the time of the run, "
                     "wharf with mtime 0 (no rule fixes the time of an implied directory)")
-                for p in ("ip", "ip/a/b", "ip/a/b/c", "r")])
+                for p in ("ip", "ip/a/b", "ip/a/b/c", "r")]
+               + [("", "umoci restores only the immediate parent's mtime after an entry, so creating the implied "
+                       "ip/ changes the root's mtime in the reference to the time of the run")])
 
 case("aufs-metadata", "other .wh..wh.* names are AUFS metadata and are dropped", [
     Layer([D("q"), F("q/keep", "k\n"), F(".wh..wh.aufs", ""), D(".wh..wh.orph"), F("q/.wh..wh.something", "")]),
 ], expect=[("absent", ".wh..wh.aufs"), ("absent", ".wh..wh.orph"), ("absent", "q/.wh..wh.something"), ("file", "q/keep", "k\n")])
 
+
+case("hardlink-forward", "a hardlink to a lower file whose path the same layer rewrites later (the link gets the "
+     "content it points at when applied); a member of a link group replaced by a file", [
+    Layer([D("f"), F("f/t", "old\n"), F("f/a", "A\n"), H("f/b", "f/a"), H("f/c", "f/a")]),
+    Layer([H("f/l", "f/t"), F("f/t", "new\n", mtime=T0 + 1), F("f/b", "b is its own file\n", mtime=T0 + 1)]),
+], expect=[("file", "f/l", "old\n"), ("file", "f/t", "new\n"), ("file", "f/b", "b is its own file\n"),
+           ("links", ["f/a", "f/c"])])
+
+_odd = ["sp ace", "tab\there", "new\nline", "ünïcödé-名前", "back\\slash", "quo\"te", "key=value", "per%cent",
+        "\udcff\udcfe-not-utf8", "#hash", "trailing-space "]
+case("odd-names", "names with spaces, tabs, newlines, '=', '%', '#', backslashes, UTF-8 and bytes that are not UTF-8; "
+     "a long UTF-8 name; a symlink target with a newline", [
+    Layer([D("o")] + [F("o/" + n, n.encode("utf-8", "surrogateescape")) for n in _odd]
+          + [F("o/" + "é" * 60, "long utf8\n"), S("o/link", "to\nnewline"), D("o/dir with space"),
+             F("o/dir with space/f", "f\n")]),
+    Layer([W("o/sp ace"), W("o/new\nline"), F("o/key=value", "v2\n", mtime=T0 + 1)]),
+], expect=[("absent", "o/sp ace"), ("absent", "o/new\nline"), ("file", "o/key=value", "v2\n"),
+           ("file", "o/\udcff\udcfe-not-utf8", "\udcff\udcfe-not-utf8".encode("utf-8", "surrogateescape")),
+           ("symlink", "o/link", "to\nnewline"), ("file", "o/" + "é" * 60, "long utf8\n")])
+
+case("pax-global-header", "a PAX global header (git archive writes one) is dropped; the reference twin leaves it "
+     "out because umoci 0.4.7 refuses it", [
+    Layer([GLOBAL(comment="0123456789abcdef0123456789abcdef01234567"), D("g"), F("g/a", "a\n")]),
+    Layer([GLOBAL(comment="second"), F("g/b", "b\n")], compress="none"),
+], expect=[("file", "g/a", "a\n"), ("file", "g/b", "b\n")])
+
 case("parent-symlink", "(beyond issue 3's list) an upper layer adds d/file where a lower layer made d a symlink "
      "to a directory: umoci, docker and containerd write through the symlink", [
-    Layer([D("real"), F("real/old", "old\n"), S("d", "real"), S("abs", "/real")]),
-    Layer([F("d/file", "via symlink\n", mtime=T0 + 1), F("abs/file2", "via abs symlink\n", mtime=T0 + 1)]),
+    Layer([D("real"), F("real/old", "old\n"), F("real/doomed", "doomed\n"), S("d", "real"), S("abs", "/real")]),
+    Layer([F("d/file", "via symlink\n", mtime=T0 + 1), F("abs/file2", "via abs symlink\n", mtime=T0 + 1),
+           W("d/doomed")]),
 ], expect=[("symlink", "d", "real"), ("file", "real/file", "via symlink\n"), ("file", "real/old", "old\n"),
+           ("absent", "real/doomed"),
            ("symlink", "abs", "/real"), ("file", "real/file2", "via abs symlink\n")])
 
 
@@ -478,9 +539,20 @@ case("err-truncated-tar", "an uncompressed layer cut inside a file's data", [
     Layer([D("ok"), F("ok/file", blob(33, 20000))], compress="none"),
 ], error=dict(hint=r"truncat|tar", truncate_layer=0, truncate_to=512 * 3 + 1000))
 
-for _when, _how in (("indexed", "after wharf built the layer's index in the background"),
-                    ("unindexed", "between the blob upload and the manifest push, so no index exists yet")):
-    _fault = {"fault_after_index" if _when == "indexed" else "fault_before_manifest": True}
+# Storage faults. "fault" says when the blob in wharf's store is damaged:
+# after_index (once wharf built the layer's index in the background, on push),
+# before_manifest (between the blob upload and the manifest push) or after_push.
+# no_index: the case goes to a second wharf with squash.index_on_push: false, so
+# the squash request itself indexes the (damaged) layer.
+for _when, _how, _fault in (
+        # With the index already built, wharf plans without reading the blob and only
+        # finds the damage while streaming: issue 3 allows a body cut short there
+        # ("a build that fails after bytes were sent aborts every attached
+        # connection"), as long as no complete archive is served or cached.
+        ("indexed", "after wharf built the layer's index in the background",
+         dict(fault="after_index", cut_body_ok=True)),
+        ("unindexed", "before the manifest push, on a wharf that does not index on push",
+         dict(fault="before_manifest", no_index=True))):
     case("err-digest-bitrot-" + _when, "a layer blob whose stored bytes no longer match its digest: one byte of "
          "file data flipped in wharf's blob store " + _how + " (the tar structure stays valid)", [
         Layer([D("ok"), F("ok/file", blob(34, 100000) + _when.encode())], compress="none"),
@@ -494,13 +566,29 @@ case("err-missing-blob", "a layer blob missing from the blob store (removed from
      "the background index)", [
     Layer([D("ok"), F("ok/file", "f\n")]),
     Layer([F("ok/file2", "f2 (only in err-missing-blob)\n")], compress="none"),
-], error=dict(hint=r"missing|not found|unknown", delete_stored_layer=1, fault_after_index=True))
+], error=dict(hint=r"missing|not found|unknown", delete_stored_layer=1, fault="after_index"))
+
+case("err-limit-zstd-window", "a zstd layer whose frame asks for a 128 MiB window, over the default "
+     "squash.limits.zstd_window_log_max (25): a 4xx naming the limit", [
+    Layer([D("ok"), F("ok/file", "f (only in err-limit-zstd-window)\n")], compress="zstd-long"),
+], error=dict(hint=r"zstd_window_log_max"))
+
+case("err-foreign-layer", "a non-distributable layer whose descriptor has urls and whose blob the registry "
+     "does not have: a clear error, and the urls are never fetched", [
+    Layer([D("ok"), F("ok/file", "f\n")]),
+    Layer([F("ok/foreign", "foreign (only in err-foreign-layer)\n")], compress="gzip", media=MT_FOREIGN_GZ),
+], error=dict(hint=r"missing|not found|unknown|foreign|urls", foreign_layer=1))
+
+case("err-missing-blob-unindexed", "the same on a wharf that does not index on push (no index exists)", [
+    Layer([D("ok"), F("ok/file", "f\n")]),
+    Layer([F("ok/file2", "f2 (only in err-missing-blob-unindexed)\n")], compress="none"),
+], error=dict(hint=r"missing|not found|unknown", delete_stored_layer=1, fault="after_push", no_index=True))
 
 case("err-missing-blob-headers-only", "the same for a layer that only holds a directory and a whiteout "
      "(no file data to copy, so only its index is needed to plan and write the output)", [
     Layer([D("ok"), F("ok/file", "f\n"), F("ok/gone", "g\n")]),
     Layer([D("ok/newdir-only-in-err-missing-blob-headers-only"), W("ok/gone")], compress="none"),
-], error=dict(hint=r"missing|not found|unknown", delete_stored_layer=1, fault_after_index=True))
+], error=dict(hint=r"missing|not found|unknown", delete_stored_layer=1, fault="after_index"))
 
 
 
@@ -562,21 +650,30 @@ def main():
         return md
 
     for name, c in CASES.items():
-        descs, ref_descs, diff_ids, layers_info = [], [], [], []
+        descs, ref_descs, diff_ids, ref_diff_ids, layers_info = [], [], [], [], []
         umoci_readable = True
+        err = c["error"] or {}
         for i, l in enumerate(c["layers"]):
             raw = l.tar_bytes()
+            ref_raw = l.tar_bytes(for_umoci=True)
             diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
+            ref_diff_ids.append("sha256:" + hashlib.sha256(ref_raw).hexdigest())
+            if ref_raw != raw:
+                umoci_readable = False
             data = compress(raw, l.compress)
             media = l.media or natural_media(l.compress)
-            err = c["error"] or {}
             if err.get("truncate_layer") == i:
                 data = data[:err.get("truncate_to", len(data) // 2)]
-            d, s = put(data)
-            descs.append({"mediaType": media, "digest": d, "size": s})
+            if err.get("foreign_layer") == i:
+                # not stored in the layout nor pushed: only its descriptor, with urls
+                d, s = "sha256:" + hashlib.sha256(data).hexdigest(), len(data)
+                descs.append({"mediaType": media, "digest": d, "size": s, "urls": [FOREIGN_URL + d]})
+            else:
+                d, s = put(data)
+                descs.append({"mediaType": media, "digest": d, "size": s})
             if UMOCI_OK.get(media) != actual_compression(l.compress):
                 umoci_readable = False
-            rd, rs = put(raw)
+            rd, rs = put(ref_raw)
             ref_descs.append({"mediaType": MT_TAR, "digest": rd, "size": rs})
             layers_info.append(dict(digest=d, size=s, media=media, compression=actual_compression(l.compress),
                                     end_blocks=l.end_blocks, entries=len(l.entries)))
@@ -584,7 +681,7 @@ def main():
         ref_tag = name
         if not umoci_readable and not c["error"]:
             ref_tag = name + ".ref"
-            image(ref_tag, ref_descs, diff_ids, c["desc"])
+            image(ref_tag, ref_descs, ref_diff_ids, c["desc"])
         exp = []
         for x in c["expect"]:
             x = list(x)

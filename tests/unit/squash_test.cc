@@ -392,3 +392,30 @@ TEST(IndexCodec, RoundTripAndRejectsDamage) {
   other[4] = 9;  // another format version
   EXPECT_FALSE(decode_index(other));
 }
+
+TEST(Tar, NegativeBase256MtimeIsKept) {
+  // GNU tar writes pre-1970 times as base-256 two's complement.
+  std::string t;
+  write_header(file("past", ""), t);
+  for (int i = 136; i < 148; ++i) t[i] = '\xff';
+  t[147] = static_cast<char>(0x18);  // ...fc18 = -1000
+  t[146] = static_cast<char>(0xfc);
+  std::memset(&t[148], ' ', 8);
+  unsigned sum = 0;
+  for (int i = 0; i < 512; ++i) sum += static_cast<unsigned char>(t[i]);
+  std::snprintf(&t[148], 8, "%06o", sum);
+  auto got = read_all(t);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].mtime, -1000);
+}
+
+TEST(Plan, EntriesLandThroughLowerSymlinkedParents) {
+  TarEntry rel = file("d", "", EntryType::Symlink);
+  rel.link = "real";
+  TarEntry abs = file("a", "", EntryType::Symlink);
+  abs.link = "/../real";  // ".." at the root is the root
+  auto got = listing(L{layer({file("real", "", EntryType::Dir), sized("real/doomed", 1), rel, abs}),
+                       layer({sized("d/file", 2), sized("a/file2", 3), wh("d/.wh.doomed")})});
+  EXPECT_EQ(got, (std::vector<std::string>{"real 5", "a 2 -> /../real", "d 2 -> real", "real/file 0 L1 2",
+                                           "real/file2 0 L1 3"}));
+}
