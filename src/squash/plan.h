@@ -11,7 +11,10 @@
 // dropped. A directory over a directory keeps the children and takes the new
 // metadata; a non-directory over a directory hides the subtree. Hardlinks
 // share their target's content ("inode"), so a link keeps its content when
-// the target path is later deleted or replaced.
+// the target path is later deleted or replaced. An entry (or whiteout, or
+// hardlink target) whose parent path runs through a symlink a lower layer
+// left lands where the symlink points, inside the root — as extracting the
+// layers in order does (umoci, containerd).
 //
 // Output order: first every directory (parents before children, byte order),
 // then other header-only entries (symlinks, devices, fifos, empty files and

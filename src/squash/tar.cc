@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <optional>
 
 namespace wharf::squash {
 
@@ -175,6 +176,25 @@ std::string TarReader::read_blob(uint64_t size, uint64_t limit, const char* what
 }
 
 size_t TarReader::read_data(char* buf, size_t n) {
+  if (!sparse_.empty() || logical_left_) {
+    if (!logical_left_ || !n) return 0;
+    n = static_cast<size_t>(std::min<uint64_t>(n, logical_left_));
+    while (seg_ < sparse_.size() && lpos_ >= sparse_[seg_].first + sparse_[seg_].second) ++seg_;
+    size_t k;
+    if (seg_ < sparse_.size() && lpos_ >= sparse_[seg_].first) {  // inside a stored piece
+      uint64_t piece_left = sparse_[seg_].first + sparse_[seg_].second - lpos_;
+      k = read_some(buf, std::min<uint64_t>({n, piece_left, data_left_}));
+      if (!k) throw LayerError("layer tar is truncated inside a sparse file's data");
+      data_left_ -= k;
+    } else {  // a hole, up to the next piece or the end
+      uint64_t hole_end = seg_ < sparse_.size() ? sparse_[seg_].first : lpos_ + logical_left_;
+      k = static_cast<size_t>(std::min<uint64_t>(n, hole_end - lpos_));
+      std::memset(buf, 0, k);
+    }
+    lpos_ += k;
+    logical_left_ -= k;
+    return k;
+  }
   if (!data_left_) return 0;
   size_t k = read_some(buf, std::min<uint64_t>(n, data_left_));
   if (!k) throw LayerError("layer tar is truncated inside an entry's data");
@@ -182,9 +202,45 @@ size_t TarReader::read_data(char* buf, size_t n) {
   return k;
 }
 
+// GNU sparse 1.0: the map is text at the start of the stored data —
+// "count\n" then "offset\nlength\n" pairs — padded to a block.
+void TarReader::read_sparse_map_v1() {
+  std::string text;
+  size_t lines_end = 0;
+  auto next_number = [&](uint64_t& v) {
+    for (;;) {
+      size_t nl = text.find('\n', lines_end);
+      if (nl != std::string::npos) {
+        if (!parse_u64(std::string_view(text).substr(lines_end, nl - lines_end), v))
+          throw LayerError("layer tar has a malformed sparse map");
+        lines_end = nl + 1;
+        return;
+      }
+      if (data_left_ < kBlock || text.size() > limits_.max_pax_bytes)
+        throw LayerError("layer tar has a malformed or oversized sparse map");
+      std::string block(kBlock, '\0');
+      read_exact(block.data(), kBlock);
+      data_left_ -= kBlock;
+      text += block;
+    }
+  };
+  uint64_t count = 0;
+  next_number(count);
+  if (count > limits_.max_pax_bytes / 4) throw LimitError("a sparse file has more pieces than the limits allow");
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t off = 0, len = 0;
+    next_number(off);
+    next_number(len);
+    sparse_.emplace_back(off, len);
+  }
+}
+
 bool TarReader::next(TarEntry& e) {
   skip(data_left_ + pad_left_);
   data_left_ = pad_left_ = 0;
+  sparse_.clear();
+  logical_left_ = lpos_ = 0;
+  seg_ = 0;
   std::string long_name, long_link;
   bool have_long_name = false, have_long_link = false;
   std::vector<std::pair<std::string, std::string>> pax;
@@ -244,8 +300,6 @@ bool TarReader::next(TarEntry& e) {
       case 'V':  // volume label
         skip(size + tar_padding(size));
         continue;
-      case 'S':
-        throw LayerError("layer contains a GNU sparse file, which wharf cannot squash yet");
       default: break;
     }
 
@@ -270,6 +324,70 @@ bool TarReader::next(TarEntry& e) {
     e.devmajor = static_cast<uint32_t>(field_num(h, kDevMajor, &ok));
     e.devminor = static_cast<uint32_t>(field_num(h, kDevMinor, &ok));
     if (!ok) throw LayerError("layer tar has an invalid numeric field");
+    // Sparse files: old GNU ('S', map in the header and extension blocks) or
+    // PAX GNU.sparse.* (0.0, 0.1: map in records; 1.0: map in the data).
+    std::optional<uint64_t> sparse_real;
+    bool sparse_v1 = false;
+    std::string sparse_name;
+    if (type == 'S') {
+      for (int i = 0; i < 4; ++i) {
+        F off{386 + 24 * static_cast<size_t>(i), 12}, len{398 + 24 * static_cast<size_t>(i), 12};
+        if (h[off.off] == 0 && h[len.off] == 0) break;
+        sparse_.emplace_back(field_num(h, off, &ok), field_num(h, len, &ok));
+      }
+      sparse_real = field_num(h, F{483, 12}, &ok);
+      bool extended = h[482] != 0;
+      while (extended) {
+        char x[kBlock];
+        read_exact(x, kBlock);
+        for (int i = 0; i < 21; ++i) {
+          F off{24 * static_cast<size_t>(i), 12}, len{12 + 24 * static_cast<size_t>(i), 12};
+          if (x[off.off] == 0 && x[len.off] == 0) break;
+          sparse_.emplace_back(field_num(x, off, &ok), field_num(x, len, &ok));
+          if (sparse_.size() > limits_.max_pax_bytes / 4) throw LimitError("a sparse file has too many pieces");
+        }
+        extended = x[504] != 0;
+      }
+      type = '0';
+    }
+    {
+      std::string major, minor, map;
+      uint64_t pending_offset = 0;
+      bool have_offset = false;
+      for (auto& [k, v] : pax) {
+        if (!k.starts_with("GNU.sparse.")) continue;
+        uint64_t n = 0;
+        if (k == "GNU.sparse.major") major = v;
+        else if (k == "GNU.sparse.minor") minor = v;
+        else if (k == "GNU.sparse.name") sparse_name = v;
+        else if ((k == "GNU.sparse.realsize" || k == "GNU.sparse.size") && parse_u64(v, n)) sparse_real = n;
+        else if (k == "GNU.sparse.map") map = v;
+        else if (k == "GNU.sparse.offset" && parse_u64(v, n)) {
+          pending_offset = n;
+          have_offset = true;
+        } else if (k == "GNU.sparse.numbytes" && parse_u64(v, n) && have_offset) {
+          sparse_.emplace_back(pending_offset, n);
+          have_offset = false;
+        }
+      }
+      if (!map.empty()) {
+        std::vector<uint64_t> nums;
+        size_t i = 0;
+        while (i <= map.size()) {
+          size_t c = map.find(',', i);
+          uint64_t n = 0;
+          if (!parse_u64(std::string_view(map).substr(i, c == std::string::npos ? std::string::npos : c - i), n))
+            throw LayerError("layer tar has a malformed GNU.sparse.map");
+          nums.push_back(n);
+          if (c == std::string::npos) break;
+          i = c + 1;
+        }
+        if (nums.size() % 2) throw LayerError("layer tar has a malformed GNU.sparse.map");
+        for (size_t j = 0; j < nums.size(); j += 2) sparse_.emplace_back(nums[j], nums[j + 1]);
+      }
+      sparse_v1 = major == "1";
+      if (sparse_v1 && !sparse_real) throw LayerError("layer tar has a sparse file without GNU.sparse.realsize");
+    }
     for (auto& [k, v] : pax) {
       if (k == "path") raw_name = v;
       else if (k == "linkpath") raw_link = v;
@@ -280,8 +398,8 @@ bool TarReader::next(TarEntry& e) {
       else if (k == "gname") e.gname = v;
       else if (k == "mtime" && !parse_pax_time(v, e.mtime, e.mtime_nsec)) throw LayerError("layer tar has an invalid PAX mtime");
       else if (k.starts_with("SCHILY.xattr.")) e.xattrs.emplace_back(k.substr(13), v);
-      else if (k.starts_with("GNU.sparse.")) throw LayerError("layer contains a sparse file, which wharf cannot squash yet");
     }
+    if (!sparse_name.empty()) raw_name = sparse_name;
     std::sort(e.xattrs.begin(), e.xattrs.end());
     e.xattrs.erase(std::unique(e.xattrs.begin(), e.xattrs.end(),
                                [](auto& a, auto& b) { return a.first == b.first; }),
@@ -308,9 +426,24 @@ bool TarReader::next(TarEntry& e) {
     }
     // Data follows regular files; other types may carry a size we skip.
     e.size = e.type == EntryType::File ? size : 0;
-    e.data_offset = pos_;
     data_left_ = size;
     pad_left_ = tar_padding(size);
+    if (e.type == EntryType::File && (sparse_real || !sparse_.empty())) {
+      if (sparse_v1) read_sparse_map_v1();
+      uint64_t stored = 0, end = 0;
+      for (auto& [off, len] : sparse_) {
+        if (off < end) throw LayerError("layer tar has a sparse map that is not in order");
+        end = off + len;
+        stored += len;
+      }
+      uint64_t real = sparse_real.value_or(end);
+      if (end > real || stored != data_left_)
+        throw LayerError("layer tar has a sparse map that does not match the stored data");
+      e.size = real;
+      logical_left_ = real;
+      if (sparse_.empty()) sparse_.emplace_back(real, 0);  // all hole: keeps the sparse path on
+    }
+    e.data_offset = pos_;
     if (e.type != EntryType::File) {
       skip(data_left_ + pad_left_);
       data_left_ = pad_left_ = 0;

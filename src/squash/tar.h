@@ -46,7 +46,9 @@ bool clean_path(std::string_view in, std::string& out);
 
 // Reads entries from an uncompressed tar stream. A stream that ends at an
 // entry boundary without end-of-archive blocks is complete (umoci writes
-// those). Throws LayerError for anything that is not a valid tar.
+// those). Sparse files (old GNU 'S', PAX GNU.sparse 0.0/0.1/1.0) come out
+// expanded: size is the real size, read_data fills holes with zeros.
+// Throws LayerError for anything that is not a valid tar.
 class TarReader {
  public:
   TarReader(ByteSource& src, const Limits& limits) : src_(src), limits_(limits) {}
@@ -66,8 +68,14 @@ class TarReader {
   ByteSource& src_;
   Limits limits_;
   uint64_t pos_ = 0;
-  uint64_t data_left_ = 0;  // of the current entry
+  uint64_t data_left_ = 0;  // of the current entry, as stored
   uint64_t pad_left_ = 0;   // padding after the current entry's data
+  // Sparse entries are expanded: (offset, length) of the stored pieces in the
+  // file, holes read as zeros. Empty: not sparse.
+  std::vector<std::pair<uint64_t, uint64_t>> sparse_;
+  uint64_t logical_left_ = 0, lpos_ = 0;
+  size_t seg_ = 0;
+  void read_sparse_map_v1();
 };
 
 // Appends the canonical header block(s) for `e` (with e.size bytes of data to

@@ -125,9 +125,7 @@ for p in "${pids[@]}"; do wait "$p" || true; done
 # Known gaps: cases wharf does not handle yet. They still run; a failure is
 # reported as XFAIL (not counted), a pass as XPASS (counted as a failure, so
 # the list is kept true). Each entry says why.
-declare -A KNOWN_GAPS=(
-  [sparse]="GNU/PAX sparse entries are refused with 422 LAYER_INVALID, not expanded yet (DESIGN.md plans expansion)"
-)
+declare -A KNOWN_GAPS=()
 pass=0 failn=0 xfail=0
 for line in "${SEL[@]}"; do
   name=${line%% *}
