@@ -401,7 +401,9 @@ namespace {
 class StagingSink : public Sink {
  public:
   StagingSink(std::unique_ptr<storage::UploadWriter> w, std::function<void(uint64_t)> progress)
-      : w_(std::move(w)), aw_(*w_, h_, std::move(progress)), cur_(aw_.take()) {}
+      : w_(std::move(w)),
+        aw_(*w_, h_, std::move(progress), storage::AsyncWriter::WriteOn::Worker),  // the decoder keeps its core
+        cur_(aw_.take()) {}
   void write(const char* p, size_t n) override {
     while (n) {
       size_t k = std::min(n, cur_.size() - used_);
@@ -488,7 +490,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
     core::Digest diff_id = sink.finish();
     std::string config = squashed_config(img.config, diff_id.str(), img.manifest_digest);
     meta::SquashRecord rec{img.key, img.manifest_digest, diff_id.str(), plan.tar_size, img.layer_dir, config,
-                           now_ms(), now_ms()};
+                           now_ms(), now_ms(), "", 0, 0};
     {
       std::lock_guard lk(job->mu_);
       blobs_.commit_upload(staging, diff_id);

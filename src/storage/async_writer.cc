@@ -2,8 +2,9 @@
 
 namespace wharf::storage {
 
-AsyncWriter::AsyncWriter(UploadWriter& out, core::Hasher& hash, std::function<void(uint64_t)> progress)
-    : out_(out), hash_(hash), progress_(std::move(progress)), thread_([this] { run(); }) {}
+AsyncWriter::AsyncWriter(UploadWriter& out, core::Hasher& hash, std::function<void(uint64_t)> progress,
+                         WriteOn where)
+    : out_(out), hash_(hash), where_(where), progress_(std::move(progress)), thread_([this] { run(); }) {}
 
 AsyncWriter::~AsyncWriter() {
   {
@@ -26,9 +27,11 @@ std::string AsyncWriter::take() {
 
 void AsyncWriter::push(std::string buf, size_t n) {
   if (!n) return;
-  out_.write(buf.data(), n);
-  total_ += n;
-  if (progress_) progress_(total_);
+  if (where_ == WriteOn::Caller) {
+    out_.write(buf.data(), n);
+    total_ += n;
+    if (progress_) progress_(total_);
+  }
   std::unique_lock lk(mu_);
   cv_.wait(lk, [&] { return queue_.size() < kDepth || error_; });
   if (error_) std::rethrow_exception(error_);
@@ -58,6 +61,11 @@ void AsyncWriter::run() {
     bool failed = false;
     try {
       hash_.update(buf.data(), n);
+      if (where_ == WriteOn::Worker) {
+        out_.write(buf.data(), n);
+        total_ += n;
+        if (progress_) progress_(total_);
+      }
     } catch (...) {
       std::lock_guard lk(mu_);
       error_ = std::current_exception();

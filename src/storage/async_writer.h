@@ -28,8 +28,13 @@ class AsyncWriter {
  public:
   static constexpr size_t kChunk = 1 << 20;
 
-  // `progress(total)` runs on the caller's thread after each buffer is written.
-  AsyncWriter(UploadWriter& out, core::Hasher& hash, std::function<void(uint64_t)> progress = {});
+  // Where each buffer is written: on the caller's thread (Caller; the buffer
+  // is written when push returns) or on the worker with the hashing (Worker;
+  // for producers that are CPU-bound themselves, like a layer decoder).
+  enum class WriteOn { Caller, Worker };
+  // `progress(total)` runs after each buffer is written, on the thread that wrote it.
+  AsyncWriter(UploadWriter& out, core::Hasher& hash, std::function<void(uint64_t)> progress = {},
+              WriteOn where = WriteOn::Caller);
   ~AsyncWriter();  // drains and joins; errors are dropped (call finish() to see them)
   AsyncWriter(const AsyncWriter&) = delete;
   AsyncWriter& operator=(const AsyncWriter&) = delete;
@@ -48,6 +53,7 @@ class AsyncWriter {
 
   UploadWriter& out_;
   core::Hasher& hash_;
+  WriteOn where_;
   std::function<void(uint64_t)> progress_;
   std::mutex mu_;
   std::condition_variable cv_;
