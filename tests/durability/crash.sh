@@ -7,10 +7,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
-work=$(mktemp -d /tmp/wharf-crash.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; rm -rf "$work"; }
-trap cleanup EXIT
+make_work crash
 
 # Two images that share their lower layers: the crash push always has new bytes to write.
 bash "$here/../lib/make-oci-image.sh" "$work/img" v1 >/dev/null

@@ -37,3 +37,16 @@ stop_pid() {
 }
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# make_work NAME: sets $work to a fresh scratch dir and PIDS=(); on exit every
+# PID in PIDS is stopped and the scratch dir removed.
+make_work() {
+  work=$(mktemp -d "/tmp/wharf-$1.XXXXXX")
+  PIDS=()
+  trap _common_cleanup EXIT
+}
+_common_cleanup() {
+  local p
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done
+  rm -rf "$work"
+}

@@ -5,10 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
-work=$(mktemp -d /tmp/wharf-squashops.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; rm -rf "$work"; }
-trap cleanup EXIT
+make_work squashops
 bash "$here/../lib/make-oci-image.sh" "$work/img" v1 >/dev/null
 bash "$here/../lib/make-oci-image.sh" "$work/img2" v1 >/dev/null
 bash "$here/../lib/make-oci-image.sh" "$work/img3" v1 >/dev/null  # cache entries are per image: each case its own
