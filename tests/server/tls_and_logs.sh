@@ -32,6 +32,25 @@ skopeo copy -q --dest-cert-dir "$work/certs.d" "oci:$work/img:v1" "docker://127.
 echo "PASS skopeo pushes over TLS with verification"
 stop_pid "${PIDS[0]}"
 
+# --- delete.enabled: false refuses deletions and keeps the content
+port=$(free_port)
+printf 'delete: {enabled: false}\n' >"$work/nodelete.yaml"
+start_wharf "$port" "$work/nd-data" "$work/nd.log" --config "$work/nodelete.yaml"
+PIDS=("$WHARF_PID")
+bash "$here/../lib/make-oci-image.sh" "$work/ndimg" v1 >/dev/null
+skopeo copy -q --dest-tls-verify=false "oci:$work/ndimg:v1" "docker://127.0.0.1:$port/nd/img:v1"
+md=$(curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/nd/img/manifests/v1" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}')
+cfgd=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/nd/img/manifests/v1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["digest"])')
+for u in "manifests/$md" "manifests/v1" "blobs/$cfgd"; do
+  code=$(curl -s -o "$work/nd.json" -w '%{http_code}' -X DELETE "http://127.0.0.1:$port/v2/nd/img/$u")
+  [ "$code" = 405 ] || fail "DELETE $u with deletion disabled gave $code"
+  grep -q '"UNSUPPORTED"' "$work/nd.json" || fail "DELETE $u: not an UNSUPPORTED error: $(cat "$work/nd.json")"
+done
+curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/nd/img/manifests/v1" || fail "tag gone"
+curl -sf -o /dev/null "http://127.0.0.1:$port/v2/nd/img/blobs/$cfgd" || fail "blob gone"
+echo "PASS delete.enabled: false answers 405 UNSUPPORTED and keeps manifests, tags and blobs"
+stop_pid "$WHARF_PID"
+
 # --- a client that never finishes its headers is cut off (header timeout)
 port=$(free_port)
 printf 'timeouts: {header_seconds: 1, body_seconds: 1}\n' >"$work/timeouts.yaml"
