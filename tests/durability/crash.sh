@@ -91,6 +91,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$loc")
 left=$(ls "$data/uploads" | grep -vc '^\.' || true)
 [ "$left" = 0 ] || fail "expired upload left $left staged files"
 echo "PASS abandoned upload sessions expire with their bytes"
+stop_pid "$WHARF_PID"
 
 # A squash build killed mid-way leaves nothing visible; after a restart the
 # next request builds afresh and gets exactly what an undisturbed build gives,
