@@ -92,3 +92,24 @@ TEST(Accept, Negotiation) {
   EXPECT_FALSE(accept_allows({std::string_view(kOciManifest)}, t));
   EXPECT_FALSE(accept_allows({std::string_view(kOciIndex), std::string_view(kOciManifest)}, t));
 }
+
+#include "image/platform.h"
+
+TEST(Platform, NormalizesAndSkipsAttestations) {
+  auto p = parse_platform("linux/arm64");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->str(), "linux/arm64/v8");
+  EXPECT_EQ(parse_platform("linux/amd64")->str(), "linux/amd64");
+  EXPECT_EQ(parse_platform("linux/arm")->str(), "linux/arm/v7");
+  EXPECT_FALSE(parse_platform("linux"));
+  EXPECT_FALSE(parse_platform("Linux/AMD64"));
+  const std::string idx = R"({"schemaVersion":2,"manifests":[
+    {"digest":"sha256:a","platform":{"os":"linux","architecture":"amd64"}},
+    {"digest":"sha256:b","platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
+    {"digest":"sha256:c","platform":{"os":"unknown","architecture":"unknown"}}]})";
+  auto arm = choose_platform(idx, *parse_platform("linux/arm64"));
+  EXPECT_EQ(arm.digest.value_or(""), "sha256:b");
+  EXPECT_EQ(arm.available, (std::vector<std::string>{"linux/amd64", "linux/arm64/v8"}));
+  EXPECT_FALSE(choose_platform(idx, *parse_platform("linux/s390x")).digest);
+  EXPECT_FALSE(choose_platform(idx, Platform{"unknown", "unknown", ""}).digest);
+}
