@@ -195,6 +195,15 @@ class SqliteStore : public MetadataStore {
     s.step();
     return s.i64(0);
   }
+  // Makes the blob visible in `repo` (creating the repository). REQUIRES: inside write().
+  static void insert_link(Conn& c, std::string_view repo, std::string_view digest, uint64_t size) {
+    int64_t id = repo_id(c, repo, true);
+    c.prepare("INSERT OR IGNORE INTO repo_blobs(repo_id, digest, size) VALUES(?,?,?)")
+        .bind(id)
+        .bind(digest)
+        .bind(static_cast<int64_t>(size))
+        .run();
+  }
   // The repository's id; 0 when absent and !create.
   static int64_t repo_id(Conn& c, std::string_view repo, bool create) {
     {
@@ -249,14 +258,7 @@ class SqliteStore : public MetadataStore {
   }
 
   void link_blob(std::string_view repo, std::string_view digest, uint64_t size) override {
-    write([&](Conn& c) {
-      int64_t id = repo_id(c, repo, true);
-      c.prepare("INSERT OR IGNORE INTO repo_blobs(repo_id, digest, size) VALUES(?,?,?)")
-          .bind(id)
-          .bind(digest)
-          .bind(static_cast<int64_t>(size))
-          .run();
-    });
+    write([&](Conn& c) { insert_link(c, repo, digest, size); });
   }
   std::optional<uint64_t> linked_blob_size(std::string_view repo, std::string_view digest) override {
     return with([&](Conn& c) -> std::optional<uint64_t> {
@@ -270,12 +272,7 @@ class SqliteStore : public MetadataStore {
   void complete_upload(std::string_view upload_id, std::string_view repo, std::string_view digest,
                        uint64_t size) override {
     write([&](Conn& c) {
-      int64_t id = repo_id(c, repo, true);
-      c.prepare("INSERT OR IGNORE INTO repo_blobs(repo_id, digest, size) VALUES(?,?,?)")
-          .bind(id)
-          .bind(digest)
-          .bind(static_cast<int64_t>(size))
-          .run();
+      insert_link(c, repo, digest, size);
       c.prepare("DELETE FROM uploads WHERE id = ?").bind(upload_id).run();
     });
   }
