@@ -803,13 +803,7 @@ def push_post_then_put(t):
     loc = t.start_upload(repo)
     r = t.reg.request("PUT", add_query(loc, digest=d), body=data,
                       headers={"Content-Type": "application/octet-stream"})
-    expect_status(r, 201)
-    blob_loc = expect_header(r, "Location")
-    expect_header(r, "Docker-Content-Digest", d)
-    g = t.reg.get(blob_loc)
-    expect_status(g, 200)
-    expect(g.body == data, "%s: blob at Location differs" % g)
-    check_blob(t.reg, repo, d, data)
+    check_created(t, r, repo, d, data)
 
 
 @test()
@@ -1079,13 +1073,15 @@ def blob_repository_isolation(t):
     check_blob(t.reg, a, d, data)
 
 
-def check_mounted(t, r, repo, d, data):
+def check_created(t, r, repo, d, data):
+    """A 201 for blob d (pushed or mounted): Location and digest headers, and
+    the blob served there and in repo is exactly data."""
     expect_status(r, 201)
     loc = expect_header(r, "Location")
     expect_header(r, "Docker-Content-Digest", d)
     g = t.reg.get(loc)
     expect_status(g, 200)
-    expect(g.body == data, "%s: mounted blob differs" % g)
+    expect(g.body == data, "%s: blob at Location differs" % g)
     check_blob(t.reg, repo, d, data)
 
 
@@ -1096,7 +1092,7 @@ def mount_unescaped(t):
     d = t.push_blob(a, data)
     r = t.reg.request("POST", "/v2/%s/blobs/uploads/?mount=%s&from=%s"
                       % (b, d, a))
-    check_mounted(t, r, b, d, data)
+    check_created(t, r, b, d, data)
 
 
 @test()
@@ -1107,7 +1103,7 @@ def mount_escaped(t):
     r = t.reg.request("POST", "/v2/%s/blobs/uploads/?from=%s&mount=%s" % (
         b, urllib.parse.quote(a, safe=""), urllib.parse.quote(d, safe="")))
     expect("%2F" in r.target and "%3A" in r.target, "query not escaped")
-    check_mounted(t, r, b, d, data)
+    check_created(t, r, b, d, data)
 
 
 @test()
@@ -1139,7 +1135,7 @@ def mount_without_from_known_blob(t):
     data = os.urandom(100)
     d = t.push_blob(repo, data)
     r = t.reg.request("POST", "/v2/%s/blobs/uploads/?mount=%s" % (repo, d))
-    check_mounted(t, r, repo, d, data)
+    check_created(t, r, repo, d, data)
 
 
 @test()
@@ -1152,7 +1148,7 @@ def mount_without_from_other_repository(t):
     r = t.reg.request("POST", "/v2/%s/blobs/uploads/?mount=%s" % (b, d))
     expect_status(r, 201, 202)
     if r.status == 201:
-        check_mounted(t, r, b, d, data)
+        check_created(t, r, b, d, data)
     else:
         check_upload_headers(r, 0)
         expect_error(t.reg.head(blob_url(b, d)), 404)
