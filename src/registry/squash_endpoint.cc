@@ -1,6 +1,7 @@
 #include "registry/squash_endpoint.h"
 
 #include <boost/asio.hpp>
+#include <cstdlib>
 #include <boost/asio/as_tuple.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -63,22 +64,36 @@ std::string etag_for(const squash::Image& img, const std::optional<std::string>&
 // True when Accept-Encoding admits gzip (q > 0).
 bool accepts_gzip(const http::Request& req) {
   for (auto v : req.headers.all("Accept-Encoding")) {
-    size_t start = 0;
-    while (start <= v.size()) {
-      size_t comma = v.find(',', start);
-      auto item = v.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-      auto semi = item.find(';');
-      auto name = item.substr(0, semi);
+    std::string_view rest = v;
+    while (!rest.empty()) {
+      size_t comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      size_t semi = item.find(';');
+      std::string_view name = item.substr(0, semi);
+      while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
       while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
-      bool zero = semi != std::string_view::npos && item.substr(semi).find("q=0") != std::string_view::npos &&
-                  item.substr(semi).find_first_of("123456789", item.substr(semi).find("q=0") + 3) == std::string_view::npos;
-      if ((name == "gzip" || name == "x-gzip" || name == "*") && !zero) return true;
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
+      if (name != "gzip" && name != "x-gzip" && name != "*") continue;
+      double q = 1;
+      if (semi != std::string_view::npos)
+        if (auto at = item.find("q=", semi); at != std::string_view::npos)
+          q = std::strtod(std::string(item.substr(at + 2)).c_str(), nullptr);
+      if (q > 0) return true;
     }
   }
   return false;
+}
+
+// The bytes around the cached gzip piece of a layer that make one gzip
+// member of the whole archive: header + deflated head before it, deflated
+// tail + CRC-32 + length after it.
+std::pair<std::string, std::string> gzip_wrapping(const std::string& head, const std::string& tail,
+                                                  uint32_t layer_crc, uint64_t layer_size) {
+  uint32_t crc = squash::crc32_combine(squash::crc32_update(0, head.data(), head.size()), layer_crc, layer_size);
+  crc = squash::crc32_combine(crc, squash::crc32_update(0, tail.data(), tail.size()), tail.size());
+  uint64_t plain = head.size() + layer_size + tail.size();
+  return {squash::gzip_header() + squash::deflate_piece(head, false),
+          squash::deflate_piece(tail, true) + squash::gzip_trailer(crc, plain)};
 }
 
 // One piece of a response body: bytes in memory, or a range of a blob.
@@ -229,13 +244,13 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
   r.headers.add("Content-Disposition", "attachment; filename=\"" + file + ".tar\"");
 
   if (req.is_head()) {
-    layout.layer_size = svc_.planned_layer_size(img);
     auto rec = svc_.cached(img);
+    layout.layer_size = rec ? rec->layer_size : svc_.planned_layer_size(img);
     if (gzip && rec && rec->gz_size) {
       r.headers.add("Content-Encoding", "gzip");
-      std::string head = squash::archive_head(layout), tail = squash::archive_tail(layout, rec->config);
-      r.content_length = squash::gzip_header().size() + squash::deflate_piece(head, false).size() + rec->gz_size +
-                         squash::deflate_piece(tail, true).size() + 8;
+      auto [pre, post] = gzip_wrapping(squash::archive_head(layout), squash::archive_tail(layout, rec->config),
+                                       rec->layer_crc, rec->layer_size);
+      r.content_length = pre.size() + rec->gz_size + post.size();
     } else if (gzip) {
       r.headers.add("Content-Encoding", "gzip");  // compressed on the fly: length unknown until sent
     } else {
@@ -266,15 +281,10 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
       auto piece = job->open_gzip();
       if (piece) {
         r.headers.add("Content-Encoding", "gzip");
-        uint32_t crc = squash::crc32_combine(squash::crc32_update(0, head.data(), head.size()), gz->layer_crc,
-                                             layout.layer_size);
-        crc = squash::crc32_combine(crc, squash::crc32_update(0, tail.data(), tail.size()), tail.size());
-        uint64_t plain = head.size() + layout.layer_size + tail.size();
-        segs.push_back({squash::gzip_header() + squash::deflate_piece(head, false), nullptr, 0});
+        auto [pre, post] = gzip_wrapping(head, tail, gz->layer_crc, layout.layer_size);
+        segs.push_back({pre, nullptr, pre.size()});
         segs.push_back({"", std::move(piece), gz->size});
-        segs.push_back({squash::deflate_piece(tail, true) + squash::gzip_trailer(crc, plain), nullptr, 0});
-        segs[0].len = segs[0].mem.size();
-        segs[2].len = segs[2].mem.size();
+        segs.push_back({post, nullptr, post.size()});
         co_await send_segments(ex, r, segs);
         co_return;
       }

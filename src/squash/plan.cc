@@ -237,7 +237,6 @@ Plan plan_merge(const std::vector<LayerIndex>& layers) {
     TarEntry e = out_entry(layers, o);
     plan.tar_size += write_header(e, scratch);
     if (e.type == EntryType::File) plan.tar_size += e.size + tar_padding(e.size);
-    ++plan.entry_count;
   };
   for (const auto& o : plan.headers_only) account(o);
   for (const auto& per : plan.data)

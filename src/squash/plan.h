@@ -51,7 +51,6 @@ struct Plan {
   // Per layer: data-carrying files in stream order (each followed by its hardlinks).
   std::vector<std::vector<OutEntry>> data;
   uint64_t tar_size = 0;  // exact size of the squashed layer.tar incl. the end blocks
-  uint64_t entry_count = 0;
 };
 
 // Throws LayerError when a hardlink points at nothing.

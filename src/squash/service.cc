@@ -319,21 +319,28 @@ std::shared_ptr<Job> Service::acquire(const Image& img) {
 uint64_t Service::planned_layer_size(const Image& img) {
   if (auto r = cached(img)) return r->layer_size;
   try {
-    auto opener = [&](uint32_t i) -> std::unique_ptr<storage::BlobReader> {
-      auto d = core::Digest::parse(img.layer_digests[i]);
-      return d ? blobs_.open(*d) : nullptr;
-    };
-    StoredIndexes stored(blobs_, meta_, img.layer_digests);
-    auto verifying = [&](uint32_t i) -> std::unique_ptr<storage::BlobReader> {
-      auto r = opener(i);
-      return r ? std::make_unique<VerifyingReader>(std::move(r), *core::Digest::parse(img.layer_digests[i])) : nullptr;
-    };
-    auto idx = index_layers(img.layer_digests.size(), verifying, opts_.limits, std::thread::hardware_concurrency(),
-                            &stored);
-    return plan_merge(idx).tar_size;
+    return plan_merge(index_image(img, std::thread::hardware_concurrency())).tar_size;
   } catch (...) {
     rethrow_as_error(std::current_exception());
   }
+}
+
+LayerOpener Service::verified_layers(const Image& img) {
+  return [this, &img](uint32_t i) -> std::unique_ptr<storage::BlobReader> {
+    auto d = *core::Digest::parse(img.layer_digests[i]);
+    auto r = blobs_.open(d);
+    if (!r) throw LayerError("layer " + d.str() + " is missing from storage");
+    return std::make_unique<VerifyingReader>(std::move(r), d);
+  };
+}
+
+std::vector<LayerIndex> Service::index_image(const Image& img, unsigned parallel) {
+  // Every layer must be there before the first byte goes out, even those
+  // that contribute nothing: a missing blob is a JSON error, not a cut body.
+  for (const auto& d : img.layer_digests)
+    if (!blobs_.stat(*core::Digest::parse(d))) throw LayerError("layer " + d + " is missing from storage");
+  StoredIndexes stored(blobs_, meta_, img.layer_digests);
+  return index_layers(img.layer_digests.size(), verified_layers(img), opts_.limits, parallel, &stored);
 }
 
 void Service::index_in_background(const std::string& repo, const std::string& digest) {
@@ -341,14 +348,7 @@ void Service::index_in_background(const std::string& repo, const std::string& di
   if (background_.size() >= 1000) return;  // a flood of pushes: indexes get built on first squash instead
   background_.push_back([this, repo, digest] {
     try {
-      Image img = resolve(repo, digest, "");
-      StoredIndexes stored(blobs_, meta_, img.layer_digests);
-      auto verifying = [&](uint32_t i) -> std::unique_ptr<storage::BlobReader> {
-        auto d = core::Digest::parse(img.layer_digests[i]);
-        auto r = d ? blobs_.open(*d) : nullptr;
-        return r ? std::make_unique<VerifyingReader>(std::move(r), *d) : nullptr;
-      };
-      index_layers(img.layer_digests.size(), verifying, opts_.limits, 1, &stored);
+      index_image(resolve(repo, digest, ""), 1);
       core::Metrics::global().add("wharf_squash_background_indexes_total");
     } catch (const std::exception&) {
       // not an image, a corrupt layer...: the squash request will say so
@@ -446,22 +446,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
       std::lock_guard lk(job->mu_);
       job->state_ = Job::State::Planning;
     }
-    auto opener = [&](uint32_t i) -> std::unique_ptr<storage::BlobReader> {
-      auto d = core::Digest::parse(img.layer_digests[i]);
-      auto r = d ? blobs_.open(*d) : nullptr;
-      if (!r) throw LayerError("layer " + img.layer_digests[i] + " is missing from storage");
-      return r;
-    };
-    auto verifying = [&](uint32_t i) -> std::unique_ptr<storage::BlobReader> {
-      return std::make_unique<VerifyingReader>(opener(i), *core::Digest::parse(img.layer_digests[i]));
-    };
-    // Every layer must be there before the first byte goes out, even those
-    // that contribute nothing: a missing blob is a JSON error, not a cut body.
-    for (const auto& d : img.layer_digests)
-      if (!blobs_.stat(*core::Digest::parse(d))) throw LayerError("layer " + d + " is missing from storage");
-    StoredIndexes stored(blobs_, meta_, img.layer_digests);
-    auto idx = index_layers(img.layer_digests.size(), verifying, opts_.limits, std::thread::hardware_concurrency(),
-                            &stored);
+    auto idx = index_image(img, std::thread::hardware_concurrency());
     Plan plan = plan_merge(idx);
     staging = random_id();
     blobs_.create_upload(staging);
@@ -485,7 +470,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
         meta_.touch_upload(staging, touched);
       }
     });
-    write_layer(idx, plan, verifying, opts_.limits, sink, std::max(1u, std::thread::hardware_concurrency()),
+    write_layer(idx, plan, verified_layers(img), opts_.limits, sink, std::max(1u, std::thread::hardware_concurrency()),
                 opts_.spill_dir);
     core::Digest diff_id = sink.finish();
     std::string config = squashed_config(img.config, diff_id.str(), img.manifest_digest);

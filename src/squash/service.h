@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "meta/metadata_store.h"
+#include "squash/build.h"
 #include "squash/limits.h"
 #include "storage/blob_store.h"
 
@@ -119,9 +120,13 @@ class Service {
   void index_in_background(const std::string& repo, const std::string& digest);
   // Drops cache entries of a deleted manifest.
   void forget_manifest(const std::string& digest);
-  const ServiceOptions& options() const { return opts_; }
 
  private:
+  // Opens layer i of `img`, checking its digest as it is read to the end;
+  // throws LayerError when the blob is missing. `img` must outlive the opener.
+  LayerOpener verified_layers(const Image& img);
+  // Every layer's index (persisted ones reused, new ones stored).
+  std::vector<LayerIndex> index_image(const Image& img, unsigned parallel);
   void worker();
   void build(const std::shared_ptr<Job>& job);
   // Evicts least recently used entries beyond cache_max_bytes, never `keep`.
