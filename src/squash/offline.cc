@@ -94,7 +94,6 @@ Source from_oci(const std::string& spec, const std::string& platform) {
   if (tag.empty() && names.size() > 1) throw std::runtime_error(dir + " holds several images: name one as oci:DIR:TAG");
   std::string body = read_blob(digest);
   json m = json::parse(body);
-  std::string mt = m.value("mediaType", "");
   if (m.contains("manifests")) {
     auto want = image::parse_platform(platform.empty() ? "linux/amd64" : platform);
     if (!want) throw std::runtime_error("bad platform " + platform);

@@ -112,3 +112,27 @@ for _ in $(seq 120); do
 done
 [ "$code" = 200 ] || fail "once the worker is free the build runs (got $code)"
 echo "PASS one worker and no queue: a second cold build gets 503 + Retry-After, and runs once the worker is free"
+
+# --- concurrent requests for a cold 1 GiB image join one build (the e2e test's
+# image is small enough to be built before its clients overlap; this one is not)
+m=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/ns/slow/manifests/v1" |
+  python3 -c 'import json,sys; m=json.load(sys.stdin); m["annotations"]={"wharf.test":"shared"}; print(json.dumps(m))')
+curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "$m" \
+  "http://127.0.0.1:$port/v2/ns/slow/manifests/shared" -o /dev/null
+builds=$(metric wharf_squash_builds_total)
+for attempt in $(seq 60); do  # the one worker may still be busy with the previous build's gzip piece
+  clients=()
+  for i in 1 2 3 4; do
+    ( curl -sf "http://127.0.0.1:$port/c1/squash/ns/slow/shared" | sha256sum >"$work/sum$i"; echo "${PIPESTATUS[0]}" >"$work/rc$i" ) &
+    clients+=($!)
+  done
+  wait "${clients[@]}"  # not a bare wait: wharf is a child of this shell too
+  [ "$(cat "$work"/rc{1,2,3,4} | sort -u)" = 0 ] && break
+  sleep 0.5
+done
+[ "$(cat "$work"/rc{1,2,3,4} | sort -u)" = 0 ] || fail "concurrent downloads of a cold image failed"
+[ "$(metric wharf_squash_builds_total)" = $((builds + 1)) ] || fail "concurrent cold requests caused more than one build"
+[ "$(cat "$work"/sum{1,2,3,4} | sort -u | wc -l)" = 1 ] || fail "concurrent clients got different bodies"
+joined=$(metric wharf_squash_joined_builds_total)
+[ "${joined:-0}" -ge 1 ] || fail "no request joined the build in flight (they did not overlap: the test proved nothing)"
+echo "PASS 4 concurrent requests for a cold 1 GiB image: one build, $joined joined it, identical bodies"

@@ -37,8 +37,7 @@ port=$(free_port)
 printf 'delete: {enabled: false}\n' >"$work/nodelete.yaml"
 start_wharf "$port" "$work/nd-data" "$work/nd.log" --config "$work/nodelete.yaml"
 PIDS=("$WHARF_PID")
-bash "$here/../lib/make-oci-image.sh" "$work/ndimg" v1 >/dev/null
-skopeo copy -q --dest-tls-verify=false "oci:$work/ndimg:v1" "docker://127.0.0.1:$port/nd/img:v1"
+skopeo copy -q --dest-tls-verify=false "oci:$work/img:v1" "docker://127.0.0.1:$port/nd/img:v1"
 md=$(curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/nd/img/manifests/v1" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}')
 cfgd=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/nd/img/manifests/v1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["digest"])')
 for u in "manifests/$md" "manifests/v1" "blobs/$cfgd"; do
