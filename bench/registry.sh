@@ -195,7 +195,7 @@ log: {requests: false}
 EOF
 (
   [ "$NOPIPE" = 1 ] && trap '' PIPE
-  exec "$W/bin/wharf" serve --listen "127.0.0.1:$WH_PORT" --data-dir "$W/wharf/data" \
+  exec "$W/bin/wharf" serve --no-auth --listen "127.0.0.1:$WH_PORT" --data-dir "$W/wharf/data" \
     --config "$W/wharf/config.yml" >"$W/wharf/log" 2>&1
 ) &
 WH_PID=$!; PIDS+=("$WH_PID")

@@ -31,7 +31,9 @@ stage_unit() { (cd build && ctest --output-on-failure -j2); }
 
 stage_api() {
   local port; port=$(free_port)
-  start_wharf "$port" "$work/api-data" "$work/api-wharf.log" || return 1
+  # the suite checks Location honours X-Forwarded-* from a trusted proxy
+  printf 'trusted_proxies: ["127.0.0.1"]\n' >"$work/api.yaml"
+  start_wharf "$port" "$work/api-data" "$work/api-wharf.log" --config "$work/api.yaml" || return 1
   PIDS+=("$WHARF_PID")
   python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf
   local rc=$?

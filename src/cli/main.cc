@@ -13,10 +13,15 @@
 #include <spdlog/spdlog.h>
 #include <thread>
 
+#include "auth/auth.h"
+#include "auth/crypto.h"
+#include "auth/jwt.h"
+#include "auth/manage.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/metrics.h"
 #include "http/server.h"
+#include "meta/account_store.h"
 #include "meta/metadata_store.h"
 #include "registry/registry.h"
 #include "registry/squash_endpoint.h"
@@ -152,6 +157,71 @@ int squash_offline_cmd(const core::Config& cfg, const std::string& from, const s
   return 0;
 }
 
+// The accounts side of the process: the store and the two server keys.
+struct AccountsEnv {
+  std::unique_ptr<meta::AccountStore> store;
+  std::unique_ptr<auth::ServerKey> key;
+  std::unique_ptr<auth::TokenSigner> signer;
+};
+
+std::string key_dir(const core::Config& cfg) {
+  if (!cfg.auth_key_dir.empty()) return cfg.auth_key_dir;
+  if (const char* d = std::getenv("WHARF_KEY_DIR"); d && *d) return d;
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/root") + "/.config/wharf";
+}
+
+// Opens the account store and loads (or, for the server, creates) the keys.
+// Keys must not live inside the data directory: whoever copies the data must
+// not get the key that decrypts robot tokens with it.
+// `keys`: the server creates missing keys; admin commands that need them
+// (robot tokens) require the server's keys; the others load none.
+enum class Keys { Create, Require, None };
+AccountsEnv open_accounts(const core::Config& cfg, Keys keys) {
+  bool create_keys = keys == Keys::Create;
+  auth::crypto_init();
+  std::filesystem::create_directories(cfg.data_dir);
+  AccountsEnv env;
+  std::string dir = key_dir(cfg);
+  std::string secret_file = cfg.auth_secret_key_file.empty() ? dir + "/secret.key" : cfg.auth_secret_key_file;
+  std::string token_file = cfg.auth_token_key_file.empty() ? dir + "/token-key.pem" : cfg.auth_token_key_file;
+  auto data = std::filesystem::weakly_canonical(cfg.data_dir).string() + "/";
+  for (const auto& f : {secret_file, token_file})
+    if (std::filesystem::weakly_canonical(f).string().starts_with(data))
+      throw std::runtime_error("key file " + f + " is inside the data directory; keep keys outside it (auth.key_dir)");
+  env.store = meta::make_sqlite_accounts(cfg.data_dir + "/wharf.db");
+  if (keys == Keys::None) return env;
+  std::array<unsigned char, 32> k;
+  if (const char* hex = std::getenv("WHARF_SECRET_KEY"); hex && *hex) {
+    k = auth::parse_hex_key(hex, "WHARF_SECRET_KEY");
+  } else {
+    bool created = false;
+    k = auth::load_or_create_key_file(secret_file, create_keys, &created);
+    if (created) say(spdlog::level::warn, "generated a new robot-token key at " + secret_file + " (back it up)");
+  }
+  bool created = false;
+  std::string pem = auth::load_or_create_ec_key(token_file, create_keys, &created);
+  if (created) say(spdlog::level::info, "generated a new token signing key at " + token_file);
+  env.key = std::make_unique<auth::ServerKey>(k);
+  env.signer = std::make_unique<auth::TokenSigner>(pem, cfg.auth_issuer);
+  return env;
+}
+
+// First start: the initial superuser, its password printed once.
+void ensure_admin(meta::AccountStore& store) {
+  if (store.user_count() > 0) return;
+  const char* u = std::getenv("WHARF_ADMIN_USER");
+  const char* p = std::getenv("WHARF_ADMIN_PASSWORD");
+  std::string user = u && *u ? u : "admin";
+  std::string password = p && *p ? p : auth::random_token(24);
+  auth::create_user(store, user, "", password, true);
+  if (p && *p)
+    std::cout << "created superuser " << user << " with the password from WHARF_ADMIN_PASSWORD" << std::endl;
+  else
+    std::cout << "created superuser " << user << " with password " << password
+              << "  (shown once: store it now; change it in the UI or with wharf user passwd)" << std::endl;
+}
+
 int serve(core::Config cfg) {
   raise_open_file_limit();
   std::filesystem::create_directories(cfg.data_dir);
@@ -161,7 +231,26 @@ int serve(core::Config cfg) {
   auto meta = meta::make_cached_store(meta::make_sqlite_store(cfg.data_dir + "/wharf.db"), cfg.metadata_cache_ttl_ms);
 
   squash::Service squasher(squash_options(cfg), *blobs, *meta);
-  registry::SquashEndpoint squash_endpoint({cfg.squash_repo_host, cfg.external_url}, squasher);
+  AccountsEnv acc;
+  std::unique_ptr<auth::Auth> authz;
+  if (cfg.auth_enabled) {
+    acc = open_accounts(cfg, Keys::Create);
+    ensure_admin(*acc.store);
+    auth::Options ao;
+    ao.service = cfg.auth_service;
+    ao.issuer = cfg.auth_issuer;
+    ao.external_url = cfg.external_url;
+    ao.token_ttl_seconds = cfg.auth_token_ttl_seconds;
+    ao.refresh_ttl_seconds = cfg.auth_refresh_ttl_seconds;
+    ao.session_ttl_seconds = cfg.auth_session_ttl_seconds;
+    ao.new_repos_public = cfg.auth_new_repos_public;
+    ao.max_failures = cfg.auth_max_failed_logins;
+    ao.failure_window_seconds = cfg.auth_failed_login_window_seconds;
+    ao.block_seconds = cfg.auth_block_seconds;
+    ao.password_cache_seconds = cfg.auth_password_cache_seconds;
+    authz = std::make_unique<auth::Auth>(ao, *acc.store, *meta, *acc.key, *acc.signer);
+  }
+  registry::SquashEndpoint squash_endpoint({cfg.squash_repo_host, cfg.external_url, authz.get()}, squasher);
 
   registry::Options ro;
   ro.on_manifest_deleted = [&squasher](const std::string& d) { squasher.forget_manifest(d); };
@@ -184,6 +273,7 @@ int serve(core::Config cfg) {
       say(spdlog::level::info, fmt::format("auto-prime of {}:{} skipped: {}", repo, tag, e.what()));
     }
   };
+  ro.access = authz.get();
   ro.delete_enabled = cfg.delete_enabled;
   ro.max_manifest_bytes = cfg.max_manifest_bytes;
   ro.external_url = cfg.external_url;
@@ -200,6 +290,7 @@ int serve(core::Config cfg) {
   so.header_timeout = std::chrono::seconds(cfg.header_timeout_seconds);
   so.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);
   so.drain_timeout = std::chrono::seconds(cfg.drain_timeout_seconds);
+  so.trusted_proxies = cfg.trusted_proxies;
   so.on_complete = [&cfg](const http::Exchange& ex, std::chrono::steady_clock::duration d) {
     double secs = std::chrono::duration<double>(d).count();
     core::Metrics::global().request(ex.route, ex.request().method, ex.status, secs, ex.bytes_in, ex.bytes_out);
@@ -208,6 +299,7 @@ int serve(core::Config cfg) {
 
   auto handler = [&](http::Exchange& ex) -> asio::awaitable<void> {
     const auto& path = ex.request().path;
+    if (authz && path == "/v2/auth") co_return co_await authz->handle_token(ex);
     if (path == "/v2" || path.starts_with("/v2/")) {
       ex.common_headers.add("Docker-Distribution-API-Version", "registry/2.0");
       co_return co_await reg.handle(ex);
@@ -248,11 +340,16 @@ int serve(core::Config cfg) {
   std::string scheme = cfg.tls_cert.empty() ? "http" : "https";
   say(spdlog::level::info, fmt::format("wharf listening on {}://{} (data in {}, {} threads)", scheme, cfg.listen,
                                        std::filesystem::absolute(cfg.data_dir).string(), so.threads));
-  say(spdlog::level::warn,
-      fmt::format("NO AUTHENTICATION: this registry is open — anyone who can reach {} can push, pull and delete",
-                  cfg.listen));
-  std::cout << "wharf is ready: " << scheme << "://" << cfg.listen << "/v2/  (open registry, no login needed)"
-            << std::endl;
+  if (!authz) {
+    say(spdlog::level::warn,
+        fmt::format("NO AUTHENTICATION (auth.enabled: false): anyone who can reach {} can push, pull and delete",
+                    cfg.listen));
+    std::cout << "wharf is ready: " << scheme << "://" << cfg.listen << "/v2/  (open registry, no login needed)"
+              << std::endl;
+  } else {
+    std::cout << "wharf is ready: " << scheme << "://" << cfg.listen
+              << "/  (sign in as a user; docker login " << cfg.listen << ")" << std::endl;
+  }
   server.run();
   say(spdlog::level::info, "wharf stopped");
   return 0;
@@ -273,6 +370,56 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--listen", listen, "ADDR:PORT to listen on (default 127.0.0.1:5000)");
   serve_cmd->add_option("--data-dir", data_dir, "directory for blobs and the SQLite database");
   serve_cmd->add_option("--log-format", log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  bool no_auth = false;
+  serve_cmd->add_flag("--no-auth", no_auth, "open registry without accounts (auth.enabled: false)");
+
+  // Account administration; works while the server runs (same store).
+  auto common = [&](CLI::App* c) {
+    c->add_option("--config", config_path, "YAML configuration file");
+    c->add_option("--data-dir", data_dir, "data directory of the registry");
+  };
+  std::string a_name, a_email, a_owner, a_role, a_robot, a_user, a_team;
+  bool a_superuser = false, a_pw_stdin = false;
+  auto* user_cmd = app.add_subcommand("user", "manage users");
+  auto* user_create = user_cmd->add_subcommand("create", "create a user");
+  user_create->add_option("name", a_name)->required();
+  user_create->add_option("--email", a_email);
+  user_create->add_flag("--password-stdin", a_pw_stdin, "read the password from standard input")->required();
+  user_create->add_flag("--superuser", a_superuser);
+  common(user_create);
+  auto* user_passwd = user_cmd->add_subcommand("passwd", "set a user's password (invalidates their tokens)");
+  user_passwd->add_option("name", a_name)->required();
+  user_passwd->add_flag("--password-stdin", a_pw_stdin)->required();
+  common(user_passwd);
+  auto* org_cmd = app.add_subcommand("org", "manage organizations");
+  auto* org_create = org_cmd->add_subcommand("create", "create an organization");
+  org_create->add_option("name", a_name)->required();
+  org_create->add_option("--owner", a_owner, "user who becomes its first admin")->required();
+  org_create->add_option("--email", a_email);
+  common(org_create);
+  auto* robot_cmd = app.add_subcommand("robot", "manage robot accounts");
+  auto* robot_create = robot_cmd->add_subcommand("create", "create NS+NAME and print its token");
+  robot_create->add_option("name", a_name)->required();
+  common(robot_create);
+  auto* robot_tok = robot_cmd->add_subcommand("token", "print the token of NS+NAME");
+  robot_tok->add_option("name", a_name)->required();
+  bool a_regen = false;
+  robot_tok->add_flag("--regenerate", a_regen, "replace the token (the old one stops working at once)");
+  common(robot_tok);
+  auto* perm_cmd = app.add_subcommand("perm", "manage repository permissions");
+  auto* perm_grant = perm_cmd->add_subcommand("grant", "grant a role on NS/REPO");
+  perm_grant->add_option("repo", a_name)->required();
+  auto* g = perm_grant->add_option_group("subject");
+  g->add_option("--robot", a_robot);
+  g->add_option("--user", a_user);
+  g->add_option("--team", a_team);
+  g->require_option(1);
+  perm_grant->add_option("--role", a_role)->required()->check(CLI::IsMember({"read", "write", "admin", "none"}));
+  common(perm_grant);
+  user_cmd->require_subcommand(1);
+  org_cmd->require_subcommand(1);
+  robot_cmd->require_subcommand(1);
+  perm_cmd->require_subcommand(1);
 
   auto* squash_cmd = app.add_subcommand("squash", "flatten an image on disk (--from/--to), or prime the cache (prime)");
   std::string from, to = "-", platform, tag, prime_ref;
@@ -297,7 +444,65 @@ int main(int argc, char** argv) {
       spdlog::set_pattern("%v");
       g_json_logs = true;
     }
+    if (no_auth) cfg.auth_enabled = false;
     if (*serve_cmd) return serve(cfg);
+    auto read_password = [] {
+      std::string pw;
+      std::getline(std::cin, pw);
+      if (!pw.empty() && pw.back() == '\r') pw.pop_back();
+      return pw;
+    };
+    try {
+      if (*user_create) {
+        auto env = open_accounts(cfg, Keys::None);
+        auth::create_user(*env.store, a_name, a_email, read_password(), a_superuser);
+        std::cout << "created user " << a_name << (a_superuser ? " (superuser)" : "") << std::endl;
+        return 0;
+      }
+      if (*user_passwd) {
+        auto env = open_accounts(cfg, Keys::None);
+        auto a = env.store->account(a_name);
+        if (!a || a->is_org) throw std::runtime_error("no such user " + a_name);
+        std::string pw = read_password();
+        if (pw.size() < 8) throw std::runtime_error("the password must have at least 8 characters");
+        env.store->set_password(a->id, auth::hash_password(pw));
+        std::cout << "password of " << a_name << " changed; its tokens and sessions are invalid now" << std::endl;
+        return 0;
+      }
+      if (*org_create) {
+        auto env = open_accounts(cfg, Keys::None);
+        auth::create_org(*env.store, a_name, a_owner, a_email);
+        std::cout << "created organization " << a_name << " (admin: " << a_owner << ")" << std::endl;
+        return 0;
+      }
+      if (*robot_create) {
+        auto env = open_accounts(cfg, Keys::Require);
+        std::cout << auth::create_robot(*env.store, *env.key, a_name) << std::endl;
+        return 0;
+      }
+      if (*robot_tok) {
+        auto env = open_accounts(cfg, Keys::Require);
+        std::cout << (a_regen ? auth::regenerate_robot_token(*env.store, *env.key, a_name)
+                              : auth::robot_token(*env.store, *env.key, a_name))
+                  << std::endl;
+        return 0;
+      }
+      if (*perm_grant) {
+        auto env = open_accounts(cfg, Keys::None);
+        auto kind = !a_robot.empty() ? meta::SubjectKind::Robot
+                    : !a_user.empty() ? meta::SubjectKind::User
+                                      : meta::SubjectKind::Team;
+        std::string who = !a_robot.empty() ? a_robot : !a_user.empty() ? a_user : a_team;
+        auth::grant(*env.store, a_name, kind, who, *meta::parse_role(a_role));
+        std::cout << "granted " << a_role << " on " << a_name << " to " << meta::subject_kind_name(kind) << " " << who
+                  << std::endl;
+        return 0;
+      }
+    } catch (const core::Error& e) {
+      std::string msg = e.what();
+      if (!e.detail().empty()) msg += ": " + e.detail();
+      throw std::runtime_error(msg);
+    }
     if (*prime_cmd) return squash_prime(cfg, prime_ref, platform);
     if (*squash_cmd) {
       if (from.empty()) throw std::runtime_error("wharf squash needs --from (or the prime subcommand)");

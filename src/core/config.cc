@@ -32,7 +32,28 @@ Config load_config(const std::string& path) {
   if (root.IsNull()) return c;
   try {
     check_keys(root, "", {"listen", "data_dir", "tls", "log", "external_url", "threads", "delete", "uploads",
-                          "limits", "timeouts", "cache", "storage", "metadata", "squash"});
+                          "limits", "timeouts", "cache", "storage", "metadata", "squash", "auth", "trusted_proxies"});
+    get(root, "trusted_proxies", c.trusted_proxies);
+    if (auto a = root["auth"]) {
+      check_keys(a, "auth",
+                 {"enabled", "service", "issuer", "key_dir", "secret_key_file", "token_key_file", "token_ttl_seconds",
+                  "refresh_ttl_seconds", "session_ttl_seconds", "new_repos_public", "max_failed_logins",
+                  "failed_login_window_seconds", "block_seconds", "password_cache_seconds"});
+      get(a, "enabled", c.auth_enabled);
+      get(a, "service", c.auth_service);
+      get(a, "issuer", c.auth_issuer);
+      get(a, "key_dir", c.auth_key_dir);
+      get(a, "secret_key_file", c.auth_secret_key_file);
+      get(a, "token_key_file", c.auth_token_key_file);
+      get(a, "token_ttl_seconds", c.auth_token_ttl_seconds);
+      get(a, "refresh_ttl_seconds", c.auth_refresh_ttl_seconds);
+      get(a, "session_ttl_seconds", c.auth_session_ttl_seconds);
+      get(a, "new_repos_public", c.auth_new_repos_public);
+      get(a, "max_failed_logins", c.auth_max_failed_logins);
+      get(a, "failed_login_window_seconds", c.auth_failed_login_window_seconds);
+      get(a, "block_seconds", c.auth_block_seconds);
+      get(a, "password_cache_seconds", c.auth_password_cache_seconds);
+    }
     get(root, "listen", c.listen);
     get(root, "data_dir", c.data_dir);
     get(root, "external_url", c.external_url);

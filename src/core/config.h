@@ -58,6 +58,28 @@ struct Config {
   std::vector<std::string> squash_auto_prime_namespaces;
   std::vector<std::string> squash_auto_prime_repositories;
 
+  // Accounts and Docker token auth (auth/). Disabled: an open registry, for
+  // a trusted network only.
+  bool auth_enabled = true;
+  std::string auth_service = "wharf";  // `service` of the token flow, `aud` of tokens
+  std::string auth_issuer = "wharf";
+  // Keys live outside the data directory. key_dir defaults to
+  // $WHARF_KEY_DIR, else $HOME/.config/wharf; the robot-token key may instead
+  // come from $WHARF_SECRET_KEY (64 hex characters).
+  std::string auth_key_dir;
+  std::string auth_secret_key_file;  // default <key_dir>/secret.key
+  std::string auth_token_key_file;   // default <key_dir>/token-key.pem (EC P-256)
+  int auth_token_ttl_seconds = 300;
+  int auth_refresh_ttl_seconds = 30 * 24 * 3600;
+  int auth_session_ttl_seconds = 12 * 3600;
+  bool auth_new_repos_public = false;
+  int auth_max_failed_logins = 5;
+  int auth_failed_login_window_seconds = 300;
+  int auth_block_seconds = 60;
+  int auth_password_cache_seconds = 60;
+  // Peer addresses whose X-Forwarded-For/-Proto/-Host are believed.
+  std::vector<std::string> trusted_proxies;
+
   std::string storage_driver = "filesystem";
   std::string metadata_driver = "sqlite";
 };

@@ -35,6 +35,8 @@ Row row(ErrorCode c) {
     case ErrorCode::ManifestTooLarge: return {"SIZE_INVALID", 413};
     case ErrorCode::Unavailable: return {"UNAVAILABLE", 503};
     case ErrorCode::Internal: return {"INTERNAL_ERROR", 500};
+    case ErrorCode::BadRequest: return {"BAD_REQUEST", 400};
+    case ErrorCode::Conflict: return {"CONFLICT", 409};
   }
   return {"UNKNOWN", 500};
 }

@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace wharf::core {
 
@@ -38,6 +40,8 @@ enum class ErrorCode {
   ManifestTooLarge,  // 413
   Unavailable,       // 503
   Internal,          // 500
+  BadRequest,        // 400: a malformed management API request or token request
+  Conflict,          // 409: a name that is already taken
 };
 
 // The spec's code string, e.g. "BLOB_UNKNOWN".
@@ -52,6 +56,12 @@ class Error : public std::runtime_error {
   ErrorCode code() const { return code_; }
   int status() const { return http_status(code_); }
   const std::string& detail() const { return detail_; }
+  // Headers the response must carry (WWW-Authenticate, Retry-After).
+  Error& with_header(std::string name, std::string value) {
+    headers_.emplace_back(std::move(name), std::move(value));
+    return *this;
+  }
+  const std::vector<std::pair<std::string, std::string>>& headers() const { return headers_; }
   // {"errors":[{"code":..,"message":..,"detail":..}]}; detail is a JSON
   // string when set, omitted otherwise.
   std::string to_json() const;
@@ -59,6 +69,7 @@ class Error : public std::runtime_error {
  private:
   ErrorCode code_;
   std::string detail_;
+  std::vector<std::pair<std::string, std::string>> headers_;
 };
 
 }  // namespace wharf::core

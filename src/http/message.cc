@@ -152,4 +152,40 @@ std::string_view reason_phrase(int s) {
   return "Status";
 }
 
+std::string base_url(const Request& req, const std::string& external_url) {
+  if (!external_url.empty()) {
+    std::string u = external_url;
+    while (!u.empty() && u.back() == '/') u.pop_back();
+    return u;
+  }
+  std::string scheme = req.tls ? "https" : "http";
+  auto p = req.via_trusted_proxy ? req.headers.get("X-Forwarded-Proto") : std::nullopt;
+  if (p) {
+    auto v = std::string(p->substr(0, p->find(',')));
+    if (v == "http" || v == "https") scheme = v;
+  }
+  std::string host;
+  auto fh = req.via_trusted_proxy ? req.headers.get("X-Forwarded-Host") : std::nullopt;
+  if (fh)
+    host = std::string(fh->substr(0, fh->find(',')));
+  else if (auto h2 = req.headers.get("Host"))
+    host = std::string(*h2);
+  while (!host.empty() && host.front() == ' ') host.erase(0, 1);
+  if (host.empty() || host.find_first_of(" /\\\"<>") != std::string::npos) return "";  // relative Locations
+  return scheme + "://" + host;
+}
+
+std::string Request::client_addr() const {
+  if (via_trusted_proxy)
+    if (auto f = headers.get("X-Forwarded-For")) {
+      auto v = *f;
+      auto comma = v.rfind(',');
+      if (comma != std::string_view::npos) v = v.substr(comma + 1);
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+      if (!v.empty()) return std::string(v);
+    }
+  return remote_addr;
+}
+
 }  // namespace wharf::http

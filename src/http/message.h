@@ -38,6 +38,12 @@ struct Request {
   bool chunked = false;
   std::string remote_addr;
   bool tls = false;
+  // The peer is a configured proxy: its X-Forwarded-* headers are believed.
+  bool via_trusted_proxy = false;
+
+  // The client's address: the last X-Forwarded-For hop when the peer is a
+  // trusted proxy, else the peer's address.
+  std::string client_addr() const;
 
   // First value of query parameter `key`, percent-decoded ('+' as space).
   std::optional<std::string> param(std::string_view key) const;
@@ -68,5 +74,10 @@ enum class RangeResult { None, Ok, Unsatisfiable };
 RangeResult parse_range(std::string_view value, uint64_t size, ByteRange& out);
 
 std::string_view reason_phrase(int status);
+
+// Base URL ("http://host:port") clients reach us at: the configured external
+// URL, else (from trusted proxies only) X-Forwarded-Proto/-Host, else the
+// request's scheme and Host. Empty when the Host header is unusable.
+std::string base_url(const Request& req, const std::string& external_url);
 
 }  // namespace wharf::http

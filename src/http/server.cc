@@ -288,6 +288,8 @@ class Conn final : public Exchange, public Tracked {
     beast::error_code ec;
     auto ep = raw_socket(stream_).remote_endpoint(ec);
     if (!ec) req_.remote_addr = ep.address().to_string();
+    req_.via_trusted_proxy = false;
+    for (auto& t : srv_.opts.trusted_proxies) req_.via_trusted_proxy = req_.via_trusted_proxy || t == req_.remote_addr;
     req_.tls = tls_;
     keep_alive_ = m.keep_alive();
     auto expect = req_.headers.get("Expect");

@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "http/message.h"
 
@@ -73,6 +74,8 @@ struct ServerOptions {
   std::chrono::seconds header_timeout{30};
   std::chrono::seconds body_timeout{120};
   std::chrono::seconds drain_timeout{30};
+  // Peer addresses whose X-Forwarded-For/-Proto/-Host are believed.
+  std::vector<std::string> trusted_proxies;
   // Called after every exchange, from the connection's thread.
   std::function<void(const Exchange&, std::chrono::steady_clock::duration)> on_complete;
 };

@@ -10,10 +10,14 @@
 
 #include "core/crash.h"
 #include "meta/metadata_store.h"
+#include "meta/sqlite_db.h"
 
 namespace wharf::meta {
 
 namespace {
+
+using sqlite::Conn;
+using sqlite::Stmt;
 
 const char* kSchema[] = {
     // version 1
@@ -58,143 +62,17 @@ int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-class Conn;
-
-// A prepared statement with positional binding; reset on destruction.
-class Stmt {
- public:
-  Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
-  ~Stmt() {
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-  }
-  Stmt& bind(std::string_view v) {
-    sqlite3_bind_text(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-    return *this;
-  }
-  Stmt& bind_blob(std::string_view v) {
-    sqlite3_bind_blob(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-    return *this;
-  }
-  Stmt& bind(int64_t v) {
-    sqlite3_bind_int64(s_, ++i_, v);
-    return *this;
-  }
-  // Steps once: true when a row is available.
-  bool step() {
-    int rc = sqlite3_step(s_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    throw std::runtime_error(std::string("sqlite: ") + sqlite3_errmsg(db_));
-  }
-  void run() {
-    while (step()) {
-    }
-  }
-  std::string text(int col) {
-    auto p = static_cast<const char*>(sqlite3_column_blob(s_, col));
-    return std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(s_, col)));
-  }
-  int64_t i64(int col) { return sqlite3_column_int64(s_, col); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* s_;
-  int i_ = 0;
-};
-
-class Conn {
- public:
-  explicit Conn(const std::string& path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        nullptr) != SQLITE_OK)
-      throw std::runtime_error("cannot open " + path + ": " + sqlite3_errmsg(db_));
-    sqlite3_busy_timeout(db_, 10000);
-    exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
-  }
-  ~Conn() {
-    for (auto& [_, s] : cache_) sqlite3_finalize(s);
-    sqlite3_close(db_);
-  }
-  void exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string m = err ? err : "?";
-      sqlite3_free(err);
-      throw std::runtime_error("sqlite: " + m);
-    }
-  }
-  Stmt prepare(const char* sql) {
-    auto it = cache_.find(sql);
-    if (it == cache_.end()) {
-      sqlite3_stmt* s = nullptr;
-      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK)
-        throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db_) + " in " + sql);
-      it = cache_.emplace(sql, s).first;
-    }
-    return Stmt(db_, it->second);
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-  std::map<const char*, sqlite3_stmt*> cache_;  // keyed by the literal's address
-};
-
 class SqliteStore : public MetadataStore {
  private:
-  std::unique_ptr<Conn> acquire() {
-    {
-      std::lock_guard lk(mu_);
-      if (!pool_.empty()) {
-        auto c = std::move(pool_.back());
-        pool_.pop_back();
-        return c;
-      }
-    }
-    return std::make_unique<Conn>(path_);
-  }
-  void release(std::unique_ptr<Conn> c) {
-    std::lock_guard lk(mu_);
-    if (pool_.size() < 16) pool_.push_back(std::move(c));
-  }
   template <class F>
   auto with(F&& f) {
-    auto c = acquire();
-    struct Back {
-      SqliteStore* s;
-      std::unique_ptr<Conn>& c;
-      ~Back() { s->release(std::move(c)); }
-    } back{this, c};
-    return f(*c);
+    return db_.with(std::forward<F>(f));
   }
-  // Runs f inside BEGIN IMMEDIATE ... COMMIT; rolls back when f throws.
   template <class F>
   auto write(F&& f) {
-    return with([&](Conn& c) {
-      c.exec("BEGIN IMMEDIATE");
-      try {
-        if constexpr (std::is_void_v<decltype(f(c))>) {
-          f(c);
-          c.exec("COMMIT");
-        } else {
-          auto r = f(c);
-          c.exec("COMMIT");
-          return r;
-        }
-      } catch (...) {
-        try {
-          c.exec("ROLLBACK");
-        } catch (...) {
-        }
-        throw;
-      }
-    });
+    return db_.write(std::forward<F>(f));
   }
-  static int64_t changes(Conn& c) {
-    auto s = c.prepare("SELECT changes()");
-    s.step();
-    return s.i64(0);
-  }
+  static int64_t changes(Conn& c) { return sqlite::Db::changes(c); }
   // Makes the blob visible in `repo` (creating the repository). REQUIRES: inside write().
   static void insert_link(Conn& c, std::string_view repo, std::string_view digest, uint64_t size) {
     int64_t id = repo_id(c, repo, true);
@@ -218,27 +96,9 @@ class SqliteStore : public MetadataStore {
     s.step();
     return s.i64(0);
   }
-  static void migrate(Conn& c) {
-    c.exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");
-    c.exec("BEGIN IMMEDIATE");
-    int64_t v = 0;
-    {
-      auto s = c.prepare("SELECT max(version) FROM schema_version");
-      if (s.step()) v = s.i64(0);
-    }
-    const int64_t target = sizeof(kSchema) / sizeof(kSchema[0]);
-    for (int64_t i = v; i < target; ++i) {
-      c.exec(kSchema[i]);
-      c.prepare("INSERT INTO schema_version(version) VALUES(?)").bind(i + 1).run();
-    }
-    c.exec("COMMIT");
-  }
-
  public:
-  explicit SqliteStore(std::string path) : path_(std::move(path)) {
-    auto c = acquire();
-    migrate(*c);
-    release(std::move(c));
+  explicit SqliteStore(std::string path) : db_(std::move(path)) {
+    db_.migrate("schema_version", std::vector<const char*>(std::begin(kSchema), std::end(kSchema)));
   }
 
   void ensure_repository(std::string_view repo) override {
@@ -511,9 +371,7 @@ class SqliteStore : public MetadataStore {
   }
 
  private:
-  std::string path_;
-  std::mutex mu_;
-  std::vector<std::unique_ptr<Conn>> pool_;
+  sqlite::Db db_;
 };
 
 }  // namespace

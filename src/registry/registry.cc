@@ -152,27 +152,6 @@ Response json_response(int status, const json& body, std::string_view type = "ap
 
 }  // namespace
 
-std::string base_url(const Request& req, const std::string& external_url) {
-  if (!external_url.empty()) {
-    std::string u = external_url;
-    while (!u.empty() && u.back() == '/') u.pop_back();
-    return u;
-  }
-  std::string scheme = req.tls ? "https" : "http";
-  if (auto p = req.headers.get("X-Forwarded-Proto")) {
-    auto v = std::string(p->substr(0, p->find(',')));
-    if (v == "http" || v == "https") scheme = v;
-  }
-  std::string host;
-  if (auto h = req.headers.get("X-Forwarded-Host"))
-    host = std::string(h->substr(0, h->find(',')));
-  else if (auto h2 = req.headers.get("Host"))
-    host = std::string(*h2);
-  while (!host.empty() && host.front() == ' ') host.erase(0, 1);
-  if (host.empty() || host.find_first_of(" /\\\"<>") != std::string::npos) return "";  // relative Locations
-  return scheme + "://" + host;
-}
-
 struct Registry::Impl {
   Options opts;
   storage::BlobStore& blobs;
@@ -224,12 +203,13 @@ struct Registry::Impl {
   }
 
   std::string location(const Request& req, const std::string& path) const {
-    return base_url(req, opts.external_url) + path;
+    return http::base_url(req, opts.external_url) + path;
   }
 
     asio::awaitable<void> send_error(Exchange& ex, const Error& e, Response& r) {
     r.status = e.status();
     r.headers.set("Content-Type", "application/json");
+    for (auto& [k, v] : e.headers()) r.headers.add(k, v);
     r.body = e.to_json();
     co_await ex.send(r);
   }
@@ -364,9 +344,21 @@ struct Registry::Impl {
     if (req.method != "GET" && req.method != "HEAD") throw Error(ErrorCode::Unsupported, "method not allowed");
     size_t n = page_n(req);
     auto last = req.param("last").value_or("");
-    auto repos = n ? meta.list_repositories(last, n + 1) : std::vector<std::string>{};
-    bool more = repos.size() > n;
-    if (more) repos.resize(n);
+    std::vector<std::string> repos;
+    bool more = false;
+    while (n && !more) {  // only the repositories the caller may read, n per page
+      auto batch = meta.list_repositories(last, n + 1);
+      for (auto& name : batch) {
+        if (opts.access && !opts.access->may_read(req, name)) continue;
+        if (repos.size() == n) {
+          more = true;
+          break;
+        }
+        repos.push_back(name);
+      }
+      if (batch.size() < n + 1) break;
+      last = batch.back();
+    }
     auto r = json_response(200, json{{"repositories", repos}});
     add_next_link(r, "/v2/_catalog", repos, n, more);
     co_await ex.send(r);
@@ -469,6 +461,8 @@ struct Registry::Impl {
     meta.put_manifest(name, rec, refs, tag);
     if (opts.on_manifest_pushed && !parsed.is_index) opts.on_manifest_pushed(name, rec.digest);
     if (tag && opts.on_tag_pushed) opts.on_tag_pushed(name, ref);
+    if (opts.access)
+      opts.access->audit(req, "push", name, json{{"digest", rec.digest}, {"tag", tag ? std::string(*tag) : ""}});
     Response r;
     r.status = 201;
     r.headers.add("Location", location(req, "/v2/" + name + "/manifests/" + rec.digest));
@@ -490,6 +484,7 @@ struct Registry::Impl {
       found = meta.delete_tag(name, ref);
     }
     if (!found) throw Error(ErrorCode::ManifestUnknown, "manifest unknown", ref);
+    if (opts.access) opts.access->audit(ex.request(), "delete", name, json{{"reference", ref}});
     Response r;
     r.status = 202;
     co_await ex.send(r);
@@ -502,6 +497,7 @@ struct Registry::Impl {
       ex.route = "blob_delete";
       if (!opts.delete_enabled) throw Error(ErrorCode::Unsupported, "deletion is disabled on this registry");
       if (!meta.unlink_blob(name, d.str())) throw Error(ErrorCode::BlobUnknown, "blob unknown to registry", d.str());
+      if (opts.access) opts.access->audit(req, "delete", name, json{{"blob", d.str()}});
       Response r;
       r.status = 202;
       co_return co_await ex.send(r);
@@ -564,12 +560,19 @@ struct Registry::Impl {
       if (auto d = Digest::parse(*mount)) {
         auto from = req.param("from");
         std::optional<uint64_t> size;
+        // The source must be readable by the caller; otherwise upload normally.
+        auto readable = [&](const std::string& repo) {
+          return !opts.access || opts.access->allows(req, repo, "pull") || opts.access->may_read(req, repo);
+        };
         if (from && core::valid_repository_name(*from)) {
-          size = meta.linked_blob_size(*from, d->str());
+          if (readable(*from)) size = meta.linked_blob_size(*from, d->str());
         } else if (!from) {
-          // No `from`: mount when the blob is already known to the registry.
-          auto repos = meta.repositories_with_blob(d->str(), 1);
-          if (!repos.empty()) size = meta.linked_blob_size(repos.front(), d->str());
+          // No `from`: mount when the blob is already known to a repository the caller may read.
+          for (auto& repo : meta.repositories_with_blob(d->str(), 20))
+            if (readable(repo)) {
+              size = meta.linked_blob_size(repo, d->str());
+              break;
+            }
         }
         if (size && blobs.stat(*d)) {
           meta.link_blob(name, d->str(), *size);
@@ -687,9 +690,18 @@ struct Registry::Impl {
     co_await ex.send(r);
   }
 
+  // The token action a request needs: pull, push or delete.
+  static std::string_view action_needed(Route::Kind k, const std::string& method) {
+    if (k == Route::UploadStart || k == Route::Upload) return "push";
+    if (k == Route::Manifest && method == "PUT") return "push";
+    if ((k == Route::Manifest || k == Route::Blob) && method == "DELETE") return "delete";
+    return "pull";
+  }
+
   asio::awaitable<void> dispatch(Exchange& ex) {
     const auto& req = ex.request();
     Route r = parse_route(req.path);
+    if (opts.access && (r.kind == Route::Base || r.kind == Route::Catalog)) opts.access->require(req, "", "");
     switch (r.kind) {
       case Route::Base: co_return co_await base(ex);
       case Route::Catalog: co_return co_await catalog(ex);
@@ -697,6 +709,7 @@ struct Registry::Impl {
       default: break;
     }
     check_name(r.name);
+    if (opts.access) opts.access->require(req, r.name, action_needed(r.kind, req.method));
     switch (r.kind) {
       case Route::Manifest: co_return co_await manifest(ex, r.name, r.ref);
       case Route::Blob: co_return co_await blob(ex, r.name, r.ref);

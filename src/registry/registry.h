@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "auth/access.h"
 #include "http/server.h"
 #include "meta/metadata_store.h"
 #include "storage/blob_store.h"
@@ -26,6 +27,8 @@ struct Options {
   std::string external_url;  // overrides Host / X-Forwarded-* in Location headers
   int page_size_max = 10000;
   int upload_expiry_seconds = 24 * 3600;
+  // Access control; null: an open registry (every request allowed).
+  auth::AccessControl* access = nullptr;
   // Called after a manifest is deleted (e.g. to drop derived caches).
   std::function<void(const std::string& digest)> on_manifest_deleted;
   // Called after any manifest was pushed (image or index).
@@ -51,9 +54,5 @@ class Registry {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// Base URL ("http://host:port") for Location headers: the configured
-// external URL, else X-Forwarded-Proto/-Host, else the request's scheme and Host.
-std::string base_url(const http::Request& req, const std::string& external_url);
 
 }  // namespace wharf::registry

@@ -28,7 +28,7 @@ const std::string kPlaceholderDigest = "sha256:" + std::string(64, '0');
 // Host for RepoTags: configured, else forwarded, else the request's Host.
 std::string request_host(const http::Request& req, const SquashOptions& o) {
   if (!o.repo_host.empty()) return o.repo_host;
-  std::string base = base_url(req, o.external_url);
+  std::string base = http::base_url(req, o.external_url);
   auto p = base.find("://");
   return p == std::string::npos ? "" : base.substr(p + 3);
 }
@@ -186,6 +186,7 @@ asio::awaitable<void> SquashEndpoint::handle(http::Exchange& ex) {
     if (name.empty() || ref.empty())
       throw Error(ErrorCode::NotFound, "use /c1/squash/<name>/<tag> or /c1/squash/<name>@<digest>", req.path);
     if (!core::valid_repository_name(name)) throw Error(ErrorCode::NameInvalid, "invalid repository name", name);
+    if (opts_.access) opts_.access->require_direct(req, name, prime ? "push" : "pull");
     if (prime) {
       ex.route = "squash_prime";
       if (req.method != "POST") throw Error(ErrorCode::Unsupported, "prime with POST");
@@ -201,6 +202,9 @@ asio::awaitable<void> SquashEndpoint::handle(http::Exchange& ex) {
       co_return;
     }
     if (req.method != "GET" && req.method != "HEAD") throw Error(ErrorCode::Unsupported, "method not allowed");
+    if (opts_.access && req.method == "GET")
+      opts_.access->audit(req, "squash_pull", name,
+                          nlohmann::json{{"reference", ref}, {"platform", req.param("platform").value_or("")}});
     co_await serve(ex, name, ref, by_digest);
   } catch (const Error& e) {
     err = e;
@@ -217,6 +221,7 @@ asio::awaitable<void> SquashEndpoint::handle(http::Exchange& ex) {
     r.status = err->status();
     r.headers.add("Content-Type", "application/json");
     if (err->code() == ErrorCode::Unavailable) r.headers.add("Retry-After", "5");
+    for (auto& [k, v] : err->headers()) r.headers.add(k, v);
     r.body = err->to_json();
     co_await ex.send(r);
   }

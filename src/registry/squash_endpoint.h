@@ -11,6 +11,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <string>
 
+#include "auth/access.h"
 #include "http/server.h"
 #include "squash/service.h"
 
@@ -19,6 +20,8 @@ namespace wharf::registry {
 struct SquashOptions {
   std::string repo_host;     // host for RepoTags; empty: from the request
   std::string external_url;  // like Registry's
+  // Read permission for GET/HEAD, write for prime; null: open registry.
+  auth::AccessControl* access = nullptr;
 };
 
 class SquashEndpoint {

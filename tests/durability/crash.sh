@@ -22,7 +22,7 @@ for point in blob-written before-blob-rename after-blob-rename before-tag-commit
   skopeo_push "$port" ns/base:v1 || fail "$point: baseline push failed"
   stop_pid "$WHARF_PID"
   # The crash run: the process dies at the named point during this push.
-  WHARF_CRASH_AT=$point "$WHARF_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data" >>"$log" 2>&1 &
+  WHARF_CRASH_AT=$point "$WHARF_BIN" serve --no-auth --listen "127.0.0.1:$port" --data-dir "$data" >>"$log" 2>&1 &
   crash_pid=$!; PIDS=("$crash_pid")
   wait_http "http://127.0.0.1:$port/v2/"
   if skopeo copy -q --retry-times 0 --dest-tls-verify=false --format v2s2 "oci:$work/img2:v1" \
@@ -104,7 +104,7 @@ curl -sf -X DELETE "http://127.0.0.1:$port/v2/ns/sq/manifests/$(curl -sfI -H 'Ac
   || fail "deleting the manifest failed"
 skopeo_push "$port" ns/sq:v1 || fail "re-push failed"   # same manifest again, its cache entry dropped with the delete
 stop_pid "$WHARF_PID"
-WHARF_CRASH_AT=squash-mid-build "$WHARF_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data" --config "$work/expiry.yaml" >>"$log" 2>&1 &
+WHARF_CRASH_AT=squash-mid-build "$WHARF_BIN" serve --no-auth --listen "127.0.0.1:$port" --data-dir "$data" --config "$work/expiry.yaml" >>"$log" 2>&1 &
 crash_pid=$!; PIDS=("$crash_pid")
 wait_http "http://127.0.0.1:$port/v2/"
 if curl -sf "http://127.0.0.1:$port/c1/squash/ns/sq/v1" -o "$work/partial.tar"; then

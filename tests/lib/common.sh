@@ -19,11 +19,18 @@ wait_http() {
   return 1
 }
 
-# start_wharf PORT DATA_DIR LOG [extra serve args...]; sets WHARF_PID
+# start_wharf PORT DATA_DIR LOG [extra serve args...]; sets WHARF_PID.
+# An open registry (--no-auth) unless WHARF_AUTH=1; with accounts, the keys
+# go to $WHARF_KEY_DIR (default: DATA_DIR.keys, beside the data directory).
 start_wharf() {
   local port=$1 data=$2 log=$3
   shift 3
-  "$WHARF_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data" "$@" >>"$log" 2>&1 &
+  local open=(--no-auth)
+  if [ "${WHARF_AUTH:-0}" = 1 ]; then
+    open=()
+    export WHARF_KEY_DIR=${WHARF_KEY_DIR:-$data.keys}
+  fi
+  "$WHARF_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data" "${open[@]}" "$@" >>"$log" 2>&1 &
   WHARF_PID=$!
   wait_http "http://127.0.0.1:$port/v2/"
 }

@@ -16,7 +16,7 @@ cat >"$work/tls.yaml" <<EOC
 listen: 127.0.0.1:1
 tls: {cert: $work/cert.pem, key: $work/key.pem}
 EOC
-"$WHARF_BIN" serve --config "$work/tls.yaml" --listen "127.0.0.1:$port" --data-dir "$work/tls-data" >"$work/tls.log" 2>&1 &
+"$WHARF_BIN" serve --no-auth --config "$work/tls.yaml" --listen "127.0.0.1:$port" --data-dir "$work/tls-data" >"$work/tls.log" 2>&1 &
 PIDS=($!)
 for _ in $(seq 50); do curl -s -o /dev/null --cacert "$work/cert.pem" "https://127.0.0.1:$port/v2/" && break; sleep 0.1; done
 code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/cert.pem" "https://127.0.0.1:$port/v2/")

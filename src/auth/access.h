@@ -1,0 +1,49 @@
+// auth/access.h — what the protocol handlers (/v2/, /c1/squash) ask of
+// access control. Implemented by auth::Auth; a null AccessControl means an
+// open registry (auth.enabled: false).
+//
+// Contracts:
+// - /v2/ accepts only registry tokens (Bearer JWTs from /v2/auth). A request
+//   without one, or whose token lacks the action, gets core::Error
+//   Unauthorized (401) carrying `WWW-Authenticate: Bearer realm=..,
+//   service=.., scope="repository:NAME:ACTIONS"` (plus
+//   error="insufficient_scope" when a token was presented), whether or not
+//   the repository exists.
+// - Direct endpoints (/c1/squash) accept Basic (user:password, robot:token)
+//   and Bearer registry tokens: no or bad credentials → 401, a repository the
+//   caller cannot read → 404 NAME_UNKNOWN (existing or not), read but not the
+//   action → 403 DENIED.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "http/message.h"
+
+namespace wharf::auth {
+
+class AccessControl {
+ public:
+  virtual ~AccessControl() = default;
+
+  // /v2/: throws unless the request's token grants `action` ("pull", "push",
+  // "delete") on `repo`; an empty `repo` asks only for a valid token (GET /v2/).
+  // A granted push on a repository that has no settings yet creates them
+  // (private by default, the organization's default permissions applied).
+  virtual void require(const http::Request& req, std::string_view repo, std::string_view action) = 0;
+  // Like require() without throwing (cross-repository mount sources).
+  virtual bool allows(const http::Request& req, std::string_view repo, std::string_view action) = 0;
+  // Whether the caller of an already-authorized /v2/ request may read `repo`
+  // (filters _catalog).
+  virtual bool may_read(const http::Request& req, std::string_view repo) = 0;
+
+  // Direct endpoints; returns the caller's name for logs ("" for anonymous).
+  virtual std::string require_direct(const http::Request& req, std::string_view repo, std::string_view action) = 0;
+
+  // Records an audit event on behalf of the request's caller.
+  virtual void audit(const http::Request& req, std::string_view action, std::string_view repo,
+                     const nlohmann::json& detail) = 0;
+};
+
+}  // namespace wharf::auth

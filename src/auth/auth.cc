@@ -1,0 +1,606 @@
+#include "auth/auth.h"
+
+#include <openssl/evp.h>
+
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "core/reference.h"
+
+namespace wharf::auth {
+
+namespace asio = boost::asio;
+using core::Error;
+using core::ErrorCode;
+using meta::Role;
+using nlohmann::json;
+
+namespace {
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string ns_of(std::string_view repo) { return std::string(repo.substr(0, repo.find('/'))); }
+
+std::string b64_decode(std::string_view s) {
+  std::string out(s.size(), '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(s.data()),
+                          static_cast<int>(s.size()));
+  if (n < 0) return {};
+  size_t pad = 0;
+  while (pad < s.size() && s[s.size() - 1 - pad] == '=') ++pad;
+  out.resize(static_cast<size_t>(n) - std::min<size_t>(pad, 2));
+  return out;
+}
+
+// "Scheme value" of the Authorization header, scheme case-insensitive.
+std::optional<std::string_view> auth_value(const http::Request& req, std::string_view scheme) {
+  auto h = req.headers.get("Authorization");
+  if (!h || h->size() <= scheme.size() || (*h)[scheme.size()] != ' ') return std::nullopt;
+  for (size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>((*h)[i])) != std::tolower(static_cast<unsigned char>(scheme[i])))
+      return std::nullopt;
+  auto v = h->substr(scheme.size() + 1);
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  return v;
+}
+
+std::vector<std::string> split(std::string_view s, char sep) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(sep, i);
+    if (j == std::string_view::npos) j = s.size();
+    if (j > i) out.emplace_back(s.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string rfc3339(int64_t t) {
+  std::time_t tt = t;
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Parses an application/x-www-form-urlencoded body into repeated pairs.
+std::vector<std::pair<std::string, std::string>> parse_form(std::string_view body) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& part : split(body, '&')) {
+    auto eq = part.find('=');
+    out.emplace_back(http::percent_decode(part.substr(0, eq), true),
+                     eq == std::string::npos ? "" : http::percent_decode(part.substr(eq + 1), true));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Principal::kind_name() const {
+  switch (kind) {
+    case Kind::User: return "user";
+    case Kind::Robot: return "robot";
+    default: return "anonymous";
+  }
+}
+
+Auth::Auth(Options o, meta::AccountStore& accounts, meta::MetadataStore& meta, const ServerKey& key,
+           const TokenSigner& signer)
+    : opts_(std::move(o)), accounts_(accounts), meta_(meta), key_(key), signer_(signer) {}
+
+Principal Auth::user_principal(const meta::Account& a, Credential via) const {
+  Principal p;
+  p.kind = Principal::Kind::User;
+  p.id = a.id;
+  p.name = a.name;
+  p.superuser = a.superuser;
+  p.generation = a.generation;
+  p.via = via;
+  return p;
+}
+
+// ---------------------------------------------------------------- credentials
+
+void Auth::check_rate(const std::string& key) {
+  std::lock_guard lk(mu_);
+  auto it = failures_.find(key);
+  if (it == failures_.end()) return;
+  int64_t now = now_s();
+  if (it->second.blocked_until > now) {
+    throw Error(ErrorCode::TooManyRequests, "too many failed logins; try again later")
+        .with_header("Retry-After", std::to_string(it->second.blocked_until - now));
+  }
+}
+
+void Auth::note_failure(const std::string& key) {
+  std::lock_guard lk(mu_);
+  int64_t now = now_s();
+  if (failures_.size() > 100000) failures_.clear();  // bounded memory under a flood
+  auto& f = failures_[key];
+  std::erase_if(f.times, [&](int64_t t) { return t < now - opts_.failure_window_seconds; });
+  f.times.push_back(now);
+  if (static_cast<int>(f.times.size()) >= opts_.max_failures) {
+    f.blocked_until = now + opts_.block_seconds;
+    f.times.clear();
+  }
+}
+
+Principal Auth::login(const http::Request& req, std::string_view name, std::string_view secret, bool allow_robot) {
+  std::string addr = req.client_addr();
+  std::string rate_key = addr + "\n" + std::string(name);
+  check_rate(rate_key);
+  std::optional<Principal> who;
+  Credential via = Credential::Password;
+  if (name.find('+') != std::string_view::npos) {
+    via = Credential::RobotToken;
+    auto r = accounts_.robot(name);
+    std::optional<std::string> tok = r ? key_.open(r->token_sealed) : std::nullopt;
+    bool ok = equal_constant_time(tok.value_or(std::string(64, '\1')), secret) && r && tok;
+    if (ok && allow_robot) {
+      Principal p;
+      p.kind = Principal::Kind::Robot;
+      p.id = r->id;
+      p.name = r->full_name();
+      p.generation = r->generation;
+      p.owner_id = r->owner_id;
+      p.via = via;
+      who = p;
+    } else if (ok) {
+      throw Error(ErrorCode::Unauthorized, "robot accounts cannot sign in here; use a user account");
+    }
+  } else {
+    auto a = accounts_.account(name);
+    if (a && a->is_org) a.reset();
+    std::string cache_key = key_.keyed_hash(std::string(name) + '\0' + std::string(secret));
+    bool ok = false;
+    if (a) {
+      std::lock_guard lk(mu_);
+      auto it = password_ok_.find(cache_key);
+      ok = it != password_ok_.end() && it->second.first > now_s() && it->second.second == a->generation;
+    }
+    if (!ok) {
+      // Unknown users cost the same argon2id verification as known ones.
+      ok = verify_password(a ? a->password_hash : dummy_password_hash(), secret) && a;
+      if (ok) {
+        std::lock_guard lk(mu_);
+        if (password_ok_.size() > 10000) password_ok_.clear();
+        password_ok_[cache_key] = {now_s() + opts_.password_cache_seconds, a->generation};
+      }
+    }
+    if (ok) who = user_principal(*a, via);
+  }
+  if (!who) {
+    note_failure(rate_key);
+    Principal nobody;
+    nobody.name = std::string(name.substr(0, 256));
+    record(nobody, &req, "login_failed", "", json{{"account", nobody.name}});
+    throw Error(ErrorCode::Unauthorized, "invalid username or password");
+  }
+  return *who;
+}
+
+std::optional<Principal> Auth::basic(const http::Request& req, bool allow_robot) {
+  auto v = auth_value(req, "Basic");
+  if (!v) return std::nullopt;
+  std::string decoded = b64_decode(*v);
+  auto colon = decoded.find(':');
+  if (colon == std::string::npos) throw Error(ErrorCode::Unauthorized, "malformed Basic credentials");
+  return login(req, std::string_view(decoded).substr(0, colon), std::string_view(decoded).substr(colon + 1), allow_robot);
+}
+
+std::optional<Principal> Auth::api_token(std::string_view token) {
+  if (!token.starts_with("wharf_pat_")) return std::nullopt;
+  auto t = accounts_.api_token_by_hash(key_.keyed_hash(token));
+  if (!t) return std::nullopt;
+  auto a = accounts_.account_by_id(t->user_id);
+  if (!a) return std::nullopt;
+  int64_t now = now_s();
+  if (now - t->last_used > 60) accounts_.touch_api_token(t->id, now);
+  return user_principal(*a, Credential::ApiToken);
+}
+
+bool Auth::generation_current(const Principal& p) {
+  if (p.kind == Principal::Kind::User) {
+    auto a = accounts_.account_by_id(p.id);
+    return a && a->generation == p.generation && a->name == p.name;
+  }
+  if (p.kind == Principal::Kind::Robot) {
+    auto r = accounts_.robot_by_id(p.id);
+    return r && r->generation == p.generation && r->full_name() == p.name;
+  }
+  return true;
+}
+
+std::optional<Auth::Verified> Auth::bearer(const http::Request& req, bool& presented, std::string& why) {
+  auto v = auth_value(req, "Bearer");
+  presented = v.has_value();
+  if (!v) {
+    why = "authentication required";
+    return std::nullopt;
+  }
+  std::string token(*v);
+  std::optional<Verified> out;
+  {
+    std::lock_guard lk(mu_);
+    auto it = token_cache_.find(token);
+    if (it != token_cache_.end() && it->second.exp > now_s()) out = it->second;
+  }
+  if (!out) {
+    auto claims = signer_.verify(token, opts_.service, why);
+    if (!claims) return std::nullopt;
+    auto w = claims->value("wharf", json::object());
+    if (!w.is_object() || w.value("use", "") != "access") {
+      why = "not a registry token";
+      return std::nullopt;
+    }
+    Verified ver;
+    std::string kind = w.value("k", "");
+    ver.who.kind = kind == "user"    ? Principal::Kind::User
+                   : kind == "robot" ? Principal::Kind::Robot
+                                     : Principal::Kind::Anonymous;
+    ver.who.id = w.value("id", int64_t{0});
+    ver.who.generation = w.value("g", int64_t{0});
+    ver.who.name = claims->value("sub", "");
+    ver.who.via = Credential::RegistryToken;
+    ver.access = claims->value("access", json::array());
+    ver.exp = claims->value("exp", int64_t{0});
+    std::lock_guard lk(mu_);
+    if (token_cache_.size() > 20000) token_cache_.clear();
+    token_cache_[token] = ver;
+    out = ver;
+  }
+  if (out->exp <= now_s()) {
+    why = "token expired";
+    return std::nullopt;
+  }
+  if (!generation_current(out->who)) {
+    why = "token revoked: the credential it was issued for changed";
+    return std::nullopt;
+  }
+  return out;
+}
+
+bool Auth::token_allows(const json& access, std::string_view type, std::string_view name, std::string_view action) {
+  if (!access.is_array()) return false;
+  for (auto& a : access) {
+    if (!a.is_object() || a.value("type", "") != type || a.value("name", "") != name) continue;
+    for (auto& act : a.value("actions", json::array()))
+      if (act.is_string() && (act.get<std::string>() == action || act.get<std::string>() == "*")) return true;
+  }
+  return false;
+}
+
+void Auth::challenge(const http::Request& req, std::string_view scope, bool insufficient, std::string_view message) {
+  std::string base = http::base_url(req, opts_.external_url);
+  std::string h = "Bearer realm=\"" + base + "/v2/auth\",service=\"" + opts_.service + "\"";
+  if (!scope.empty()) h += ",scope=\"" + std::string(scope) + "\"";
+  if (insufficient) h += ",error=\"insufficient_scope\"";
+  throw Error(ErrorCode::Unauthorized, std::string(message)).with_header("WWW-Authenticate", h);
+}
+
+// ---------------------------------------------------------------- decisions
+
+Role Auth::role(const Principal& p, std::string_view repo) {
+  if (p.superuser) return Role::Admin;
+  Role r = Role::None;
+  auto settings = accounts_.repo_settings(repo);
+  if (settings && settings->is_public) r = Role::Read;
+  if (p.anonymous()) return r;
+  std::string ns = ns_of(repo);
+  if (p.kind == Principal::Kind::User && p.name == ns) return Role::Admin;
+  if (auto owner = accounts_.account(ns); owner && owner->is_org) {
+    auto tr = accounts_.team_role(owner->id, p.subject(), p.id);
+    if (tr == meta::TeamRole::Admin) return Role::Admin;
+  }
+  return std::max(r, accounts_.explicit_role(repo, p.subject(), p.id));
+}
+
+bool Auth::can_create(const Principal& p, std::string_view ns) {
+  if (p.anonymous()) return false;
+  if (p.superuser) return true;
+  if (p.kind == Principal::Kind::User && p.name == ns) return true;
+  auto owner = accounts_.account(ns);
+  if (!owner || !owner->is_org) return false;
+  auto tr = accounts_.team_role(owner->id, p.subject(), p.id);
+  return tr && *tr >= meta::TeamRole::Creator;
+}
+
+bool Auth::namespace_admin(const Principal& p, std::string_view ns) {
+  if (p.anonymous() || p.kind == Principal::Kind::Robot) return false;
+  if (p.superuser || p.name == ns) return true;
+  auto owner = accounts_.account(ns);
+  if (!owner || !owner->is_org) return false;
+  return accounts_.team_role(owner->id, meta::SubjectKind::User, p.id) == meta::TeamRole::Admin;
+}
+
+bool Auth::create_repository(const Principal& creator, std::string_view repo, std::optional<bool> is_public,
+                             std::string_view description) {
+  std::string name(repo);
+  {
+    std::lock_guard lk(mu_);
+    if (known_repos_.count(name)) return false;
+  }
+  meta::RepoSettings s;
+  s.name = name;
+  s.is_public = is_public.value_or(opts_.new_repos_public);
+  s.description = std::string(description);
+  std::vector<meta::Permission> grants;
+  std::string ns = ns_of(repo);
+  if (auto owner = accounts_.account(ns); owner && owner->is_org) grants = accounts_.default_permissions(owner->id);
+  if (creator.kind == Principal::Kind::Robot)
+    grants.push_back({meta::SubjectKind::Robot, creator.id, creator.name, Role::Write, name});
+  else if (creator.kind == Principal::Kind::User && !namespace_admin(creator, ns))
+    grants.push_back({meta::SubjectKind::User, creator.id, creator.name, Role::Admin, name});
+  bool created = accounts_.create_repo(s, grants);
+  {
+    std::lock_guard lk(mu_);
+    if (known_repos_.size() > 100000) known_repos_.clear();
+    known_repos_[name] = true;
+  }
+  if (created) record(creator, nullptr, "create_repository", repo, json{{"public", s.is_public}});
+  return created;
+}
+
+void Auth::forget_repository(std::string_view repo) {
+  std::lock_guard lk(mu_);
+  known_repos_.erase(std::string(repo));
+}
+
+json Auth::grant(const Principal& p, const std::vector<std::string>& scopes) {
+  json access = json::array();
+  for (auto& scope : scopes) {
+    auto first = scope.find(':');
+    auto last = scope.rfind(':');
+    if (first == std::string::npos || last == first) continue;  // malformed scopes are ignored
+    std::string type = scope.substr(0, first), name = scope.substr(first + 1, last - first - 1);
+    auto wanted = split(std::string_view(scope).substr(last + 1), ',');
+    std::vector<std::string> granted;
+    if (type == "registry" && name == "catalog") {
+      for (auto& a : wanted)
+        if (a == "*") granted.push_back("*");
+    } else if (type == "repository" && core::valid_repository_name(name)) {
+      Role r = role(p, name);
+      std::optional<bool> exists;
+      auto may_push = [&] {
+        if (r >= Role::Write) return true;
+        if (!exists) exists = accounts_.repo_settings(name).has_value() || meta_.repository_exists(name);
+        return !*exists && can_create(p, ns_of(name));
+      };
+      for (auto& a : wanted) {
+        bool ok = (a == "pull" && r >= Role::Read) || (a == "push" && may_push()) ||
+                  (a == "delete" && r >= Role::Write) || (a == "*" && r >= Role::Admin);
+        if (ok && std::find(granted.begin(), granted.end(), a) == granted.end()) granted.push_back(a);
+      }
+    }
+    if (granted.empty()) continue;
+    bool merged = false;
+    for (auto& e : access)
+      if (e["type"] == type && e["name"] == name) {
+        for (auto& a : granted)
+          if (std::find(e["actions"].begin(), e["actions"].end(), a) == e["actions"].end()) e["actions"].push_back(a);
+        merged = true;
+      }
+    if (!merged) access.push_back(json{{"type", type}, {"name", name}, {"actions", granted}});
+  }
+  return access;
+}
+
+std::string Auth::issue(const Principal& p, const json& access, bool refresh) {
+  json claims = {{"sub", p.name},
+                 {"aud", opts_.service},
+                 {"wharf", {{"k", p.kind_name()}, {"id", p.id}, {"g", p.generation}, {"use", refresh ? "refresh" : "access"}}}};
+  if (!refresh) claims["access"] = access;
+  return signer_.sign(claims, refresh ? opts_.refresh_ttl_seconds : opts_.token_ttl_seconds);
+}
+
+// ---------------------------------------------------------------- AccessControl
+
+void Auth::require(const http::Request& req, std::string_view repo, std::string_view action) {
+  bool presented = false;
+  std::string why;
+  auto v = bearer(req, presented, why);
+  std::string scope;
+  if (!repo.empty())
+    scope = "repository:" + std::string(repo) + ":" + (action == "push" ? "pull,push" : std::string(action));
+  if (!v) challenge(req, scope, false, why);
+  if (repo.empty()) return;
+  if (!token_allows(v->access, "repository", repo, action))
+    challenge(req, scope, true, "the token does not grant " + std::string(action) + " on " + std::string(repo));
+  if (action == "push") create_repository(v->who, repo);
+}
+
+bool Auth::allows(const http::Request& req, std::string_view repo, std::string_view action) {
+  bool presented = false;
+  std::string why;
+  auto v = bearer(req, presented, why);
+  return v && token_allows(v->access, "repository", repo, action);
+}
+
+bool Auth::may_read(const http::Request& req, std::string_view repo) {
+  bool presented = false;
+  std::string why;
+  auto v = bearer(req, presented, why);
+  if (!v) return false;
+  Principal p = v->who;
+  if (p.kind == Principal::Kind::User)
+    if (auto a = accounts_.account_by_id(p.id)) p.superuser = a->superuser;
+  return role(p, repo) >= Role::Read;
+}
+
+std::string Auth::require_direct(const http::Request& req, std::string_view repo, std::string_view action) {
+  bool write = action != "pull";
+  if (auth_value(req, "Bearer")) {
+    bool presented = false;
+    std::string why;
+    auto v = bearer(req, presented, why);
+    if (!v) throw Error(ErrorCode::Unauthorized, why);
+    if (!token_allows(v->access, "repository", repo, "pull"))
+      throw Error(ErrorCode::NameUnknown, "repository not found, or you may not read it", std::string(repo));
+    if (write && !token_allows(v->access, "repository", repo, "push"))
+      throw Error(ErrorCode::Denied, "you may read this repository but not change it", std::string(repo));
+    return v->who.name;
+  }
+  Principal p;
+  if (auto b = basic(req, true)) p = *b;
+  Role r = role(p, repo);
+  if (r < Role::Read) {
+    if (p.anonymous())
+      throw Error(ErrorCode::Unauthorized,
+                  "authentication required: pass a user or robot account with curl -u 'NAME:SECRET'");
+    throw Error(ErrorCode::NameUnknown, "repository not found, or you may not read it", std::string(repo));
+  }
+  if (write && r < Role::Write)
+    throw Error(ErrorCode::Denied, "you may read this repository but not change it", std::string(repo));
+  return p.name;
+}
+
+void Auth::audit(const http::Request& req, std::string_view action, std::string_view repo, const json& detail) {
+  Principal p;
+  bool presented = false;
+  std::string why;
+  if (auto v = bearer(req, presented, why)) {
+    p = v->who;
+  } else if (auto b = auth_value(req, "Basic")) {
+    std::string decoded = b64_decode(*b);
+    p.name = decoded.substr(0, decoded.find(':'));  // already verified by require_direct
+    p.kind = p.name.find('+') != std::string::npos ? Principal::Kind::Robot : Principal::Kind::User;
+  }
+  record(p, &req, action, repo, detail);
+}
+
+void Auth::record(const Principal& p, const http::Request* req, std::string_view action, std::string_view repo,
+                  const json& detail) {
+  meta::AuditEvent e;
+  e.time_ms = now_ms();
+  e.actor = p.name;
+  e.actor_kind = p.anonymous() && !p.name.empty() ? "unknown" : p.kind_name();
+  e.action = std::string(action);
+  e.repo = std::string(repo);
+  e.ns = repo.empty() ? std::string() : ns_of(repo);
+  if (e.ns.empty() && detail.is_object() && detail.contains("namespace") && detail["namespace"].is_string())
+    e.ns = detail["namespace"].get<std::string>();
+  e.detail = detail.is_null() ? "{}" : detail.dump();
+  if (req) e.address = req->client_addr();
+  try {
+    accounts_.append_audit(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("audit log write failed ({} {}): {}", e.action, e.repo, ex.what());
+  }
+}
+
+// ---------------------------------------------------------------- /v2/auth
+
+asio::awaitable<void> Auth::handle_token(http::Exchange& ex) {
+  ex.route = "token";
+  const auto& req = ex.request();
+  http::Response r;
+  r.headers.add("Cache-Control", "no-store");
+  r.headers.add("Pragma", "no-cache");
+  std::optional<Error> err;
+  try {
+    if (req.method != "GET" && req.method != "POST") throw Error(ErrorCode::Unsupported, "use GET or POST");
+    std::vector<std::string> scopes;
+    std::string service;
+    Principal p;
+    bool want_refresh = false;
+    std::string credential = "anonymous";
+    if (auth_value(req, "Bearer"))
+      throw Error(ErrorCode::Unauthorized,
+                  "a registry token cannot be exchanged for another; use a password, robot token or refresh token");
+    if (req.method == "GET") {
+      for (auto& s : req.params("scope"))
+        for (auto& one : split(s, ' ')) scopes.push_back(one);
+      service = req.param("service").value_or("");
+      if (auto b = basic(req, true)) {
+        p = *b;
+        credential = p.kind == Principal::Kind::Robot ? "robot_token" : "password";
+        want_refresh = req.param("offline_token").value_or("") == "true";
+      }
+      auto account = req.param("account");
+      if (account && !account->empty() && !p.anonymous() && *account != p.name)
+        throw Error(ErrorCode::Unauthorized, "the account parameter does not match the credentials");
+    } else {
+      std::string body;
+      std::vector<char> buf(16 * 1024);
+      while (size_t n = co_await ex.read_body(buf)) {
+        if (body.size() + n > 64 * 1024) throw Error(ErrorCode::BadRequest, "token request body too large");
+        body.append(buf.data(), n);
+      }
+      std::string grant_type, username, password, refresh, access_type;
+      for (auto& [k, v] : parse_form(body)) {
+        if (k == "scope")
+          for (auto& one : split(v, ' ')) scopes.push_back(one);
+        else if (k == "service") service = v;
+        else if (k == "grant_type") grant_type = v;
+        else if (k == "username") username = v;
+        else if (k == "password") password = v;
+        else if (k == "refresh_token") refresh = v;
+        else if (k == "access_type") access_type = v;
+      }
+      if (grant_type == "password") {
+        if (username.empty()) throw Error(ErrorCode::BadRequest, "grant_type=password needs username and password");
+        p = login(req, username, password, true);
+        credential = p.kind == Principal::Kind::Robot ? "robot_token" : "password";
+        want_refresh = access_type == "offline";
+      } else if (grant_type == "refresh_token") {
+        std::string why;
+        auto claims = signer_.verify(refresh, opts_.service, why);
+        auto w = claims ? claims->value("wharf", json::object()) : json::object();
+        if (!claims || !w.is_object() || w.value("use", "") != "refresh")
+          throw Error(ErrorCode::Unauthorized, claims ? "not a refresh token" : "invalid refresh token: " + why);
+        p.kind = w.value("k", "") == "robot" ? Principal::Kind::Robot : Principal::Kind::User;
+        p.id = w.value("id", int64_t{0});
+        p.generation = w.value("g", int64_t{0});
+        p.name = claims->value("sub", "");
+        p.via = Credential::RefreshToken;
+        if (!generation_current(p))
+          throw Error(ErrorCode::Unauthorized, "refresh token revoked: the credential it was issued for changed");
+        if (p.kind == Principal::Kind::User)
+          if (auto a = accounts_.account_by_id(p.id)) p.superuser = a->superuser;
+        credential = "refresh_token";
+      } else {
+        throw Error(ErrorCode::BadRequest, "grant_type must be password or refresh_token");
+      }
+    }
+    if (!service.empty() && service != opts_.service)
+      throw Error(ErrorCode::BadRequest, "this token service issues tokens for service \"" + opts_.service + "\"");
+    json access = grant(p, scopes);
+    std::string token = issue(p, access, false);
+    int64_t now = now_s();
+    json out = {{"token", token},
+                {"access_token", token},
+                {"expires_in", opts_.token_ttl_seconds},
+                {"issued_at", rfc3339(now)}};
+    if (want_refresh && !p.anonymous()) out["refresh_token"] = issue(p, json::array(), true);
+    if (!p.anonymous()) {
+      std::string repo;
+      for (auto& a : access)
+        if (a["type"] == "repository") {
+          repo = a["name"];
+          break;
+        }
+      record(p, &req, "token_grant", repo, json{{"credential", credential}, {"access", access}});
+    }
+    r.headers.add("Content-Type", "application/json");
+    r.body = out.dump();
+  } catch (const Error& e) {
+    err = e;
+  }
+  if (err) {
+    r.status = err->status();
+    r.headers.set("Content-Type", "application/json");
+    for (auto& [k, v] : err->headers()) r.headers.add(k, v);
+    r.body = err->to_json();
+  }
+  co_await ex.send(r);
+}
+
+}  // namespace wharf::auth

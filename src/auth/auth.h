@@ -1,0 +1,156 @@
+// auth/auth.h — accounts turned into decisions: who the caller is (password,
+// robot token, registry JWT, refresh token, personal API token, session
+// cookie — each accepted only where it belongs), what they may do with a
+// repository, the Docker token service (/v2/auth), failed-login limits and
+// the audit log.
+//
+// Rules (Quay's model):
+// - Superusers hold admin everywhere. A user holds admin on every repository
+//   of their own namespace; organization admins (a team with role admin) on
+//   every repository of the organization; creators (and admins) may create
+//   repositories there. Otherwise roles come from repository permissions
+//   granted to the user, a team they are on, or the robot. Public
+//   repositories are readable by everyone, anonymous callers included.
+// - pull needs read; push and delete need write; `*` needs admin. A push to a
+//   repository that does not exist yet is allowed to whoever may create in
+//   its namespace.
+// - Every token derived from a credential carries the credential's
+//   generation; a changed password or regenerated robot token invalidates
+//   issued registry and refresh tokens at once (checked on every request).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "auth/access.h"
+#include "auth/crypto.h"
+#include "auth/jwt.h"
+#include "http/server.h"
+#include "meta/account_store.h"
+#include "meta/metadata_store.h"
+
+namespace wharf::auth {
+
+struct Options {
+  std::string service = "wharf";   // `service` in challenges, `aud` of tokens
+  std::string issuer = "wharf";
+  std::string external_url;        // realm base; else from the request
+  int64_t token_ttl_seconds = 300;
+  int64_t refresh_ttl_seconds = 30 * 24 * 3600;
+  int64_t session_ttl_seconds = 12 * 3600;
+  bool new_repos_public = false;
+  // Failed logins: `max_failures` within `failure_window_seconds` from one
+  // (address, account) pair blocks that pair for `block_seconds`.
+  int max_failures = 5;
+  int64_t failure_window_seconds = 300;
+  int64_t block_seconds = 60;
+  // Successful password verifications are remembered this long.
+  int64_t password_cache_seconds = 60;
+};
+
+enum class Credential { None, Password, RobotToken, RegistryToken, RefreshToken, ApiToken, Session };
+
+struct Principal {
+  enum class Kind { Anonymous, User, Robot } kind = Kind::Anonymous;
+  int64_t id = 0;
+  std::string name;  // user name or robot full name
+  bool superuser = false;
+  int64_t generation = 0;
+  int64_t owner_id = 0;  // robots: the namespace owner
+  Credential via = Credential::None;
+  bool anonymous() const { return kind == Kind::Anonymous; }
+  meta::SubjectKind subject() const {
+    return kind == Kind::Robot ? meta::SubjectKind::Robot : meta::SubjectKind::User;
+  }
+  std::string kind_name() const;
+};
+
+class Auth : public AccessControl {
+ public:
+  Auth(Options o, meta::AccountStore& accounts, meta::MetadataStore& meta, const ServerKey& key,
+       const TokenSigner& signer);
+
+  // --- AccessControl (see access.h)
+  void require(const http::Request& req, std::string_view repo, std::string_view action) override;
+  bool allows(const http::Request& req, std::string_view repo, std::string_view action) override;
+  bool may_read(const http::Request& req, std::string_view repo) override;
+  std::string require_direct(const http::Request& req, std::string_view repo, std::string_view action) override;
+  void audit(const http::Request& req, std::string_view action, std::string_view repo,
+             const nlohmann::json& detail) override;
+
+  // GET/POST /v2/auth.
+  boost::asio::awaitable<void> handle_token(http::Exchange& ex);
+
+  // --- building blocks for the management API
+  // Verifies user:password or robot:token (per `allow_robot`), with the
+  // failed-login limit for (client address, name). Throws core::Error
+  // Unauthorized / TooManyRequests (with Retry-After).
+  Principal login(const http::Request& req, std::string_view name, std::string_view secret, bool allow_robot);
+  // The caller of a Basic header, when there is one.
+  std::optional<Principal> basic(const http::Request& req, bool allow_robot);
+  // A personal API token ("wharf_pat_..."); nullopt when unknown.
+  std::optional<Principal> api_token(std::string_view token);
+  Principal user_principal(const meta::Account& a, Credential via) const;
+
+  meta::Role role(const Principal& p, std::string_view repo);
+  bool can_create(const Principal& p, std::string_view ns);
+  // Namespace admin: the user themself, an org admin, or a superuser.
+  bool namespace_admin(const Principal& p, std::string_view ns);
+  // Creates the repository's settings when missing, with the defaults and
+  // grants a new repository gets. Returns true when it was created.
+  bool create_repository(const Principal& creator, std::string_view repo, std::optional<bool> is_public = {},
+                         std::string_view description = {});
+
+  // Drops the in-process note that `repo` has settings (after deleting them).
+  void forget_repository(std::string_view repo);
+
+  void record(const Principal& p, const http::Request* req, std::string_view action, std::string_view repo,
+              const nlohmann::json& detail);
+
+  const Options& options() const { return opts_; }
+  const ServerKey& key() const { return key_; }
+  const TokenSigner& signer() const { return signer_; }
+  meta::AccountStore& accounts() { return accounts_; }
+
+ private:
+  struct Verified {
+    Principal who;
+    nlohmann::json access;  // [{type,name,actions}]
+    int64_t exp = 0;
+  };
+  // The registry token of the request (cached by token text); nullopt when none.
+  std::optional<Verified> bearer(const http::Request& req, bool& presented, std::string& why);
+  bool generation_current(const Principal& p);
+  static bool token_allows(const nlohmann::json& access, std::string_view type, std::string_view name,
+                           std::string_view action);
+  [[noreturn]] void challenge(const http::Request& req, std::string_view scope, bool insufficient,
+                              std::string_view message);
+  nlohmann::json grant(const Principal& p, const std::vector<std::string>& scopes);
+  std::string issue(const Principal& p, const nlohmann::json& access, bool refresh);
+  void check_rate(const std::string& key);
+  void note_failure(const std::string& key);
+
+  Options opts_;
+  meta::AccountStore& accounts_;
+  meta::MetadataStore& meta_;
+  const ServerKey& key_;
+  const TokenSigner& signer_;
+
+  std::mutex mu_;
+  std::unordered_map<std::string, Verified> token_cache_;  // JWT text -> verified claims
+  struct Failures {
+    std::vector<int64_t> times;
+    int64_t blocked_until = 0;
+  };
+  std::unordered_map<std::string, Failures> failures_;      // "addr\nname"
+  std::unordered_map<std::string, std::pair<int64_t, int64_t>> password_ok_;  // keyed hash -> (expiry, generation)
+  std::unordered_map<std::string, bool> known_repos_;       // repositories with settings
+};
+
+}  // namespace wharf::auth
