@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 #include <thread>
 
+#include "api/api.h"
 #include "auth/auth.h"
 #include "auth/crypto.h"
 #include "auth/jwt.h"
@@ -251,6 +252,8 @@ int serve(core::Config cfg) {
     authz = std::make_unique<auth::Auth>(ao, *acc.store, *meta, *acc.key, *acc.signer);
   }
   registry::SquashEndpoint squash_endpoint({cfg.squash_repo_host, cfg.external_url, authz.get()}, squasher);
+  std::unique_ptr<api::Api> mgmt;
+  if (authz) mgmt = std::make_unique<api::Api>(api::Options{cfg.external_url}, *authz, *meta, &squasher);
 
   registry::Options ro;
   ro.on_manifest_deleted = [&squasher](const std::string& d) { squasher.forget_manifest(d); };
@@ -258,12 +261,16 @@ int serve(core::Config cfg) {
     ro.on_manifest_pushed = [&squasher](const std::string& repo, const std::string& digest) {
       squasher.index_in_background(repo, digest);
     };
-  ro.on_tag_pushed = [&squasher, &cfg](const std::string& repo, const std::string& tag) {
+  ro.on_tag_pushed = [&squasher, &cfg, &acc](const std::string& repo, const std::string& tag) {
     auto listed = [&](const std::vector<std::string>& v, const std::string& x) {
       return std::find(v.begin(), v.end(), x) != v.end();
     };
     std::string ns = repo.substr(0, repo.find('/'));
-    if (!cfg.squash_auto_prime_all && !listed(cfg.squash_auto_prime_namespaces, ns) &&
+    // The repository's own setting (management API / UI), else the config lists.
+    bool per_repo = false;
+    if (acc.store)
+      if (auto s = acc.store->repo_settings(repo)) per_repo = s->auto_prime;
+    if (!per_repo && !cfg.squash_auto_prime_all && !listed(cfg.squash_auto_prime_namespaces, ns) &&
         !listed(cfg.squash_auto_prime_repositories, repo))
       return;
     try {
@@ -305,6 +312,7 @@ int serve(core::Config cfg) {
       co_return co_await reg.handle(ex);
     }
     if (path.starts_with("/c1/squash/")) co_return co_await squash_endpoint.handle(ex);
+    if (mgmt && path.starts_with("/api/v1/")) co_return co_await mgmt->handle(ex);
     http::Response r;
     r.headers.add("Content-Type", "application/json");
     if (path == "/health/instance") {

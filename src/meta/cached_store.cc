@@ -80,6 +80,15 @@ class CachedStore : public MetadataStore {
     drop_tag(repo, tag);
     return r;
   }
+  std::vector<TagRecord> tag_records(std::string_view r) override { return in_->tag_records(r); }
+  bool delete_repository(std::string_view repo) override {
+    bool r = in_->delete_repository(repo);
+    std::lock_guard lk(mu_);
+    std::string prefix = key(repo, "");
+    std::erase_if(tags_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
+    std::erase_if(manifests_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
+    return r;
+  }
   bool delete_manifest(std::string_view repo, std::string_view digest) override {
     bool r = in_->delete_manifest(repo, digest);
     std::lock_guard lk(mu_);

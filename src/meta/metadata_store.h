@@ -30,6 +30,12 @@ struct ManifestRecord {
   std::string annotations;     // JSON object text, or empty
 };
 
+struct TagRecord {
+  std::string name;
+  std::string digest;
+  int64_t updated = 0;  // unix seconds of the last push that moved it
+};
+
 struct UploadRecord {
   std::string id;
   std::string repo;
@@ -92,6 +98,11 @@ class MetadataStore {
   // Tags in byte order, strictly after `after`, at most `limit`.
   virtual std::vector<std::string> list_tags(std::string_view repo, std::string_view after, size_t limit) = 0;
   virtual bool delete_tag(std::string_view repo, std::string_view tag) = 0;
+  // Every tag of `repo` with its manifest digest and update time, by name.
+  virtual std::vector<TagRecord> tag_records(std::string_view repo) = 0;
+  // Removes the repository with its tags, manifests and blob links (the
+  // bytes stay in the BlobStore for garbage collection). True when it existed.
+  virtual bool delete_repository(std::string_view repo) = 0;
   // Deletes the manifest and every tag pointing at it.
   virtual bool delete_manifest(std::string_view repo, std::string_view digest) = 0;
   // Manifests in `repo` whose subject is `subject`, ordered by digest.

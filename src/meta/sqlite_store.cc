@@ -229,6 +229,28 @@ class SqliteStore : public MetadataStore {
       return changes(c) > 0;
     });
   }
+  std::vector<TagRecord> tag_records(std::string_view repo) override {
+    return with([&](Conn& c) {
+      std::vector<TagRecord> out;
+      auto s = c.prepare(
+          "SELECT t.name, t.digest, t.updated FROM tags t JOIN repositories r ON r.id = t.repo_id WHERE r.name = ? "
+          "ORDER BY t.name");
+      s.bind(repo);
+      while (s.step()) out.push_back({s.text(0), s.text(1), s.i64(2)});
+      return out;
+    });
+  }
+  bool delete_repository(std::string_view repo) override {
+    return write([&](Conn& c) {
+      int64_t id = repo_id(c, repo, false);
+      if (!id) return false;
+      for (const char* sql : {"DELETE FROM tags WHERE repo_id = ?", "DELETE FROM manifest_refs WHERE repo_id = ?",
+                              "DELETE FROM manifests WHERE repo_id = ?", "DELETE FROM repo_blobs WHERE repo_id = ?",
+                              "DELETE FROM repositories WHERE id = ?"})
+        c.prepare(sql).bind(id).run();
+      return true;
+    });
+  }
   bool delete_manifest(std::string_view repo, std::string_view digest) override {
     return write([&](Conn& c) {
       int64_t id = repo_id(c, repo, false);

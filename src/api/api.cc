@@ -1,0 +1,851 @@
+#include "api/api.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "auth/manage.h"
+#include "core/error.h"
+#include "core/reference.h"
+
+namespace wharf::api {
+
+namespace asio = boost::asio;
+using auth::Principal;
+using core::Error;
+using core::ErrorCode;
+using meta::Role;
+using nlohmann::json;
+
+namespace {
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::vector<std::string> segments(std::string_view s) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (true) {
+    size_t j = s.find('/', i);
+    out.emplace_back(s.substr(i, j == std::string_view::npos ? std::string_view::npos : j - i));
+    if (j == std::string_view::npos) break;
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v, size_t from, size_t to) {
+  std::string out;
+  for (size_t i = from; i < to; ++i) out += (i > from ? "/" : "") + v[i];
+  return out;
+}
+
+std::string ns_of(std::string_view repo) { return std::string(repo.substr(0, repo.find('/'))); }
+
+std::optional<std::string> cookie(const http::Request& req, std::string_view name) {
+  for (auto h : req.headers.all("Cookie")) {
+    while (!h.empty()) {
+      auto semi = h.find(';');
+      auto part = h.substr(0, semi);
+      while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+      auto eq = part.find('=');
+      if (eq != std::string_view::npos && part.substr(0, eq) == name) return std::string(part.substr(eq + 1));
+      if (semi == std::string_view::npos) break;
+      h.remove_prefix(semi + 1);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string str(const json& body, const char* key, std::string_view def = {}) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::string(def);
+  if (!it->is_string()) throw Error(ErrorCode::BadRequest, std::string(key) + " must be a string");
+  return it->get<std::string>();
+}
+
+meta::SubjectKind parse_kind(std::string_view k) {
+  if (k == "user") return meta::SubjectKind::User;
+  if (k == "team") return meta::SubjectKind::Team;
+  if (k == "robot") return meta::SubjectKind::Robot;
+  throw Error(ErrorCode::NotFound, "permission kind must be user, team or robot", std::string(k));
+}
+
+Role parse_role_or_throw(const std::string& r) {
+  auto role = meta::parse_role(r);
+  if (!role || *role == Role::None) throw Error(ErrorCode::BadRequest, "role must be read, write or admin", r);
+  return *role;
+}
+
+json audit_json(const meta::AuditEvent& e) {
+  return json{{"id", e.id},
+              {"time", e.time_ms / 1000.0},
+              {"actor", e.actor},
+              {"actor_kind", e.actor_kind},
+              {"action", e.action},
+              {"namespace", e.ns},
+              {"repository", e.repo},
+              {"detail", json::parse(e.detail, nullptr, false)},
+              {"address", e.address}};
+}
+
+}  // namespace
+
+struct Api::Impl {
+  Options opts;
+  auth::Auth& auth;
+  meta::AccountStore& acc;
+  meta::MetadataStore& meta;
+  squash::Service* squash;
+
+  // One request's context.
+  struct Call {
+    const http::Request& req;
+    std::string method;
+    json body;
+    Principal who;
+    bool via_session = false;
+    std::string csrf;
+    http::Response res;
+  };
+
+  Impl(Options o, auth::Auth& a, meta::MetadataStore& m, squash::Service* s)
+      : opts(std::move(o)), auth(a), acc(a.accounts()), meta(m), squash(s) {}
+
+  // ------------------------------------------------------------ responses
+  static void reply(Call& c, int status, const json& body) {
+    c.res.status = status;
+    c.res.headers.set("Content-Type", "application/json");
+    c.res.body = status == 204 ? std::string() : body.dump();
+  }
+  static void no_store(Call& c) { c.res.headers.set("Cache-Control", "no-store"); }
+
+  // ------------------------------------------------------------ callers
+  void authenticate(Call& c) {
+    const auto& req = c.req;
+    if (auto h = req.headers.get("Authorization")) {
+      if (h->size() > 6 && (h->starts_with("Basic ") || h->starts_with("basic "))) {
+        c.who = *auth.basic(req, true);
+      } else if (h->size() > 7 && (h->starts_with("Bearer ") || h->starts_with("bearer "))) {
+        auto tok = h->substr(7);
+        auto p = auth.api_token(tok);
+        if (!p)
+          throw Error(ErrorCode::Unauthorized,
+                      tok.starts_with("wharf_pat_")
+                          ? "unknown or deleted personal API token"
+                          : "registry tokens are not accepted by the management API; use a password or a personal API token");
+        c.who = *p;
+      } else {
+        throw Error(ErrorCode::Unauthorized, "use Basic user:password or a Bearer personal API token");
+      }
+      if (c.who.kind == Principal::Kind::Robot)
+        throw Error(ErrorCode::Denied, "robot accounts cannot use the management API; use a user account");
+      return;
+    }
+    if (auto sid = cookie(req, "wharf_session")) {
+      auto s = acc.session(auth.key().keyed_hash(*sid));
+      if (!s || s->expires < now_s()) return;  // anonymous; the UI signs in again
+      auto a = acc.account_by_id(s->user_id);
+      if (!a || a->generation != s->generation) return;
+      c.who = auth.user_principal(*a, auth::Credential::Session);
+      c.via_session = true;
+      c.csrf = s->csrf;
+    }
+  }
+
+  // Refuses cross-site state changes; cookie callers need the CSRF token.
+  void check_state_change(Call& c) {
+    if (c.method == "GET" || c.method == "HEAD") return;
+    const auto& req = c.req;
+    if (auto site = req.headers.get("Sec-Fetch-Site"); site && *site != "same-origin" && *site != "none")
+      throw Error(ErrorCode::Denied, "cross-site requests may not change anything");
+    if (auto origin = req.headers.get("Origin"); origin && *origin != "null") {
+      std::string base = http::base_url(req, opts.external_url);
+      if (base.empty() || *origin != base) throw Error(ErrorCode::Denied, "the request's Origin is not this registry");
+    }
+    if (c.via_session) {
+      auto t = req.headers.get("X-CSRF-Token");
+      if (!t || !auth::equal_constant_time(*t, c.csrf))
+        throw Error(ErrorCode::Denied, "missing or wrong X-CSRF-Token; reload the page and try again");
+    }
+  }
+
+  void need_user(const Call& c) {
+    if (c.who.anonymous())
+      throw Error(ErrorCode::Unauthorized, "sign in first (Basic user:password or a personal API token)");
+  }
+
+  bool repo_exists(const std::string& repo) {
+    return acc.repo_settings(repo).has_value() || meta.repository_exists(repo);
+  }
+
+  // The caller's role on `repo`, requiring at least `need`: a repository
+  // they cannot read is a 404, one they may not change a 403.
+  Role require_repo(const Call& c, const std::string& repo, Role need) {
+    Role r = repo_exists(repo) ? auth.role(c.who, repo) : Role::None;
+    if (r < Role::Read) {
+      if (c.who.anonymous()) need_user(c);
+      throw Error(ErrorCode::NameUnknown, "repository not found, or you may not read it", repo);
+    }
+    if (r < need)
+      throw Error(ErrorCode::Denied, std::string("this needs ") + std::string(meta::role_name(need)) +
+                                         " permission on " + repo + "; you have " + std::string(meta::role_name(r)));
+    return r;
+  }
+
+  meta::Account require_namespace(const std::string& ns) {
+    auto a = acc.account(ns);
+    if (!a) throw Error(ErrorCode::NameUnknown, "no such namespace", ns);
+    return *a;
+  }
+  void require_ns_admin(const Call& c, const std::string& ns) {
+    need_user(c);
+    require_namespace(ns);
+    if (!auth.namespace_admin(c.who, ns))
+      throw Error(ErrorCode::Denied, "only administrators of " + ns + " may do this");
+  }
+  meta::Account require_org(const std::string& org) {
+    auto a = acc.account(org);
+    if (!a || !a->is_org) throw Error(ErrorCode::NameUnknown, "no such organization", org);
+    return *a;
+  }
+  bool org_member(const Call& c, const meta::Account& org) {
+    return c.who.superuser || acc.team_role(org.id, c.who.subject(), c.who.id).has_value();
+  }
+
+  void record(const Call& c, std::string_view action, std::string_view repo, json detail) {
+    auth.record(c.who, &c.req, action, repo, detail);
+  }
+
+  // ------------------------------------------------------------ dispatch
+  void dispatch(Call& c, const std::string& rest) {
+    auto seg = segments(rest);
+    const std::string& m = c.method;
+    auto is = [&](std::initializer_list<std::string_view> want) {
+      if (seg.size() != want.size()) return false;
+      size_t i = 0;
+      for (auto w : want) {
+        if (w != "*" && seg[i] != w) return false;
+        ++i;
+      }
+      return true;
+    };
+    if (is({"signin"}) && m == "POST") return signin(c);
+    if (is({"signout"}) && m == "POST") return signout(c);
+    need_user(c);
+    // user
+    if ((is({"user", ""}) || is({"user"})) && m == "GET") return current_user(c);
+    if (is({"user", "password"}) && m == "PUT") return change_password(c);
+    if (is({"user", "tokens"}) && m == "GET") return list_tokens(c);
+    if (is({"user", "tokens"}) && m == "POST") return create_token(c);
+    if (is({"user", "tokens", "*"}) && m == "DELETE") return delete_token(c, seg[2]);
+    if (is({"user", "logs"}) && m == "GET") return logs(c, c.who.name, "", c.who.name);
+    if (seg.size() >= 2 && seg[0] == "user" && seg[1] == "robots") return robots(c, c.who.name, seg, 2);
+    if (seg.size() >= 3 && seg[0] == "namespace" && seg[2] == "robots") return robots(c, seg[1], seg, 3);
+    if (seg.size() >= 3 && seg[0] == "organization" && seg[2] == "robots") return robots(c, seg[1], seg, 3);
+    // superuser
+    if (is({"superuser", "logs"}) && m == "GET") {
+      if (!c.who.superuser) throw Error(ErrorCode::Denied, "only superusers may read the whole audit log");
+      return logs(c, "", "", "");
+    }
+    // organizations
+    if ((is({"organization", ""}) || is({"organization"})) && m == "POST") return create_org(c);
+    if (seg.size() >= 2 && seg[0] == "organization") return organization(c, seg);
+    // repositories
+    if ((is({"repository"}) || is({"repository", ""})) && m == "POST") return create_repo(c);
+    if ((is({"repository"}) || is({"repository", ""})) && m == "GET") return list_repos(c);
+    if (seg.size() >= 3 && seg[0] == "repository") return repository(c, seg);
+    throw Error(ErrorCode::NotFound, "no such API endpoint", std::string(c.method) + " /api/v1/" + rest);
+  }
+
+  // ------------------------------------------------------------ sessions
+  void signin(Call& c) {
+    std::string user = str(c.body, "username"), pw = str(c.body, "password");
+    if (user.empty() || pw.empty()) throw Error(ErrorCode::BadRequest, "give username and password");
+    Principal p = auth.login(c.req, user, pw, false);
+    meta::Session s;
+    std::string sid = auth::random_b64(32);
+    s.id_hash = auth.key().keyed_hash(sid);
+    s.user_id = p.id;
+    s.csrf = auth::random_b64(24);
+    s.generation = p.generation;
+    s.expires = now_s() + auth.options().session_ttl_seconds;
+    acc.create_session(s);
+    bool secure = c.req.tls || http::base_url(c.req, opts.external_url).starts_with("https://");
+    c.res.headers.add("Set-Cookie", "wharf_session=" + sid + "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
+                                        std::to_string(auth.options().session_ttl_seconds) + (secure ? "; Secure" : ""));
+    no_store(c);
+    c.who = p;
+    record(c, "login", "", json{{"credential", "password"}, {"via", "ui"}, {"namespace", p.name}});
+    reply(c, 200, json{{"username", p.name}, {"superuser", p.superuser}, {"csrf_token", s.csrf}});
+  }
+  void signout(Call& c) {
+    if (auto sid = cookie(c.req, "wharf_session")) acc.delete_session(auth.key().keyed_hash(*sid));
+    c.res.headers.add("Set-Cookie", "wharf_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    reply(c, 204, nullptr);
+  }
+
+  // ------------------------------------------------------------ user
+  void current_user(Call& c) {
+    auto a = acc.account_by_id(c.who.id);
+    json orgs = json::array();
+    for (auto& o : acc.organizations_of(meta::SubjectKind::User, c.who.id)) orgs.push_back(o.name);
+    json out = {{"username", c.who.name},
+                {"email", a ? a->email : ""},
+                {"superuser", c.who.superuser},
+                {"organizations", orgs}};
+    if (c.via_session) {
+      out["csrf_token"] = c.csrf;
+      no_store(c);
+    }
+    reply(c, 200, out);
+  }
+  void change_password(Call& c) {
+    std::string cur = str(c.body, "current_password"), next = str(c.body, "new_password");
+    auth.login(c.req, c.who.name, cur, false);
+    if (next.size() < 8) throw Error(ErrorCode::BadRequest, "the new password must have at least 8 characters");
+    acc.set_password(c.who.id, auth::hash_password(next));
+    record(c, "password_change", "", json{{"namespace", c.who.name}});
+    reply(c, 204, nullptr);
+  }
+  void list_tokens(Call& c) {
+    json out = json::array();
+    for (auto& t : acc.api_tokens(c.who.id))
+      out.push_back({{"id", t.id}, {"name", t.name}, {"created", t.created}, {"last_used", t.last_used}});
+    reply(c, 200, json{{"tokens", out}});
+  }
+  void create_token(Call& c) {
+    std::string name = str(c.body, "name");
+    if (name.empty() || name.size() > 100) throw Error(ErrorCode::BadRequest, "give the token a name (1-100 characters)");
+    std::string token = "wharf_pat_" + auth::random_b64(32);
+    int64_t id = acc.create_api_token({0, c.who.id, name, auth.key().keyed_hash(token), 0, 0});
+    record(c, "api_token_create", "", json{{"name", name}, {"namespace", c.who.name}});
+    no_store(c);
+    reply(c, 201, json{{"id", id}, {"name", name}, {"token", token}});
+  }
+  void delete_token(Call& c, const std::string& id) {
+    int64_t n = 0;
+    try {
+      n = std::stoll(id);
+    } catch (...) {
+      throw Error(ErrorCode::NotFound, "no such token", id);
+    }
+    if (!acc.delete_api_token(c.who.id, n)) throw Error(ErrorCode::NotFound, "no such token", id);
+    record(c, "api_token_delete", "", json{{"id", n}, {"namespace", c.who.name}});
+    reply(c, 204, nullptr);
+  }
+
+  // ------------------------------------------------------------ robots
+  // seg[at] is the short name (if any); seg[at+1] an action.
+  void robots(Call& c, const std::string& ns, const std::vector<std::string>& seg, size_t at) {
+    require_ns_admin(c, ns);
+    auto owner = require_namespace(ns);
+    const std::string& m = c.method;
+    std::string short_name = seg.size() > at ? seg[at] : "";
+    std::string action = seg.size() > at + 1 ? seg[at + 1] : "";
+    if (seg.size() > at + 2) throw Error(ErrorCode::NotFound, "no such API endpoint");
+    std::string full = ns + "+" + short_name;
+    if (short_name.empty()) {
+      if (m != "GET") throw Error(ErrorCode::Unsupported, "method not allowed");
+      json out = json::array();
+      for (auto& r : acc.robots(owner.id)) {
+        json perms = json::array();
+        for (auto& p : acc.permissions_of(meta::SubjectKind::Robot, r.id))
+          perms.push_back({{"repository", p.repo}, {"role", meta::role_name(p.role)}});
+        out.push_back({{"name", r.full_name()}, {"description", r.description}, {"created", r.created},
+                       {"permissions", perms}});
+      }
+      return reply(c, 200, json{{"robots", out}});
+    }
+    if (action.empty() && m == "PUT") {
+      std::string token = auth::create_robot(acc, auth.key(), full, str(c.body, "description"));
+      record(c, "robot_create", "", json{{"robot", full}, {"namespace", ns}});
+      no_store(c);
+      return reply(c, 201, json{{"name", full}, {"token", token}});
+    }
+    auto robot = acc.robot(full);
+    if (!robot) throw Error(ErrorCode::NameUnknown, "no such robot account", full);
+    if (action.empty() && m == "GET") {
+      std::string token = auth::robot_token(acc, auth.key(), full);
+      record(c, "robot_token_view", "", json{{"robot", full}, {"namespace", ns}});
+      no_store(c);
+      return reply(c, 200, json{{"name", full}, {"description", robot->description}, {"created", robot->created},
+                                {"token", token}});
+    }
+    if (action.empty() && m == "DELETE") {
+      acc.delete_robot(robot->id);
+      record(c, "robot_delete", "", json{{"robot", full}, {"namespace", ns}});
+      return reply(c, 204, nullptr);
+    }
+    if (action == "regenerate" && m == "POST") {
+      std::string token = auth::regenerate_robot_token(acc, auth.key(), full);
+      record(c, "robot_regenerate", "", json{{"robot", full}, {"namespace", ns}});
+      no_store(c);
+      return reply(c, 200, json{{"name", full}, {"token", token}});
+    }
+    if (action == "permissions" && m == "GET") {
+      json perms = json::array();
+      for (auto& p : acc.permissions_of(meta::SubjectKind::Robot, robot->id))
+        perms.push_back({{"repository", p.repo}, {"role", meta::role_name(p.role)}});
+      return reply(c, 200, json{{"permissions", perms}});
+    }
+    throw Error(ErrorCode::NotFound, "no such API endpoint");
+  }
+
+  // ------------------------------------------------------------ organizations
+  void create_org(Call& c) {
+    std::string name = str(c.body, "name");
+    auth::create_org(acc, name, c.who.name, str(c.body, "email"));
+    record(c, "org_create", "", json{{"namespace", name}});
+    reply(c, 201, json{{"name", name}});
+  }
+
+  json team_json(const meta::Team& t) {
+    return json{{"name", t.name},
+                {"role", meta::team_role_name(t.role)},
+                {"description", t.description},
+                {"members", acc.team_members(t.id).size()}};
+  }
+
+  void organization(Call& c, const std::vector<std::string>& seg) {
+    auto org = require_org(seg[1]);
+    const std::string& m = c.method;
+    bool admin = auth.namespace_admin(c.who, org.name);
+    auto need_admin = [&] {
+      if (!admin) throw Error(ErrorCode::Denied, "only administrators of " + org.name + " may do this");
+    };
+    auto need_member = [&] {
+      if (!org_member(c, org)) throw Error(ErrorCode::NameUnknown, "no such organization", org.name);
+    };
+    size_t n = seg.size();
+    if (n == 2 || (n == 3 && seg[2].empty())) {
+      if (m == "GET") {
+        need_member();
+        json teams = json::array();
+        for (auto& t : acc.teams(org.id)) teams.push_back(team_json(t));
+        return reply(c, 200, json{{"name", org.name}, {"email", org.email}, {"is_admin", admin}, {"teams", teams}});
+      }
+      if (m == "DELETE") {
+        need_admin();
+        delete_namespace_repos(c, org.name);
+        acc.delete_account(org.id);
+        record(c, "org_delete", "", json{{"namespace", org.name}});
+        return reply(c, 204, nullptr);
+      }
+    }
+    if (n == 3 && seg[2] == "members" && m == "GET") {
+      need_admin();
+      std::map<std::string, json> members;
+      for (auto& t : acc.teams(org.id))
+        for (auto& mem : acc.team_members(t.id)) {
+          auto& e = members[mem.name];
+          if (e.is_null()) e = {{"name", mem.name}, {"kind", meta::subject_kind_name(mem.kind)}, {"teams", json::array()}};
+          e["teams"].push_back(t.name);
+        }
+      json out = json::array();
+      for (auto& [_, v] : members) out.push_back(v);
+      return reply(c, 200, json{{"members", out}});
+    }
+    if (n == 3 && seg[2] == "teams" && m == "GET") {
+      need_member();
+      json teams = json::array();
+      for (auto& t : acc.teams(org.id)) teams.push_back(team_json(t));
+      return reply(c, 200, json{{"teams", teams}});
+    }
+    if (n == 3 && seg[2] == "logs" && m == "GET") {
+      need_admin();
+      return logs(c, org.name, "", org.name);
+    }
+    if (n >= 4 && seg[2] == "team") {
+      const std::string& tname = seg[3];
+      auto team = acc.team(org.id, tname);
+      if (n == 4 && m == "PUT") {
+        need_admin();
+        auto role = meta::parse_team_role(str(c.body, "role", team ? meta::team_role_name(team->role) : "member"));
+        if (!role) throw Error(ErrorCode::BadRequest, "team role must be member, creator or admin");
+        if (!auth::valid_account_name(tname))
+          throw Error(ErrorCode::BadRequest, "a team name is 2-64 characters: lower-case letters, digits, _ and -");
+        if (team) {
+          team->role = *role;
+          if (c.body.contains("description")) team->description = str(c.body, "description");
+          acc.update_team(*team);
+        } else {
+          acc.create_team({0, org.id, tname, *role, str(c.body, "description")});
+          team = acc.team(org.id, tname);
+        }
+        record(c, "team_change", "", json{{"namespace", org.name}, {"team", tname}, {"role", meta::team_role_name(*role)}});
+        return reply(c, 200, team_json(*team));
+      }
+      if (!team) throw Error(ErrorCode::NameUnknown, "no such team", tname);
+      if (n == 4 && m == "DELETE") {
+        need_admin();
+        if (team->name == "owners") throw Error(ErrorCode::BadRequest, "the owners team cannot be deleted");
+        acc.delete_team(team->id);
+        record(c, "team_delete", "", json{{"namespace", org.name}, {"team", tname}});
+        return reply(c, 204, nullptr);
+      }
+      if (n == 5 && seg[4] == "members" && m == "GET") {
+        need_member();
+        json out = json::array();
+        for (auto& mem : acc.team_members(team->id))
+          out.push_back({{"name", mem.name}, {"kind", meta::subject_kind_name(mem.kind)}});
+        return reply(c, 200, json{{"members", out}});
+      }
+      if (n == 6 && seg[4] == "members" && (m == "PUT" || m == "DELETE")) {
+        need_admin();
+        const std::string& who = seg[5];
+        auto kind = who.find('+') != std::string::npos ? meta::SubjectKind::Robot : meta::SubjectKind::User;
+        int64_t id = auth::subject_id(acc, org.name, kind, who);
+        if (m == "PUT") {
+          acc.add_team_member(team->id, kind, id);
+        } else {
+          if (team->name == "owners" && team->role == meta::TeamRole::Admin && acc.team_members(team->id).size() <= 1)
+            throw Error(ErrorCode::BadRequest, "an organization keeps at least one owner");
+          if (!acc.remove_team_member(team->id, kind, id))
+            throw Error(ErrorCode::NameUnknown, who + " is not on team " + tname);
+        }
+        record(c, m == "PUT" ? "team_member_add" : "team_member_remove", "",
+               json{{"namespace", org.name}, {"team", tname}, {"member", who}});
+        return reply(c, m == "PUT" ? 200 : 204, json{{"name", who}});
+      }
+    }
+    if (n >= 3 && seg[2] == "prototypes") {
+      need_admin();
+      if (n == 3 && m == "GET") {
+        json out = json::array();
+        for (auto& p : acc.default_permissions(org.id))
+          out.push_back({{"kind", meta::subject_kind_name(p.kind)}, {"name", p.subject}, {"role", meta::role_name(p.role)}});
+        return reply(c, 200, json{{"prototypes", out}});
+      }
+      if (n == 5 && (m == "PUT" || m == "DELETE")) {
+        auto kind = parse_kind(seg[3]);
+        int64_t id = auth::subject_id(acc, org.name, kind, seg[4]);
+        Role role = m == "PUT" ? parse_role_or_throw(str(c.body, "role")) : Role::None;
+        acc.set_default_permission(org.id, kind, id, role);
+        record(c, "default_permission", "",
+               json{{"namespace", org.name}, {"kind", seg[3]}, {"name", seg[4]}, {"role", meta::role_name(role)}});
+        return reply(c, m == "PUT" ? 200 : 204, json{{"kind", seg[3]}, {"name", seg[4]}, {"role", meta::role_name(role)}});
+      }
+    }
+    throw Error(ErrorCode::NotFound, "no such API endpoint");
+  }
+
+  void delete_namespace_repos(const Call& c, const std::string& ns) {
+    std::string after = ns + "/";
+    while (true) {
+      auto page = meta.list_repositories(after, 500);
+      bool done = false;
+      for (auto& r : page) {
+        if (!r.starts_with(ns + "/")) {
+          done = true;
+          break;
+        }
+        meta.delete_repository(r);
+        auth.forget_repository(r);
+        after = r;
+      }
+      if (done || page.size() < 500) break;
+    }
+    for (auto& s : acc.list_repo_settings(ns, "", 100000)) {
+      acc.delete_repo(s.name);
+      auth.forget_repository(s.name);
+    }
+    (void)c;
+  }
+
+  // ------------------------------------------------------------ repositories
+  json repo_json(const Call& c, const std::string& name, const std::optional<meta::RepoSettings>& s) {
+    auto tags = meta.tag_records(name);
+    int64_t last = s ? s->created : 0;
+    for (auto& t : tags) last = std::max(last, t.updated);
+    auto slash = name.find('/');
+    (void)c;
+    return json{{"namespace", name.substr(0, slash)},
+                {"name", slash == std::string::npos ? name : name.substr(slash + 1)},
+                {"is_public", s && s->is_public},
+                {"description", s ? s->description : ""},
+                {"last_modified", last},
+                {"tag_count", tags.size()}};
+  }
+
+  void create_repo(Call& c) {
+    std::string ns = str(c.body, "namespace"), name = str(c.body, "repository");
+    std::string vis = str(c.body, "visibility", "private");
+    if (vis != "public" && vis != "private") throw Error(ErrorCode::BadRequest, "visibility must be public or private");
+    std::string full = ns + "/" + name;
+    if (ns.empty() || name.empty() || !core::valid_repository_name(full))
+      throw Error(ErrorCode::NameInvalid,
+                  "a repository name is lower-case letters, digits and separators (. _ - /)", full);
+    require_namespace(ns);
+    if (!auth.can_create(c.who, ns)) throw Error(ErrorCode::Denied, "you may not create repositories in " + ns);
+    if (repo_exists(full)) throw Error(ErrorCode::Conflict, "the repository already exists", full);
+    auth.create_repository(c.who, full, vis == "public", str(c.body, "description"));
+    reply(c, 201, repo_json(c, full, acc.repo_settings(full)));
+  }
+
+  void list_repos(Call& c) {
+    auto ns = c.req.param("namespace").value_or("");
+    if (ns.empty()) throw Error(ErrorCode::BadRequest, "give ?namespace=NAME");
+    auto q = c.req.param("q").value_or("");
+    size_t limit = 50;
+    if (auto l = c.req.param("limit")) limit = std::clamp<size_t>(std::strtoul(l->c_str(), nullptr, 10), 1, 500);
+    std::string after = c.req.param("next_page").value_or("");
+    // Names from both sides: settings rows (created by the API) and stored repositories.
+    std::set<std::string> names;
+    for (auto& s : acc.list_repo_settings(ns, after, 100000)) names.insert(s.name);
+    std::string cursor = std::max(after, ns + "/");
+    while (true) {
+      auto page = meta.list_repositories(cursor, 1000);
+      bool done = page.size() < 1000;
+      for (auto& r : page) {
+        if (!r.starts_with(ns + "/")) {
+          done = true;
+          break;
+        }
+        names.insert(r);
+        cursor = r;
+      }
+      if (done) break;
+    }
+    json out = json::array();
+    std::string next;
+    for (auto& name : names) {
+      if (name <= after) continue;
+      if (!q.empty() && name.find(q) == std::string::npos) continue;
+      if (auth.role(c.who, name) < Role::Read) continue;
+      if (out.size() == limit) {
+        next = out.back()["namespace"].get<std::string>() + "/" + out.back()["name"].get<std::string>();
+        break;
+      }
+      out.push_back(repo_json(c, name, acc.repo_settings(name)));
+    }
+    json res = {{"repositories", out}};
+    if (!next.empty()) res["next_page"] = next;
+    reply(c, 200, res);
+  }
+
+  void repository(Call& c, const std::vector<std::string>& seg) {
+    const std::string& m = c.method;
+    size_t n = seg.size();
+    // .../tag/ and .../tag/NAME
+    if (n >= 4 && seg[n - 2] == "tag") {
+      std::string repo = join(seg, 1, n - 2);
+      if (seg[n - 1].empty() && m == "GET") return list_tags(c, repo);
+      if (!seg[n - 1].empty() && m == "DELETE") return delete_tag(c, repo, seg[n - 1]);
+      throw Error(ErrorCode::Unsupported, "method not allowed");
+    }
+    if (n >= 4 && seg[n - 2] == "permissions" && seg[n - 1].empty() && m == "GET") {
+      std::string repo = join(seg, 1, n - 2);
+      require_repo(c, repo, Role::Admin);
+      json out = json::array();
+      for (auto& p : acc.permissions(repo))
+        out.push_back({{"kind", meta::subject_kind_name(p.kind)}, {"name", p.subject}, {"role", meta::role_name(p.role)}});
+      return reply(c, 200, json{{"permissions", out}});
+    }
+    if (n >= 5 && seg[n - 3] == "permissions" && (m == "PUT" || m == "DELETE")) {
+      std::string repo = join(seg, 1, n - 3);
+      require_repo(c, repo, Role::Admin);
+      auto kind = parse_kind(seg[n - 2]);
+      Role role = m == "PUT" ? parse_role_or_throw(str(c.body, "role")) : Role::None;
+      auth::grant(acc, repo, kind, seg[n - 1], role);
+      record(c, "permission", repo, json{{"kind", seg[n - 2]}, {"name", seg[n - 1]}, {"role", meta::role_name(role)}});
+      return reply(c, m == "PUT" ? 200 : 204,
+                   json{{"kind", seg[n - 2]}, {"name", seg[n - 1]}, {"role", meta::role_name(role)}});
+    }
+    if (n >= 4 && seg[n - 1] == "changevisibility" && m == "POST") {
+      std::string repo = join(seg, 1, n - 1);
+      require_repo(c, repo, Role::Admin);
+      std::string vis = str(c.body, "visibility");
+      if (vis != "public" && vis != "private") throw Error(ErrorCode::BadRequest, "visibility must be public or private");
+      auto s = settings_or_default(repo);
+      s.is_public = vis == "public";
+      acc.put_repo_settings(s);
+      record(c, "visibility", repo, json{{"visibility", vis}});
+      return reply(c, 200, repo_json(c, repo, s));
+    }
+    if (n >= 4 && seg[n - 1] == "logs" && m == "GET") {
+      std::string repo = join(seg, 1, n - 1);
+      require_repo(c, repo, Role::Admin);
+      return logs(c, "", repo, ns_of(repo));
+    }
+    std::string repo = join(seg, 1, seg.back().empty() ? n - 1 : n);
+    if (m == "GET") {
+      Role r = require_repo(c, repo, Role::Read);
+      auto s = acc.repo_settings(repo);
+      json out = repo_json(c, repo, s);
+      out["auto_prime"] = s && s->auto_prime;
+      out["can_write"] = r >= Role::Write;
+      out["can_admin"] = r >= Role::Admin;
+      return reply(c, 200, out);
+    }
+    if (m == "PUT") {
+      require_repo(c, repo, Role::Admin);
+      auto s = settings_or_default(repo);
+      if (c.body.contains("description")) s.description = str(c.body, "description");
+      if (c.body.contains("auto_prime")) {
+        if (!c.body["auto_prime"].is_boolean()) throw Error(ErrorCode::BadRequest, "auto_prime must be true or false");
+        s.auto_prime = c.body["auto_prime"].get<bool>();
+      }
+      if (s.description.size() > 64 * 1024) throw Error(ErrorCode::BadRequest, "the description is limited to 64 KiB");
+      acc.put_repo_settings(s);
+      record(c, "repository_change", repo, json{{"auto_prime", s.auto_prime}});
+      auto out = repo_json(c, repo, s);
+      out["auto_prime"] = s.auto_prime;
+      return reply(c, 200, out);
+    }
+    if (m == "DELETE") {
+      require_repo(c, repo, Role::Admin);
+      meta.delete_repository(repo);
+      acc.delete_repo(repo);
+      auth.forget_repository(repo);
+      record(c, "repository_delete", repo, json::object());
+      return reply(c, 204, nullptr);
+    }
+    throw Error(ErrorCode::Unsupported, "method not allowed");
+  }
+
+  meta::RepoSettings settings_or_default(const std::string& repo) {
+    if (auto s = acc.repo_settings(repo)) return *s;
+    meta::RepoSettings s;
+    s.name = repo;
+    s.is_public = false;
+    s.created = now_s();
+    return s;
+  }
+
+  void list_tags(Call& c, const std::string& repo) {
+    require_repo(c, repo, Role::Read);
+    auto tags = meta.tag_records(repo);
+    auto filter = c.req.param("filter").value_or("");
+    if (!filter.empty())
+      std::erase_if(tags, [&](const meta::TagRecord& t) { return t.name.find(filter) == std::string::npos; });
+    auto sort = c.req.param("sort").value_or("name");
+    if (sort == "-name")
+      std::reverse(tags.begin(), tags.end());
+    else if (sort == "last_modified" || sort == "-last_modified") {
+      bool desc = sort[0] == '-';
+      std::stable_sort(tags.begin(), tags.end(), [&](const auto& a, const auto& b) {
+        return desc ? a.updated > b.updated : a.updated < b.updated;
+      });
+    } else if (sort != "name") {
+      throw Error(ErrorCode::BadRequest, "sort must be name, -name, last_modified or -last_modified");
+    }
+    size_t limit = 50, page = 1;
+    if (auto l = c.req.param("limit")) limit = std::clamp<size_t>(std::strtoul(l->c_str(), nullptr, 10), 1, 500);
+    if (auto p = c.req.param("page")) page = std::max<size_t>(1, std::strtoul(p->c_str(), nullptr, 10));
+    json out = json::array();
+    size_t start = (page - 1) * limit;
+    for (size_t i = start; i < tags.size() && i < start + limit; ++i) out.push_back(tag_json(repo, tags[i]));
+    reply(c, 200, json{{"tags", out}, {"page", page}, {"limit", limit}, {"total", tags.size()},
+                       {"has_additional", start + limit < tags.size()}});
+  }
+
+  json tag_json(const std::string& repo, const meta::TagRecord& t) {
+    json out = {{"name", t.name}, {"manifest_digest", t.digest}, {"last_modified", t.updated}};
+    auto m = meta.get_manifest(repo, t.digest);
+    json platforms = json::array();
+    json size = nullptr;
+    if (m) {
+      out["media_type"] = m->media_type;
+      auto j = json::parse(m->body, nullptr, false);
+      if (j.is_object() && j.contains("manifests") && j["manifests"].is_array()) {
+        for (auto& d : j["manifests"]) {
+          auto p = d.value("platform", json::object());
+          if (!p.is_object() || p.value("os", "") == "unknown" || p.value("os", "").empty()) continue;
+          std::string s = p.value("os", "") + "/" + p.value("architecture", "");
+          if (!p.value("variant", "").empty()) s += "/" + p.value("variant", "");
+          platforms.push_back(s);
+        }
+      } else if (j.is_object()) {
+        uint64_t total = 0;
+        if (j.contains("config") && j["config"].is_object()) total += j["config"].value("size", uint64_t{0});
+        for (auto& l : j.value("layers", json::array()))
+          if (l.is_object()) total += l.value("size", uint64_t{0});
+        size = total;
+      }
+    }
+    out["size"] = size;
+    out["platforms"] = platforms;
+    bool cached = false;
+    if (squash) {
+      try {
+        cached = squash->cached(squash->resolve(repo, t.name, "")).has_value();
+      } catch (const std::exception&) {  // an artifact, a missing platform: not squashable, so not cached
+      }
+    }
+    out["squash_cached"] = cached;
+    return out;
+  }
+
+  void delete_tag(Call& c, const std::string& repo, const std::string& tag) {
+    require_repo(c, repo, Role::Write);
+    if (!meta.delete_tag(repo, tag)) throw Error(ErrorCode::NotFound, "no such tag", tag);
+    record(c, "delete", repo, json{{"reference", tag}, {"via", "api"}});
+    reply(c, 204, nullptr);
+  }
+
+  // ------------------------------------------------------------ audit log
+  void logs(Call& c, const std::string& ns, const std::string& repo, const std::string& label) {
+    meta::AuditQuery q;
+    q.ns = ns;
+    q.repo = repo;
+    if (auto b = c.req.param("before")) q.before_id = std::strtoll(b->c_str(), nullptr, 10);
+    if (auto l = c.req.param("limit")) q.limit = std::clamp<size_t>(std::strtoul(l->c_str(), nullptr, 10), 1, 1000);
+    json out = json::array();
+    auto events = acc.audit(q);
+    for (auto& e : events) out.push_back(audit_json(e));
+    json res = {{"logs", out}, {"scope", label}};
+    if (events.size() == q.limit) res["next_before"] = events.back().id;
+    reply(c, 200, res);
+  }
+};
+
+Api::Api(Options o, auth::Auth& auth, meta::MetadataStore& meta, squash::Service* squash)
+    : impl_(std::make_unique<Impl>(std::move(o), auth, meta, squash)) {}
+Api::~Api() = default;
+
+asio::awaitable<void> Api::handle(http::Exchange& ex) {
+  ex.route = "api";
+  const auto& req = ex.request();
+  Impl::Call c{req, req.method, json::object(), Principal{}, false, "", http::Response{}};
+  std::optional<Error> err;
+  try {
+    if (req.method == "POST" || req.method == "PUT" || req.method == "DELETE") {
+      std::string body;
+      std::vector<char> buf(16 * 1024);
+      while (size_t n = co_await ex.read_body(buf)) {
+        if (body.size() + n > (1u << 20)) throw Error(ErrorCode::BadRequest, "request body larger than 1 MiB");
+        body.append(buf.data(), n);
+      }
+      if (!body.empty()) {
+        c.body = json::parse(body, nullptr, false);
+        if (!c.body.is_object()) throw Error(ErrorCode::BadRequest, "the request body must be a JSON object");
+      }
+    }
+    std::string rest = req.path.substr(std::string_view("/api/v1/").size());
+    impl_->authenticate(c);
+    impl_->check_state_change(c);
+    impl_->dispatch(c, rest);
+  } catch (const Error& e) {
+    err = e;
+  } catch (const boost::system::system_error&) {
+    throw;
+  } catch (const std::exception& e) {
+    spdlog::error("api {} {}: {}", req.method, req.path, e.what());
+    err = Error(ErrorCode::Internal, "internal server error");
+  }
+  if (err) {
+    c.res = http::Response{};
+    c.res.status = err->status();
+    c.res.headers.add("Content-Type", "application/json");
+    for (auto& [k, v] : err->headers()) c.res.headers.add(k, v);
+    c.res.body = err->to_json();
+  }
+  co_await ex.send(c.res);
+}
+
+}  // namespace wharf::api
