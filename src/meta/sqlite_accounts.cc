@@ -188,7 +188,10 @@ class SqliteAccounts : public AccountStore {
         auto s = c.prepare("SELECT id FROM teams WHERE org_id = ?");
         s.bind(id);
         while (s.step()) teams.push_back(s.i64(0));
-        for (int64_t t : teams) forget_subject(c, SubjectKind::Team, t);
+        for (int64_t t : teams) {
+          forget_subject(c, SubjectKind::Team, t);
+          c.prepare("DELETE FROM team_members WHERE team_id = ?").bind(t).run();
+        }
       }
       c.prepare("DELETE FROM teams WHERE org_id = ?").bind(id).run();
       c.prepare("DELETE FROM default_perms WHERE org_id = ?").bind(id).run();
