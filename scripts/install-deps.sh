@@ -11,10 +11,13 @@ BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates curl
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libisal-dev libzstd-dev zlib1g-dev
   libsodium-dev libjwt-dev)
 TEST_PKGS=(python3 python3-jwt python3-cryptography openssl jq clang libclang-rt-14-dev zstd attr skopeo umoci libarchive-tools docker-registry wrk nginx-light
-  podman buildah runc docker.io busybox-static uidmap iproute2 procps)
+  podman buildah runc docker.io busybox-static uidmap iproute2 procps chromium)
 
 pkgs=("${BUILD_PKGS[@]}")
 [ "$profile" = test ] && pkgs+=("${TEST_PKGS[@]}")
+# The UI tests run playwright-core (npm) under Node.js; take Debian's node and
+# npm only when no node is installed (a NodeSource node brings its own npm).
+[ "$profile" = test ] && ! command -v node >/dev/null && pkgs+=(nodejs npm)
 
 missing=()
 for p in "${pkgs[@]}"; do

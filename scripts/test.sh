@@ -12,7 +12,7 @@ bash scripts/build.sh || exit 1
 . tests/lib/common.sh
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(unit api api-distribution durability server e2e squash fuzz)
+[ ${#stages[@]} -gt 0 ] || stages=(unit api api-distribution durability server e2e squash auth ui fuzz)
 work=$(mktemp -d /tmp/wharf-test.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; }
@@ -56,6 +56,8 @@ stage_api_distribution() {
 stage_durability() { bash tests/durability/crash.sh; }
 stage_squash() { bash tests/squash/run.sh; }
 stage_fuzz() { FUZZ_WORK="$work/fuzz" bash tests/fuzz/run.sh 30; }
+stage_auth() { bash tests/auth/matrix.sh && bash tests/auth/clients.sh; }
+stage_ui() { bash tests/ui/run.sh; }
 stage_server() { bash tests/server/tls_and_logs.sh && bash tests/server/squash_ops.sh; }
 
 stage_e2e() {
@@ -74,6 +76,8 @@ for s in "${stages[@]}"; do
     api) run_stage "api (wharf)" stage_api ;;
     api-distribution) run_stage "api (distribution 2.8 reference)" stage_api_distribution ;;
     durability) run_stage "durability (kill -9 at named points)" stage_durability ;;
+    auth) run_stage "auth (permission matrix; docker/podman/skopeo/ctr through the token flow)" stage_auth ;;
+    ui) run_stage "ui (Playwright + chromium: Fetch Tag to docker run)" stage_ui ;;
     server) run_stage "server (TLS, logs, SIGTERM drain, squash operations)" stage_server ;;
     e2e) run_stage "e2e real clients" stage_e2e ;;
     squash) run_stage "squash merge semantics vs umoci (50 generated cases)" stage_squash ;;

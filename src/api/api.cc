@@ -128,9 +128,15 @@ struct Api::Impl {
   void authenticate(Call& c) {
     const auto& req = c.req;
     if (auto h = req.headers.get("Authorization")) {
-      if (h->size() > 6 && (h->starts_with("Basic ") || h->starts_with("basic "))) {
+      auto scheme_is = [&](std::string_view s) {  // RFC 7235: the scheme is case-insensitive
+        if (h->size() <= s.size() || (*h)[s.size()] != ' ') return false;
+        for (size_t i = 0; i < s.size(); ++i)
+          if (std::tolower(static_cast<unsigned char>((*h)[i])) != s[i]) return false;
+        return true;
+      };
+      if (scheme_is("basic")) {
         c.who = *auth.basic(req, true);
-      } else if (h->size() > 7 && (h->starts_with("Bearer ") || h->starts_with("bearer "))) {
+      } else if (scheme_is("bearer")) {
         auto tok = h->substr(7);
         auto p = auth.api_token(tok);
         if (!p)
@@ -235,6 +241,14 @@ struct Api::Impl {
       return true;
     };
     if (is({"signin"}) && m == "POST") return signin(c);
+    if (is({"session"}) && m == "GET") {  // whether the browser is signed in (200 either way)
+      if (c.who.anonymous()) return reply(c, 200, json{{"signed_in", false}});
+      no_store(c);
+      return reply(c, 200, json{{"signed_in", true}, {"username", c.who.name}, {"superuser", c.who.superuser},
+                                {"csrf_token", c.csrf}});
+    }
+    if (is({"config"}) && m == "GET")  // what the UI needs before signing in
+      return reply(c, 200, json{{"external_url", opts.external_url}, {"service", auth.options().service}});
     if (is({"signout"}) && m == "POST") return signout(c);
     need_user(c);
     // user
@@ -632,6 +646,16 @@ struct Api::Impl {
     const std::string& m = c.method;
     size_t n = seg.size();
     // .../tag/ and .../tag/NAME
+    if (n >= 5 && seg[n - 3] == "tag" && seg[n - 1] == "prime" && m == "POST") {
+      std::string repo = join(seg, 1, n - 3);
+      require_repo(c, repo, Role::Write);
+      if (!squash) throw Error(ErrorCode::Unsupported, "squashed downloads are not available");
+      auto img = squash->resolve(repo, seg[n - 2], c.req.param("platform").value_or(""));
+      auto job = squash->acquire(img);
+      record(c, "squash_prime", repo, json{{"reference", seg[n - 2]}});
+      return reply(c, 202, json{{"manifest", img.manifest_digest},
+                                {"status", job->state() == squash::Job::State::Done ? "cached" : "building"}});
+    }
     if (n >= 4 && seg[n - 2] == "tag") {
       std::string repo = join(seg, 1, n - 2);
       if (seg[n - 1].empty() && m == "GET") return list_tags(c, repo);
@@ -680,6 +704,7 @@ struct Api::Impl {
       out["auto_prime"] = s && s->auto_prime;
       out["can_write"] = r >= Role::Write;
       out["can_admin"] = r >= Role::Admin;
+      out["namespace_admin"] = auth.namespace_admin(c.who, ns_of(repo));
       return reply(c, 200, out);
     }
     if (m == "PUT") {

@@ -123,7 +123,14 @@ void Auth::check_rate(const std::string& key) {
 void Auth::note_failure(const std::string& key) {
   std::lock_guard lk(mu_);
   int64_t now = now_s();
-  if (failures_.size() > 100000) failures_.clear();  // bounded memory under a flood
+  if (failures_.size() > 100000) {  // bounded memory under a flood: forget what no longer counts, keep blocks
+    std::erase_if(failures_, [&](const auto& kv) {
+      const Failures& x = kv.second;
+      return x.blocked_until <= now && (x.times.empty() || x.times.back() < now - opts_.failure_window_seconds);
+    });
+    if (failures_.size() > 100000)
+      std::erase_if(failures_, [&](const auto& kv) { return kv.second.blocked_until <= now; });
+  }
   auto& f = failures_[key];
   std::erase_if(f.times, [&](int64_t t) { return t < now - opts_.failure_window_seconds; });
   f.times.push_back(now);

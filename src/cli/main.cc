@@ -29,6 +29,7 @@
 #include "squash/offline.h"
 #include "squash/service.h"
 #include "storage/blob_store.h"
+#include "web/web.h"
 
 namespace asio = boost::asio;
 using namespace wharf;
@@ -313,6 +314,7 @@ int serve(core::Config cfg) {
     }
     if (path.starts_with("/c1/squash/")) co_return co_await squash_endpoint.handle(ex);
     if (mgmt && path.starts_with("/api/v1/")) co_return co_await mgmt->handle(ex);
+    if (mgmt && web::is_ui_path(path)) co_return co_await web::handle(ex);
     http::Response r;
     r.headers.add("Content-Type", "application/json");
     if (path == "/health/instance") {

@@ -2,14 +2,74 @@
 # Accounts and Docker token auth, end to end: real clients (Docker engine, podman,
 # skopeo, containerd's ctr, curl | docker load) through the real token flow against a
 # wharf started here with accounts on, plus exact-status checks of what must be refused.
-# Usage: tests/auth/clients.sh          (as root; see tests/auth/README.md)
-# Environment: WHARF_BIN (default build/wharf, copied into the scratch dir at start),
-#   E2E_VERBOSE=1 / E2E_KEEP=1 as in tests/e2e/lib.sh.
+# Usage: tests/auth/clients.sh          (as root; clients from tests/e2e/install-deps.sh)
+# Environment: WHARF_BIN (default build/wharf; copied into the scratch dir at start, so a
+#   rebuild during the run does not matter), E2E_VERBOSE=1 / E2E_KEEP=1 as in tests/e2e/lib.sh.
+# Prints one PASS/FAIL line per test; exits non-zero if any failed.
 #
-# Two servers: A (the one under test: token_ttl 300 s, trusted_proxies 127.0.0.1, 5 failed
-# logins per (address, account) in 300 s block that pair for 60 s) and B (its own key
-# directory, token_ttl 2 s): B's tokens are well-formed tokens signed by another key, and
-# expire quickly.
+# Two servers: A, under test (token_ttl 300 s; trusted_proxies 127.0.0.1; 5 failed logins
+# per (address, account) in 300 s block that pair for 60 s), and B (its own key directory,
+# token_ttl 2 s, no trusted proxy): B's tokens are well-formed, correctly signed by another
+# key, and expire fast. Accounts on A: users alice, bob, eve, dave; org acme (owner alice);
+# robots alice+ci (write alice/app, alice/skopeo), alice+reader (read on both),
+# alice+regen (read alice/app), bob+other (nothing on alice/*), dave+bot, acme+ci (write
+# acme/tool); bob has read on alice/app.
+#
+# setup                    servers, accounts, robots, grants, offline test images
+# engine-start             containerd + dockerd in the scratch dir
+# docker-login-user        docker login as alice (stores an identity/refresh token)
+# docker-push              docker push alice/app:v1; digest in the registry; private repo:
+#                          an anonymous token grants nothing and the manifest is 401
+# docker-pull-run          docker pull (same digest) + docker run --rm --network none
+# docker-login-robot       docker login as alice+ci (write): push + pull; alice+reader
+#                          logs in but its push fails and creates no tag
+# docker-wrong-password    401 at /v2/auth (wrong password, unknown user, wrong robot
+#                          token); docker login fails with "unauthorized"
+# ctr-pull-post-token      ctr images pull --plain-http --user: digest; the server saw
+#                          POST /v2/auth (containerd's form token request); no creds fails
+# squash-curl-docker-load  curl -fL -u 'alice+reader:TOKEN' /c1/squash | docker load; one
+#                          layer; docker run; /c1/squash 401 without/with bad creds, 403
+#                          DENIED for prime by a reader, 202 by a writer, Bearer accepted
+# skopeo-robot-creds       skopeo copy --dest-creds (robot, write) and --src-creds (write
+#                          and read robots), digests; read robot cannot push; foreign
+#                          robot and anonymous cannot pull
+# podman-login-push-pull   podman login/push/rmi/pull (digest)/run; after logout pull fails
+# challenge                exact WWW-Authenticate of /v2/ and of a manifest; garbage
+#                          token, Basic on /v2/ and _catalog without token are 401; realm
+#                          follows X-Forwarded-* from the trusted proxy only; 400 for
+#                          another service
+# cache-control            Cache-Control: no-store on GET, POST and refused token responses
+# expired-token            B's token (ttl 2 s) after >= 3 s: 401 at /v2/ and on a manifest
+# other-key-token          a valid token of B (same issuer, audience, user id) is 401 on
+#                          A at /v2/, manifest and /c1/squash while B still takes it
+# insufficient-scope       a token for alice/app on alice/podman: 401 with
+#                          error="insufficient_scope" and the scope; pull-only token on
+#                          an upload POST: 401 insufficient_scope, scope pull,push
+# foreign-robot            bob+other asking for alice/app gets access [], 401
+#                          insufficient_scope on /v2, 404 on /c1/squash (Basic and Bearer)
+# forged-tokens            the same claims (bob+other + pull on alice/app): signed with
+#                          A's key -> 200 (control); payload swapped under the original
+#                          signature, sub/id of the superuser, exp + 1 h, alg none/None/
+#                          NONE, HS256 keyed with A's public key -> 401 (/v2 and /c1)
+# catalog-filtered         _catalog lists only what the caller may read (robots,
+#                          anonymous, owner)
+# mount-from-unreadable    cross-repo mount from a repository the caller cannot read is a
+#                          plain upload (202) and links nothing; with read it mounts (201)
+# org                      org owner gets push on a new org repo; others and an ungranted
+#                          org robot get nothing; org robot with write pushes
+# robot-regenerated        after robot token --regenerate: old token 401 at /v2/auth (GET
+#                          and POST) and /c1/squash; JWT and refresh token issued before
+#                          are 401; the new token works
+# password-change          after user passwd: issued JWT 401 (/v2/ and manifest), both
+#                          refresh tokens 401, old password 401, new password works,
+#                          docker's stored login stops working; refresh token as Bearer 401
+# brute-force-429          5 wrong passwords (X-Forwarded-For A1) then the right one: 429
+#                          + Retry-After (also POST); same account from A2 and direct: 200;
+#                          another account from A1: 200; robot tokens at /c1/squash are
+#                          limited too; on B (no trusted proxy) X-Forwarded-For is ignored
+# account-mismatch         account= differing from the Basic user (or robot): 401
+# jwt-at-token-endpoint    a registry JWT as Bearer to GET/POST /v2/auth, as a
+#                          refresh_token and as a password: 401
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib/common.sh"   # free_port, start_wharf, stop_pid, WHARF_BIN
@@ -21,7 +81,7 @@ PYJWT=/usr/bin/python3   # Debian's python with python3-jwt and python3-cryptogr
 "$PYJWT" -c 'import jwt, cryptography' 2>/dev/null || e2e_die "$PYJWT needs python3-jwt and python3-cryptography"
 
 # Like e2e_begin, but the registry is started by this script (inside the scratch dir).
-E2E_SUITE=auth
+export E2E_SUITE=auth   # read by lib.sh
 e2e_make_work auth
 _E2E_PASSES=0 _E2E_FAILS=0 _E2E_T0=$EPOCHREALTIME
 trap _e2e_cleanup EXIT
@@ -31,6 +91,7 @@ trap 'exit 143' TERM
 # The binary may be rebuilt while we run: server and admin CLI use one copy.
 cp "$WHARF_BIN" "$E2E_WORK/wharf"
 WHARF_BIN=$E2E_WORK/wharf
+"$WHARF_BIN" --help >/dev/null 2>&1 || e2e_die "$WHARF_BIN does not run (copied during a rebuild? run again)"
 ST="$E2E_WORK/state"
 mkdir -p "$ST"
 
@@ -168,7 +229,8 @@ EOF
   printf '%s\n' "$EVE_PW" | wadm user create eve --email eve@example.com --password-stdin
   printf '%s\n' "$DAVE_PW" | wadm user create dave --email dave@example.com --password-stdin
   local r
-  for r in alice+ci alice+reader alice+regen bob+other; do
+  wadm org create acme --owner alice
+  for r in alice+ci alice+reader alice+regen bob+other dave+bot acme+ci; do
     wadm robot create "$r" >"$ST/robot.$r"
     assert_match "$(cat "$ST/robot.$r")" '^[A-Z0-9]{20,}$' "token of the new robot $r"
   done
@@ -178,6 +240,7 @@ EOF
   wadm perm grant alice/skopeo --robot alice+reader --role read
   wadm perm grant alice/app --robot alice+regen --role read
   wadm perm grant alice/app --user bob --role read
+  wadm perm grant acme/tool --robot acme+ci --role write
 
   e2e_build_images "$E2E_WORK/layout"
   cat >"$ST/env" <<EOF
@@ -311,7 +374,9 @@ t_podman() {
 }
 
 t_skopeo() {
-  local ci="alice+ci:$(robot_token alice+ci)" rd="alice+reader:$(robot_token alice+reader)"
+  local ci rd
+  ci="alice+ci:$(robot_token alice+ci)"
+  rd="alice+reader:$(robot_token alice+reader)"
   e2e_skopeo copy --dest-tls-verify=false --dest-creds "$ci" "oci:$E2E_WORK/layout:amd64" "docker://$(R alice/skopeo:v1)" >&2
   assert_eq "$IMG_AMD64" "$(registry_digest "$ci" alice/skopeo v1)" "digest of alice/skopeo:v1 pushed by the robot"
   e2e_skopeo copy --src-tls-verify=false --src-creds "$ci" "docker://$(R alice/skopeo:v1)" "oci:$E2E_WORK/sk-out:v1" >&2
@@ -342,7 +407,8 @@ t_ctr() {
 }
 
 t_squash_load() {
-  local rd="alice+reader:$(robot_token alice+reader)" out
+  local rd out
+  rd="alice+reader:$(robot_token alice+reader)"
   docker rmi "$(R alice/app:v1)" >/dev/null 2>&1 || true
   out=$(set -o pipefail; curl -fL -u "$rd" "$A/c1/squash/alice/app/v1" | docker load 2>&1) ||
     { echo "$out" >&2; fail "curl -u robot /c1/squash | docker load failed"; }
@@ -368,6 +434,14 @@ t_challenge() {
   expect 401 "GET a manifest without a token" "${ACCEPT[@]}" "$A/v2/alice/app/manifests/v1"
   assert_eq "Bearer realm=\"$A/v2/auth\",service=\"wharf\",scope=\"repository:alice/app:pull\"" "$(hdr WWW-Authenticate)" "challenge of a manifest GET"
   expect 401 "GET /v2/ with garbage as the token" -H "Authorization: Bearer not.a.jwt" "$A/v2/"
+  expect 401 "GET /v2/ with Basic user:password (only registry tokens are accepted there)" -u "alice:$ALICE_PW" "$A/v2/"
+  expect 401 "GET a manifest with Basic user:password" -u "alice:$ALICE_PW" "${ACCEPT[@]}" "$A/v2/alice/app/manifests/v1"
+  expect 401 "GET /v2/_catalog without a token" "$A/v2/_catalog"
+  # the realm follows X-Forwarded-Host/-Proto only from a trusted proxy (A trusts 127.0.0.1, B nobody)
+  expect 401 "A: /v2/ via the trusted proxy" -H "X-Forwarded-Host: registry.example" -H "X-Forwarded-Proto: https" "$A/v2/"
+  assert_eq 'Bearer realm="https://registry.example/v2/auth",service="wharf"' "$(hdr WWW-Authenticate)" "realm behind the trusted proxy"
+  expect 401 "B: /v2/ with X-Forwarded-Host from an untrusted peer" -H "X-Forwarded-Host: evil.example" -H "X-Forwarded-Proto: https" "$B/v2/"
+  assert_eq "Bearer realm=\"$B/v2/auth\",service=\"wharf\"" "$(hdr WWW-Authenticate)" "realm ignores untrusted X-Forwarded-*"
   expect 400 "GET /v2/auth for another service" -u "alice:$ALICE_PW" "$A/v2/auth?service=other&scope=repository:alice/app:pull"
 }
 
@@ -383,16 +457,22 @@ t_cache_control() {
 }
 
 t_robot_regenerated() {
-  local old new jwt
+  local old new jwt refresh
   old=$(robot_token alice+regen)
   jwt=$(tok "$A" "alice+regen:$old" repository:alice/app:pull)
   expect_manifest 200 "manifest with the robot's JWT before regeneration" "$A" "$jwt" alice/app v1
+  expect 200 "robot: GET /v2/auth offline_token=true" -u "alice+regen:$old" "$A/v2/auth?service=wharf&offline_token=true"
+  refresh=$(jq -er .refresh_token "$E2E_WORK/last.body")
+  expect 200 "robot: refresh token exchange before regeneration" --data-urlencode grant_type=refresh_token \
+    --data-urlencode "refresh_token=$refresh" --data-urlencode scope=repository:alice/app:pull "$A/v2/auth"
   new=$(wadm robot token alice+regen --regenerate)
   assert_ne "$old" "$new" "regenerated robot token"
   expect 401 "GET /v2/auth with the old robot token" -u "alice+regen:$old" "$A/v2/auth?service=wharf&scope=repository:alice/app:pull"
   expect 401 "POST /v2/auth with the old robot token" --data-urlencode grant_type=password --data-urlencode username=alice+regen \
     --data-urlencode "password=$old" --data-urlencode service=wharf "$A/v2/auth"
   expect_manifest 401 "manifest with a JWT issued before regeneration" "$A" "$jwt" alice/app v1
+  expect 401 "robot: refresh token exchange after regeneration" --data-urlencode grant_type=refresh_token \
+    --data-urlencode "refresh_token=$refresh" --data-urlencode scope=repository:alice/app:pull "$A/v2/auth"
   expect 401 "/c1/squash with the old robot token" -I -u "alice+regen:$old" "$A/c1/squash/alice/app/v1"
   expect 401 "/c1/squash with a JWT issued before regeneration" -I -H "Authorization: Bearer $jwt" "$A/c1/squash/alice/app/v1"
   jwt=$(tok "$A" "alice+regen:$new" repository:alice/app:pull)
@@ -486,6 +566,54 @@ t_foreign_robot() {
   expect 404 "/c1/squash of a repository that does not exist, by bob+other" -u "bob+other:$rt" "$A/c1/squash/alice/nothing/v1"
 }
 
+t_catalog() {
+  local t
+  t=$(tok "$A" "alice+reader:$(robot_token alice+reader)" 'registry:catalog:*')
+  expect 200 "catalog for alice+reader" -H "Authorization: Bearer $t" "$A/v2/_catalog"
+  assert_eq '["alice/app","alice/skopeo"]' "$(jq -c '.repositories | sort' "$E2E_WORK/last.body")" "repositories alice+reader sees"
+  t=$(tok "$A" "bob+other:$(robot_token bob+other)" 'registry:catalog:*')
+  expect 200 "catalog for bob+other" -H "Authorization: Bearer $t" "$A/v2/_catalog"
+  assert_eq '[]' "$(jq -c .repositories "$E2E_WORK/last.body")" "repositories bob+other sees"
+  t=$(curl -sf "$A/v2/auth?service=wharf&scope=registry:catalog:*" | jq -er .token)
+  expect 200 "catalog for an anonymous token" -H "Authorization: Bearer $t" "$A/v2/_catalog"
+  assert_eq '[]' "$(jq -c .repositories "$E2E_WORK/last.body")" "repositories an anonymous caller sees"
+  t=$(tok "$A" "alice:$ALICE_PW" 'registry:catalog:*')
+  expect 200 "catalog for alice" -H "Authorization: Bearer $t" "$A/v2/_catalog"
+  assert_eq '["alice/app","alice/podman","alice/skopeo"]' "$(jq -c '[.repositories[] | select(startswith("alice/"))] | sort' "$E2E_WORK/last.body")" "repositories alice sees"
+}
+
+# A cross-repository mount from a repository the caller cannot read must not link the blob.
+t_mount_from_unreadable() {
+  local t layer
+  # a layer of alice/app:v1 as docker pushed it (docker compresses layers itself)
+  t=$(tok "$A" "alice:$ALICE_PW" repository:alice/app:pull)
+  layer=$(curl -sf -H "Authorization: Bearer $t" "${ACCEPT[@]}" "$A/v2/alice/app/manifests/v1" | jq -er '.layers[-1].digest')
+  expect 200 "the layer is in alice/app" -I -H "Authorization: Bearer $t" "$A/v2/alice/app/blobs/$layer"
+  t=$(tok "$A" "dave:$DAVE_PW" repository:dave/x:pull,push repository:alice/app:pull)
+  assert_eq '[{"type":"repository","name":"dave/x","actions":["pull","push"]}]' "$(claims "$t" | jq -c '[.access[] | {type,name,actions}]')" "access dave gets"
+  expect 202 "mount from alice/app into dave/x by dave: an upload, not a mount" -X POST -H "Authorization: Bearer $t" \
+    "$A/v2/dave/x/blobs/uploads/?mount=$layer&from=alice/app"
+  expect 404 "the layer is not in dave/x" -I -H "Authorization: Bearer $t" "$A/v2/dave/x/blobs/$layer"
+  expect 401 "dave's token on alice/app's blob" -I -H "Authorization: Bearer $t" "$A/v2/alice/app/blobs/$layer"
+  # bob may read alice/app: his mount works
+  t=$(tok "$A" "bob:$BOB_PW" repository:bob/x:pull,push repository:alice/app:pull)
+  expect 201 "mount from alice/app into bob/x by bob (read on alice/app)" -X POST -H "Authorization: Bearer $t" \
+    "$A/v2/bob/x/blobs/uploads/?mount=$layer&from=alice/app"
+  expect 200 "the layer is in bob/x" -I -H "Authorization: Bearer $t" "$A/v2/bob/x/blobs/$layer"
+}
+
+# Organizations: the owner (alice) is admin on acme/*, a robot of acme gets what it was granted.
+t_org() {
+  local ci
+  ci="acme+ci:$(robot_token acme+ci)"
+  assert_eq '["pull","push"]' "$(claims "$(tok "$A" "alice:$ALICE_PW" repository:acme/new:pull,push)" | jq -c '.access[0].actions')" "owner alice on acme/new"
+  assert_eq '[]' "$(claims "$(tok "$A" "dave:$DAVE_PW" repository:acme/new:pull,push)" | jq -c '.access')" "dave on acme/new"
+  assert_eq '[]' "$(claims "$(tok "$A" "$ci" repository:acme/new:pull,push)" | jq -c '.access')" "acme+ci on acme/new (no grant)"
+  e2e_skopeo copy --dest-tls-verify=false --dest-creds "$ci" "oci:$E2E_WORK/layout:amd64" "docker://$(R acme/tool:v1)" >&2
+  assert_eq "$IMG_AMD64" "$(registry_digest "alice:$ALICE_PW" acme/tool v1)" "acme/tool:v1 pushed by acme+ci, read by the owner"
+  expect_manifest 401 "dave on acme/tool" "$A" "$(tok "$A" "dave:$DAVE_PW" repository:acme/tool:pull)" acme/tool v1
+}
+
 # Forged tokens all carry the same claims: bob+other's real claims with pull on alice/app
 # added. The same claims signed with A's own key are accepted (the control), so each 401
 # below is the signature/algorithm check and nothing else.
@@ -530,6 +658,21 @@ t_brute_force() {
   expect 200 "eve from another address ($x2)" -H "X-Forwarded-For: $x2" -u "eve:$EVE_PW" "$A/v2/auth?service=wharf"
   expect 200 "eve from the proxy's own address (no X-Forwarded-For)" -u "eve:$EVE_PW" "$A/v2/auth?service=wharf"
   expect 200 "another account (alice) from $x1" -H "X-Forwarded-For: $x1" -u "alice:$ALICE_PW" "$A/v2/auth?service=wharf"
+
+  # robot tokens at /c1/squash count too (dave+bot exists only for this)
+  for i in 1 2 3 4 5; do
+    expect 401 "wrong robot token $i for dave+bot at /c1/squash" -I -u "dave+bot:WRONG$i" "$A/c1/squash/dave/x/v1"
+  done
+  expect 429 "right robot token for dave+bot after 5 failures" -I -u "dave+bot:$(robot_token dave+bot)" "$A/c1/squash/dave/x/v1"
+  assert_match "$(hdr Retry-After)" '^[0-9]+$' "Retry-After at /c1/squash"
+  expect 429 "dave+bot at /v2/auth from the same address" -u "dave+bot:$(robot_token dave+bot)" "$A/v2/auth?service=wharf"
+
+  # B trusts no proxy: a client cannot dodge the limit by inventing X-Forwarded-For
+  for i in 1 2 3 4 5; do
+    expect 401 "B: wrong password $i for admin, X-Forwarded-For 192.0.2.$i (untrusted)" \
+      -H "X-Forwarded-For: 192.0.2.$i" -u "admin:wrong-$i" "$B/v2/auth?service=wharf"
+  done
+  expect 429 "B: right password, yet another X-Forwarded-For (ignored)" -H "X-Forwarded-For: 192.0.2.99" -u "admin:$ADMIN_PW" "$B/v2/auth?service=wharf"
 }
 
 t_account_mismatch() {
@@ -586,6 +729,9 @@ e2e_test other-key-token t_other_key
 e2e_test insufficient-scope t_insufficient_scope
 e2e_test foreign-robot t_foreign_robot
 e2e_test forged-tokens t_forged
+e2e_test catalog-filtered t_catalog
+e2e_test mount-from-unreadable t_mount_from_unreadable
+e2e_test org t_org
 e2e_test robot-regenerated t_robot_regenerated
 e2e_test password-change t_password_change
 e2e_test brute-force-429 t_brute_force

@@ -13,6 +13,11 @@ string and compared with the row's expectation. The expectations follow the
 rules at the top of src/auth/auth.h and the contracts of src/auth/access.h,
 not what the server happens to do.
 
+Each run needs a fresh server (what matrix.sh gives it): the revoke rows
+change the credentials of rotor and acme+rotor, and the wrong-secret rows
+count towards the failed-login limit. Rows do not depend on one another's
+order (rows that change state work on copies or restore what they use).
+
 Standard library only. Output: one line per failing row (id, principal, op,
 target, expected, observed), then a summary. Exit status 0 when every
 selected row passed, 1 otherwise, 2 when setup failed.
@@ -27,35 +32,53 @@ principal
     NAME               user NAME with its password
     NS+NAME            robot with its token
     NAME@pat           user NAME with a personal API token (API rows)
-    NAME@jwt           squash rows: a registry token from /v2/auth (asked for
-                       pull,push,delete on the target) instead of Basic
+    NAME@jwt           a registry token from /v2/auth (asked for
+                       pull,push,delete on the target) instead of Basic: the
+                       squash endpoint takes it, the API must not
     badpw / badrobot   user mallory / robot acme+writer with a wrong secret
 target
     acme/private, acme/public, alice/own   shared repositories, never changed
-    acme/private*, acme/public*            a fresh copy made for this row
+    acme/private*, acme/public*, alice/own*
+                                           a fresh copy made for this row
                                            alone (same image, grants and
                                            visibility): rows that change
                                            state use these
     NS/new             a repository that does not exist yet (unique per row)
     acme/missing       a repository that never exists
     NS, NS/SHORT       namespace rows (robots, members)
-op and its observed value
-    token       actions of the registry token asked for pull,push,delete, in
-                the order pull,push,delete ("-" when none); else the status
-    pull        GET manifest v1
-    push        blob upload: POST .../blobs/uploads/ (202) then PUT ?digest=
-                (201); for NS/new also " public" when the new repository is
-                readable anonymously (it must be created private)
-    delete      DELETE of a manifest by digest (admin pushes it first)
-                /v2/ answers of 401 get " no-insufficient_scope" when the
-                challenge lacks error="insufficient_scope" (every request
-                carries a token, anonymous ones included)
-    squash      HEAD /c1/squash/REPO/v1
-    squash-get  GET /c1/squash/REPO/v1 (" not-a-tar" when 200 is no docker
-                archive)
-    prime       POST /c1/squash/REPO/v1/prime
-    api-*       management API calls (see OPS below); " basic-challenge"
-                when a 401 carries WWW-Authenticate: Basic
+    TARGET#ARG         an argument for the op (mount source, permission
+                       subject KIND:NAME of api-perm-put)
+op and its observed value (the status, plus a word when a side effect is
+wrong: the request was refused but happened anyway, or succeeded without
+effect)
+    token         actions of a registry token asked for pull,push,delete on
+                  the target, in that order ("-" when none); else the status
+    pull          GET manifest v1
+    tags          GET tags/list
+    push          a whole image (config, layer: POST then PUT ?digest=;
+                  manifest under a new tag); for NS/new also " public" when
+                  the new repository is readable anonymously, " pusher-
+                  cannot-pull" when its creator cannot read it
+    upload-other  PUT finishing an upload session that admin opened
+    delete        DELETE of a manifest by digest (admin pushes it first)
+    blob-delete   DELETE of a blob (admin pushes it first)
+    mount         target DEST#SOURCE: POST ?mount=DIGEST&from=SOURCE of a blob
+                  only SOURCE has (DEST#~SOURCE: without from). 201 mounted,
+                  202 fell back to an upload (mounting needs read on SOURCE)
+    catalog       GET /v2/_catalog: "200 " and which of the shared
+                  repositories it lists
+                  /v2/ answers of 401 get " no-insufficient_scope" when the
+                  challenge lacks error="insufficient_scope" (every request
+                  carries a token, anonymous ones included)
+    squash        HEAD /c1/squash/REPO/v1
+    squash-get    GET /c1/squash/REPO/v1 (" not-a-tar" unless a docker archive)
+    prime         POST /c1/squash/REPO/v1/prime
+    revoke        "B A S": pull with a fresh registry token (B), the same token
+                  after the principal's password was set / robot token
+                  regenerated with the CLI (A), squash HEAD with the old
+                  Basic credentials (S); principals rotor / acme+rotor only
+    api-*         management API calls (the op_api_* methods); a 401 gets
+                  " basic-challenge" when it carries WWW-Authenticate: Basic
 """
 
 import argparse
@@ -67,7 +90,6 @@ import io
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -89,8 +111,9 @@ PASSWORDS = {  # created by matrix.sh with these passwords
     "creator": "creator-pw-0001",
     "orgadmin": "orgadmin-pw-0001",
     "mallory": "mallory-pw-0001",
+    "rotor": "rotor-pw-0001",   # only the revoke rows use rotor and acme+rotor
 }
-ROBOTS = ["acme+reader", "acme+writer", "alice+bot"]
+ROBOTS = ["acme+reader", "acme+writer", "alice+bot", "acme+rotor"]
 # Grants every acme repository of the matrix carries (shared ones and
 # per-row copies): (kind, subject, role).
 ACME_GRANTS = [
@@ -99,6 +122,8 @@ ACME_GRANTS = [
     ("robot", "acme+reader", "read"),
     ("robot", "acme+writer", "write"),
     ("user", "repoadmin", "admin"),
+    ("user", "rotor", "read"),
+    ("robot", "acme+rotor", "read"),
 ]
 # Teams of acme besides "owners" (which `wharf org create` made, holding
 # orgadmin): name -> (team role, members).
@@ -223,6 +248,7 @@ def make_image(label):
     return {"blobs": [config, layer], "manifest": manifest, "digest": sha256(manifest)}
 
 
+SHARED = ("acme/private", "acme/public", "alice/own")  # repositories no row changes
 IMAGE = make_image("v1")          # tag v1 of every repository
 VICTIM = make_image("victim")     # pushed before, and deleted by, delete rows
 
@@ -275,8 +301,6 @@ class Matrix:
         self.secrets["admin"] = args.admin_password
         self.pats = {}
         self.runtag = os.urandom(3).hex()
-        self.has_api = False
-        self.copies = {}
 
     # --- helpers over HTTP
 
@@ -303,9 +327,26 @@ class Matrix:
     def admin_headers(self):
         return basic("admin", self.secrets["admin"])
 
+    def actions_of(self, who, repo):
+        """Actions a fresh registry token of `who` ("anon", a user or a
+        robot) gets on `repo` when asking for pull,push,delete."""
+        headers = {} if who == "anon" else basic(who, self.secrets[who])
+        return self.token(headers, repo)[2]
+
+    def manifest_status(self, repo, ref):
+        """Status of GET manifest as admin (200 when it is there)."""
+        _, tok, _ = self.token(self.admin_headers(), repo, "pull")
+        return self.http.request("GET", "/v2/%s/manifests/%s" % (repo, ref),
+                                 dict(bearer(tok), Accept=MT_MANIFEST)).status
+
+    def repo_settings(self, repo):
+        """The repository as admin sees it through the API (None: 404)."""
+        r = self.api_call("GET", "/repository/" + repo)
+        return r.json() if r.status == 200 else None
+
     def push_image(self, headers, repo, image, tag):
-        """Pushes the image's blobs (when missing) and manifest; returns the
-        manifest status."""
+        """Pushes the image's blobs (when missing) and manifest (setup: any
+        failure is a SetupError)."""
         st, tok, _ = self.token(headers, repo, "pull,push")
         if st != 200:
             raise SetupError("token for %s: %d" % (repo, st))
@@ -322,72 +363,70 @@ class Matrix:
         if r.status != 201:
             raise SetupError("manifest push to %s:%s: %d %r" % (repo, tag, r.status, r.body[:200]))
 
+    def upload_blob(self, tok, repo, data):
+        """POST then PUT ?digest=; returns the first status that is not the
+        expected one (202, then 201), or 201."""
+        r = self.http.request("POST", "/v2/%s/blobs/uploads/" % repo, bearer(tok))
+        if r.status != 202:
+            return r
+        loc = r.h("Location") or ""
+        loc += ("&" if "?" in loc else "?") + "digest=" + sha256(data)
+        return self.http.request("PUT", loc, dict(bearer(tok), **{"Content-Type": "application/octet-stream"}), data)
+
+    def admin_blob(self, repo):
+        """A blob only `repo` has (pushed by admin); returns its digest."""
+        data = b"blob of %s %s" % (repo.encode(), os.urandom(8).hex().encode())
+        _, tok, _ = self.token(self.admin_headers(), repo, "pull,push")
+        r = self.upload_blob(tok, repo, data)
+        if r.status != 201:
+            raise SetupError("admin blob push to %s: %d" % (repo, r.status))
+        return sha256(data)
+
+    def blob_status(self, repo, digest):
+        _, tok, _ = self.token(self.admin_headers(), repo, "pull")
+        return self.http.request("HEAD", "/v2/%s/blobs/%s" % (repo, digest), bearer(tok)).status
+
     def api_call(self, method, path, body=None, headers=None):
         return self.http.request(method, "/api/v1" + path, headers or self.admin_headers(), body)
 
     # --- fixtures
 
-    def db(self):
-        return sqlite3.connect(os.path.join(self.args.data_dir, "wharf.db"), timeout=30)
-
     def setup_team(self, team, role, members):
-        # Through the management API (Quay's team endpoints) when it has them;
-        # the admin CLI has no team commands, so otherwise straight into the
-        # account store (sqlite, WAL; the server reads it on every decision).
-        if self.has_api:
-            r = self.api_call("PUT", "/organization/%s/team/%s" % (ORG, team), {"role": role})
-            if r.status in (200, 201):
-                for m in members:
-                    r = self.api_call("PUT", "/organization/%s/team/%s/members/%s" % (ORG, team, m), {})
-                    if r.status not in (200, 201, 204):
-                        raise SetupError("adding %s to team %s: %d %r" % (m, team, r.status, r.body[:200]))
-                return
-        roles = {"member": 1, "creator": 2, "admin": 3}
-        with self.db() as db:
-            org_id = db.execute("SELECT id FROM accounts WHERE name=? AND is_org=1", (ORG,)).fetchone()[0]
-            db.execute("INSERT OR IGNORE INTO teams(org_id,name,role,description) VALUES(?,?,?,'')",
-                       (org_id, team, roles[role]))
-            team_id = db.execute("SELECT id FROM teams WHERE org_id=? AND name=?", (org_id, team)).fetchone()[0]
-            for m in members:
-                uid = db.execute("SELECT id FROM accounts WHERE name=?", (m,)).fetchone()[0]
-                db.execute("INSERT OR IGNORE INTO team_members(team_id,kind,member_id) VALUES(?,1,?)",
-                           (team_id, uid))
+        # The admin CLI has no team commands: the management API's.
+        r = self.api_call("PUT", "/organization/%s/team/%s" % (ORG, team), {"role": role})
+        if r.status not in (200, 201):
+            raise SetupError("creating team %s: %d %r" % (team, r.status, r.body[:200]))
+        for m in members:
+            r = self.api_call("PUT", "/organization/%s/team/%s/members/%s" % (ORG, team, m), {})
+            if r.status not in (200, 201, 204):
+                raise SetupError("adding %s to team %s: %d %r" % (m, team, r.status, r.body[:200]))
 
     def grant(self, repo, kind, subject, role):
-        if self.has_api:
-            r = self.api_call("PUT", "/repository/%s/permissions/%s/%s" % (repo, kind, subject), {"role": role})
-            if r.status in (200, 201, 204):
-                return
-            raise SetupError("granting %s %s on %s: %d %r" % (kind, subject, role, r.status, r.body[:200]))
         self.cli("perm", "grant", repo, "--" + kind, subject, "--role", role)
 
     def set_public(self, repo, public):
-        if self.has_api:
-            r = self.api_call("POST", "/repository/%s/changevisibility" % repo,
-                              {"visibility": "public" if public else "private"})
-            if r.status in (200, 201, 204):
-                return
+        # No CLI for visibility: the API's (as admin).
+        r = self.api_call("POST", "/repository/%s/changevisibility" % repo,
+                          {"visibility": "public" if public else "private"})
+        if r.status not in (200, 201, 204):
             raise SetupError("changevisibility %s: %d %r" % (repo, r.status, r.body[:200]))
-        with self.db() as db:  # no CLI for visibility: the settings row directly
-            n = db.execute("UPDATE repo_settings SET is_public=? WHERE name=?", (int(public), repo)).rowcount
-        if n != 1:
-            raise SetupError("no settings row for %s" % repo)
 
     def setup_repo(self, repo, public):
-        """An acme repository as the matrix expects it: image v1 pushed by
-        admin, the standard grants, the visibility."""
+        """A repository as the matrix expects it: image v1 pushed by admin,
+        the standard grants of its namespace, the visibility."""
         self.push_image(self.admin_headers(), repo, IMAGE, "v1")
         if repo.startswith(ORG + "/"):
             for kind, subject, role in ACME_GRANTS:
                 self.grant(repo, kind, subject, role)
+        elif repo.startswith("alice/"):
+            self.grant(repo, "robot", "alice+bot", "write")
         self.set_public(repo, public)
 
     def setup(self):
         r = self.http.request("GET", "/api/v1/user/", self.admin_headers())
-        self.has_api = r.status == 200
-        if not self.has_api:
-            print("note: the management API does not answer (GET /api/v1/user/ -> %d); "
-                  "fixtures fall back to the CLI and the account store" % r.status)
+        if r.status != 200:
+            raise SetupError("the management API does not answer (GET /api/v1/user/ as admin -> %d); "
+                             "teams and visibility are set up through it" % r.status)
         for robot in ROBOTS:
             self.secrets[robot] = self.cli("robot", "token", robot)
         for team, (role, members) in TEAMS.items():
@@ -397,15 +436,13 @@ class Matrix:
         # alice's own repository, pushed by alice; her robot may write there.
         self.push_image(basic("alice", self.secrets["alice"]), "alice/own", IMAGE, "v1")
         self.grant("alice/own", "robot", "alice+bot", "write")
-        if self.has_api:
-            for user in PASSWORDS:
-                if user == "mallory":
-                    continue
-                r = self.http.request("POST", "/api/v1/user/tokens", basic(user, self.secrets[user]),
-                                      {"name": "matrix"})
-                tok = (r.json() or {}).get("token") if r.status in (200, 201) else None
-                if tok:
-                    self.pats[user] = tok
+        if (self.repo_settings("alice/own") or {}).get("is_public"):
+            raise SetupError("alice/own was created public")
+        for user in PASSWORDS:
+            r = self.http.request("POST", "/api/v1/user/tokens", basic(user, self.secrets[user]),
+                                  {"name": "matrix"})
+            if r.status in (200, 201) and (r.json() or {}).get("token"):
+                self.pats[user] = r.json()["token"]
 
     def target(self, row_id, spec):
         """Resolves a row's target to a repository (or namespace) name."""
@@ -447,26 +484,108 @@ class Matrix:
         return self.v2_status(r)
 
     def op_push(self, p, repo, arg):
+        """Pushes a whole image: config and layer (POST, PUT ?digest=), then
+        the manifest under a tag of its own."""
         tok, _ = self.registry_token(p, repo)
-        data = os.urandom(64)
-        r = self.http.request("POST", "/v2/%s/blobs/uploads/" % repo, bearer(tok))
-        if r.status != 202:
-            return self.v2_status(r)
-        loc = r.h("Location") or ""
-        loc += ("&" if "?" in loc else "?") + "digest=" + sha256(data)
-        r = self.http.request("PUT", loc, dict(bearer(tok), **{"Content-Type": "application/octet-stream"}), data)
+        image = make_image("pushed by %s %s" % (p.spec, os.urandom(4).hex()))
+        for blob in image["blobs"]:
+            r = self.upload_blob(tok, repo, blob)
+            if r.status != 201:
+                return self.v2_status(r)
+        r = self.http.request("PUT", "/v2/%s/manifests/pushed-%s" % (repo, os.urandom(4).hex()),
+                              dict(bearer(tok), **{"Content-Type": MT_MANIFEST}), image["manifest"])
         out = self.v2_status(r)
         if r.status == 201 and "/new-" in repo:
-            _, _, anon = self.token({}, repo, "pull")
-            if "pull" in anon:
+            # Created private; the creator may use what it created.
+            if "pull" in self.actions_of("anon", repo):
                 out += " public"
+            if "pull" not in self.actions_of(p.name, repo):
+                out += " pusher-cannot-pull"
+        return out
+
+    def op_mount(self, p, dest, source):
+        """Cross-repository mount of a blob only `source` has (written
+        "~SOURCE": the same without `from`): 201 when mounted, 202 when the
+        registry fell back to an upload session. Mounting needs read on the
+        source."""
+        with_from = not source.startswith("~")
+        source = source.lstrip("~")
+        digest = self.admin_blob(source)
+        tok, _ = self.registry_token(p, dest)
+        q = {"mount": digest}
+        if with_from:
+            q["from"] = source
+        r = self.http.request("POST", "/v2/%s/blobs/uploads/?%s" % (dest, urllib.parse.urlencode(q)), bearer(tok))
+        out = self.v2_status(r)
+        linked = self.blob_status(dest, digest) == 200
+        if r.status == 201 and not linked:
+            out += " not-linked"
+        elif r.status != 201 and linked:
+            out += " linked-anyway"
+        return out
+
+    def op_tags(self, p, repo, arg):
+        tok, _ = self.registry_token(p, repo)
+        return self.v2_status(self.http.request("GET", "/v2/%s/tags/list" % repo, bearer(tok)))
+
+    def op_upload_other(self, p, repo, arg):
+        """Finishes an upload session that admin opened in `repo`."""
+        _, atok, _ = self.token(self.admin_headers(), repo, "pull,push")
+        r = self.http.request("POST", "/v2/%s/blobs/uploads/" % repo, bearer(atok))
+        if r.status != 202:
+            raise SetupError("admin upload start in %s: %d" % (repo, r.status))
+        data = os.urandom(32)
+        loc = r.h("Location") or ""
+        loc += ("&" if "?" in loc else "?") + "digest=" + sha256(data)
+        tok, _ = self.registry_token(p, repo)
+        r = self.http.request("PUT", loc, dict(bearer(tok), **{"Content-Type": "application/octet-stream"}), data)
+        out = self.v2_status(r)
+        there = self.blob_status(repo, sha256(data)) == 200
+        if r.status != 201 and there:
+            out += " stored-anyway"
+        return out
+
+    def op_blob_delete(self, p, repo, arg):
+        digest = self.admin_blob(repo)
+        tok, _ = self.registry_token(p, repo)
+        r = self.http.request("DELETE", "/v2/%s/blobs/%s" % (repo, digest), bearer(tok))
+        out = self.v2_status(r)
+        left = self.blob_status(repo, digest)
+        if r.status == 202 and left != 404:
+            out += " still-there"
+        elif r.status != 202 and left != 200:
+            out += " deleted-anyway"
         return out
 
     def op_delete(self, p, repo, arg):
         self.push_image(self.admin_headers(), repo, VICTIM, "victim")
         tok, _ = self.registry_token(p, repo)
         r = self.http.request("DELETE", "/v2/%s/manifests/%s" % (repo, VICTIM["digest"]), bearer(tok))
-        return self.v2_status(r)
+        out = self.v2_status(r)
+        left = self.manifest_status(repo, VICTIM["digest"])
+        if r.status == 202 and left != 404:
+            out += " still-there"
+        elif r.status != 202 and left != 200:
+            out += " deleted-anyway"
+        return out
+
+    def op_revoke(self, p, repo, arg):
+        """A registry token, then the credential it came from changes
+        (password set, robot token regenerated) with the admin CLI: "STATUS
+        STATUS STATUS" of a pull with the token before, with it after, and
+        of a squash HEAD with the old Basic credentials after."""
+        tok, _ = self.registry_token(p, repo)
+        url = "/v2/%s/manifests/v1" % repo
+        before = self.http.request("GET", url, dict(bearer(tok), Accept=MT_MANIFEST)).status
+        old = p.basic_headers()
+        if p.kind == "robot":
+            self.secrets[p.name] = self.cli("robot", "token", p.name, "--regenerate")
+        else:
+            self.secrets[p.name] = "%s-pw-%s" % (p.name, os.urandom(4).hex())
+            self.cli("user", "passwd", p.name, "--password-stdin", stdin=self.secrets[p.name] + "\n")
+        after = self.http.request("GET", url, dict(bearer(tok), Accept=MT_MANIFEST)).status
+        squash = self.http.request("HEAD", "/c1/squash/%s/v1" % repo, old).status
+        return "%d %d %d" % (before, after, squash)
 
     def squash_headers(self, p, repo):
         if p.via == "jwt":
@@ -497,7 +616,10 @@ class Matrix:
     # --- management API
 
     def api(self, p, method, path, body=None):
-        r = self.http.request(method, "/api/v1" + path, p.api_headers(), body)
+        headers = p.api_headers()
+        if p.via == "jwt":  # a registry token, which the API must refuse
+            headers = bearer(self.registry_token(p, "%s/own" % p.name)[0])
+        r = self.http.request(method, "/api/v1" + path, headers, body)
         out = str(r.status)
         if r.status == 401 and (r.h("WWW-Authenticate") or "").lower().startswith("basic"):
             out += " basic-challenge"
@@ -507,50 +629,107 @@ class Matrix:
         return self.api(p, "GET", "/user/")[1]
 
     def op_api_repo_list(self, p, ns, arg):
-        r, out = self.api(p, "GET", "/repository?namespace=" + ns)
-        if r.status == 200:
+        names, page, out = set(), "", None
+        for _ in range(100):
+            q = urllib.parse.urlencode({"namespace": ns, "limit": 500, "next_page": page})
+            r, st = self.api(p, "GET", "/repository?" + q)
+            out = out or st
+            if r.status != 200:
+                return st
             body = r.json() or {}
-            repos = body.get("repositories", body if isinstance(body, list) else [])
-            names = set()
-            for x in repos:
-                n = x.get("name", "") if isinstance(x, dict) else str(x)
-                full = n if "/" in n else "%s/%s" % (x.get("namespace", ns), n)
-                if full in ("acme/private", "acme/public", "alice/own"):
+            for x in body.get("repositories", []):
+                full = "%s/%s" % (x.get("namespace"), x.get("name"))
+                if full in SHARED:
                     names.add(full)
-            out += " " + (",".join(sorted(names)) or "-")
-        return out
+            page = body.get("next_page")
+            if not page:
+                break
+        return out + " " + (",".join(sorted(names)) or "-")
 
     def op_api_repo_get(self, p, repo, arg):
         return self.api(p, "GET", "/repository/" + repo)[1]
 
     def op_api_repo_put(self, p, repo, arg):
-        return self.api(p, "PUT", "/repository/" + repo, {"description": "set by %s" % p.spec})[1]
+        desc = "set by %s %s" % (p.spec, os.urandom(4).hex())
+        r, out = self.api(p, "PUT", "/repository/" + repo, {"description": desc})
+        changed = (self.repo_settings(repo) or {}).get("description") == desc
+        if r.status == 200 and not changed:
+            out += " no-effect"
+        elif r.status != 200 and changed:
+            out += " changed-anyway"
+        return out
 
     def op_api_visibility(self, p, repo, arg):
-        vis = "private" if repo.startswith("acme/public") else "public"
-        return self.api(p, "POST", "/repository/%s/changevisibility" % repo, {"visibility": vis})[1]
+        public = not repo.startswith("acme/public")  # flip it
+        r, out = self.api(p, "POST", "/repository/%s/changevisibility" % repo,
+                          {"visibility": "public" if public else "private"})
+        anon_reads = "pull" in self.actions_of("anon", repo)
+        if anon_reads != public and r.status == 200:
+            out += " no-effect"
+        elif anon_reads == public and r.status != 200:
+            out += " changed-anyway"
+        return out
 
     def op_api_repo_delete(self, p, repo, arg):
-        return self.api(p, "DELETE", "/repository/" + repo)[1]
+        r, out = self.api(p, "DELETE", "/repository/" + repo)
+        if r.status == 204:
+            if self.repo_settings(repo) is not None:
+                out += " still-listed"
+            if self.manifest_status(repo, "v1") != 404:
+                out += " image-kept"
+            grantee = "alice+bot" if repo.startswith("alice/") else "twrite"
+            if self.actions_of(grantee, repo):  # its grants go with it
+                out += " grants-kept"
+        elif self.manifest_status(repo, "v1") != 200:
+            out += " deleted-anyway"
+        return out
 
     def op_api_repo_create(self, p, repo, arg):
         ns, name = repo.split("/", 1)
-        return self.api(p, "POST", "/repository",
-                        {"namespace": ns, "repository": name, "visibility": "private"})[1]
+        r, out = self.api(p, "POST", "/repository",
+                          {"namespace": ns, "repository": name, "visibility": "private"})
+        exists = self.repo_settings(repo) is not None
+        if r.status == 201:
+            if not exists:
+                out += " not-created"
+            if "pull" in self.actions_of("anon", repo):
+                out += " public"
+            if "pull" not in self.actions_of(p.name, repo):
+                out += " creator-cannot-pull"
+        elif exists:
+            out += " created-anyway"
+        return out
 
     def op_api_tags(self, p, repo, arg):
         return self.api(p, "GET", "/repository/%s/tag/" % repo)[1]
 
     def op_api_tag_delete(self, p, repo, arg):
-        return self.api(p, "DELETE", "/repository/%s/tag/v1" % repo)[1]
+        r, out = self.api(p, "DELETE", "/repository/%s/tag/v1" % repo)
+        left = self.manifest_status(repo, "v1")
+        if r.status == 204 and left != 404:
+            out += " tag-kept"
+        elif r.status != 204 and left != 200:
+            out += " deleted-anyway"
+        return out
 
     def op_api_perms(self, p, repo, arg):
         return self.api(p, "GET", "/repository/%s/permissions/" % repo)[1]
 
     def op_api_perm_put(self, p, repo, arg):
-        kind, subject = (arg or "user:alice").split(":", 1)
-        return self.api(p, "PUT", "/repository/%s/permissions/%s/%s" % (repo, kind, subject),
-                        {"role": "read"})[1]
+        """Grants write to a subject that has less (by default a user with
+        nothing there; team readers and robot acme+reader: read) and checks
+        a member's token."""
+        default = "user:tread" if repo.startswith("alice/") else "user:alice"
+        kind, subject = (arg or default).split(":", 1)
+        member = {"user": subject, "robot": subject}.get(kind) or TEAMS[subject][1][0]
+        r, out = self.api(p, "PUT", "/repository/%s/permissions/%s/%s" % (repo, kind, subject),
+                          {"role": "write"})
+        writes = "push" in self.actions_of(member, repo)
+        if r.status == 200 and not writes:
+            out += " no-effect"
+        elif r.status != 200 and writes:
+            out += " granted-anyway"
+        return out
 
     def op_api_robots(self, p, ns, arg):
         return self.api(p, "GET", "/namespace/%s/robots" % ns)[1]
@@ -573,7 +752,33 @@ class Matrix:
         return self.api(p, "GET", "/repository/%s/logs" % repo)[1]
 
     def op_api_pat_create(self, p, target, arg):
-        return self.api(p, "POST", "/user/tokens", {"name": "matrix-row"})[1]
+        r, out = self.api(p, "POST", "/user/tokens", {"name": "matrix-row"})
+        if r.status == 201:
+            if "no-store" not in (r.h("Cache-Control") or ""):
+                out += " cacheable"
+            tok = (r.json() or {}).get("token") or ""
+            if not tok.startswith("wharf_pat_") or self.http.request(
+                    "GET", "/api/v1/user/", bearer(tok)).status != 200:
+                out += " token-unusable"
+        return out
+
+    def op_catalog(self, p, target, arg):
+        q = urllib.parse.urlencode({"service": "wharf", "scope": "registry:catalog:*"})
+        r = self.http.request("GET", "/v2/auth?" + q, p.basic_headers())
+        if r.status != 200:
+            return "token %d" % r.status
+        tok = (r.json() or {}).get("token", "")
+        names, target_ = set(), "/v2/_catalog?n=1000"
+        for _ in range(100):
+            r = self.http.request("GET", target_, bearer(tok))
+            if r.status != 200:
+                return self.v2_status(r)
+            names |= {n for n in (r.json() or {}).get("repositories", []) if n in SHARED}
+            m = re.search(r"<([^>]+)>", r.h("Link") or "")
+            if not m:
+                break
+            target_ = m.group(1)
+        return "200 " + (",".join(sorted(names)) or "-")
 
     # --- rows
 

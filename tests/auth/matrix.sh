@@ -13,6 +13,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/common.sh"
 
 make_work matrix
+# A private copy of the binary: a rebuild replacing build/wharf mid-run must
+# not break the CLI calls.
+for _ in $(seq 60); do
+  [ -x "$WHARF_BIN" ] && cp "$WHARF_BIN" "$work/wharf" 2>/dev/null && "$work/wharf" --help >/dev/null 2>&1 && break
+  sleep 1
+done
+WHARF_BIN=$work/wharf
 data=$work/data
 export WHARF_KEY_DIR=$work/keys
 export WHARF_ADMIN_PASSWORD=admin-pw-0001
@@ -24,13 +31,13 @@ PIDS+=("$WHARF_PID")
 wharf() { "$WHARF_BIN" "$@" --data-dir "$data" >/dev/null; }
 
 # Users (passwords as in matrix.py), all without any grant yet.
-for u in alice tread twrite repoadmin creator orgadmin mallory; do
+for u in alice tread twrite repoadmin creator orgadmin mallory rotor; do
   echo "$u-pw-0001" | wharf user create "$u" --email "$u@example.com" --password-stdin
 done
 # acme: orgadmin is on its "owners" team (role admin).
 wharf org create acme --owner orgadmin
-# Robots: two of acme (granted read / write by matrix.py), one of alice.
-for r in acme+reader acme+writer alice+bot; do wharf robot create "$r"; done
+# Robots: of acme (granted by matrix.py) and of alice.
+for r in acme+reader acme+writer acme+rotor alice+bot; do wharf robot create "$r"; done
 
 set +e
 /usr/bin/python3 "$here/matrix.py" --url "http://127.0.0.1:$port" --wharf "$WHARF_BIN" \

@@ -1,0 +1,297 @@
+// End-to-end tests of wharf's web UI: Playwright (playwright-core) driving
+// Debian's chromium against a live wharf on loopback, with real skopeo and a
+// real Docker engine. Started by tests/ui/run.sh, which provides:
+//   WHARF_URL (http://127.0.0.1:PORT), WHARF_PORT, ADMIN_PASSWORD, LAYOUT
+//   (an OCI layout with tags amd64/multi from tests/e2e/lib.sh), IMG_ID (what
+//   the image prints), ARTIFACTS (screenshots), DOCKER_HOST, POLICY (skopeo).
+// Run with node's own test runner: node --test tests/ui/ui.test.mjs
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+
+const base = process.env.WHARF_URL;
+const port = process.env.WHARF_PORT;
+const host = new URL(base).host;
+const adminPw = process.env.ADMIN_PASSWORD;
+const artifacts = process.env.ARTIFACTS;
+mkdirSync(artifacts, { recursive: true });
+
+let browser;
+const consoleErrors = [];
+
+function sh(cmd, env = {}) {
+  return execFileSync('bash', ['-o', 'pipefail', '-c', cmd], { env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+function skopeoPush(src, dest, creds, all = false) {
+  sh(`skopeo --policy "$POLICY" copy ${all ? '--all' : ''} --dest-tls-verify=false --dest-creds '${creds}' '${src}' 'docker://${host}/${dest}'`);
+}
+async function apiAs(user, pw, method, path, body) {
+  const r = await fetch(`${base}/api/v1/${path}`, {
+    method,
+    headers: { Authorization: 'Basic ' + Buffer.from(`${user}:${pw}`).toString('base64'), 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+async function newPage(opts = {}) {
+  const ctx = await browser.newContext({ viewport: opts.viewport || { width: 1280, height: 800 } });
+  await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: opts.origin || base });
+  const page = await ctx.newPage();
+  const errors = opts.collectInto || consoleErrors;
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${page.url()}: ${m.text()}`); });
+  page.on('pageerror', (e) => errors.push(`${page.url()}: ${e}`));
+  page.on('dialog', (d) => { errors.push(`unexpected dialog: ${d.message()}`); d.dismiss(); });
+  return page;
+}
+async function signIn(page, user, pw, url = base) {
+  await page.goto(url + '/');
+  await page.fill('input[name=username]', user);
+  await page.fill('input[name=password]', pw);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('h1:text("Namespaces")');
+}
+async function shot(page, name) {
+  await page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
+}
+async function openFetch(page, repo, tag) {
+  await page.goto(`${base}/#/repo/${repo}/tags`);
+  await page.locator(`button[aria-label="Fetch Tag ${tag}"]`).click();
+  await page.waitForSelector('#fetch-dialog[open]');
+}
+async function command(page) {
+  await page.waitForFunction(() => document.querySelector('#fetch-command').value !== '');
+  return page.inputValue('#fetch-command');
+}
+
+before(async () => {
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+});
+after(async () => { await browser?.close(); });
+
+test('sign in, create an organization, a robot and a repository, push, then the squashed command from Fetch Tag loads and runs', async () => {
+  const page = await newPage();
+  await page.goto(base + '/');
+  await shot(page, '01-signin');
+  await signIn(page, 'admin', adminPw);
+  await shot(page, '02-namespaces');
+
+  // organization
+  await page.fill('input[name=org]', 'uiorg');
+  await page.click('button:text("Create organization")');
+  await page.waitForSelector('h1:text("uiorg")');
+  // repository
+  await page.fill('input[name=repository]', 'app');
+  await page.click('button:text("Create repository")');
+  await page.waitForSelector('td.name a:text("app")');
+  await shot(page, '03-repositories');
+  // robot
+  await page.click('a:text("Robot accounts")');
+  await page.fill('input[aria-label="Robot name"]', 'deployer');
+  await page.fill('input[aria-label="Description"]', 'pulls squashed images');
+  await page.click('button:text("Create robot")');
+  await page.waitForSelector('td.name:text("uiorg+deployer")');
+  await shot(page, '04-robots');
+
+  // push a runnable image with skopeo
+  skopeoPush(`oci:${process.env.LAYOUT}:amd64`, 'uiorg/app:v1', `admin:${adminPw}`);
+
+  // Tags -> Fetch Tag -> Squashed Docker Image -> robot
+  await openFetch(page, 'uiorg/app', 'v1');
+  await page.selectOption('#fetch-format', 'squash');
+  await page.selectOption('#fetch-robot', 'uiorg+deployer');
+  // the robot has no read permission yet: warning with a one-click grant for admins
+  await page.waitForSelector('#robot-warning');
+  assert.match(await page.textContent('#robot-warning'), /no read permission/);
+  await page.click('#grant-read');
+  await page.waitForSelector('#robot-warning', { state: 'detached' });
+  const cmd = await command(page);
+  assert.match(cmd, new RegExp(`^curl -fL -u 'uiorg\\+deployer:[A-Z0-9]{64}' '${base}/c1/squash/uiorg/app/v1' \\| docker load$`));
+  await page.click('#copy-command');
+  await page.waitForSelector('.copied:text("Copied")');
+  await shot(page, '05-fetch-tag-squashed');
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  assert.equal(copied, cmd);
+
+  // run exactly that command against the Docker engine, then the image
+  const loaded = sh(copied);
+  assert.match(loaded, new RegExp(`Loaded image: ${host}/uiorg/app:v1`));
+  const out = sh(`docker run --rm --network none ${host}/uiorg/app:v1`);
+  assert.match(out, new RegExp(`WHARF-E2E-OK ${process.env.IMG_ID} x86_64`));
+});
+
+test('by-digest pull commands name the manifest digest', async () => {
+  const page = await newPage();
+  await signIn(page, 'admin', adminPw);
+  const tags = await apiAs('admin', adminPw, 'GET', 'repository/uiorg/app/tag/');
+  const digest = tags.body.tags.find((t) => t.name === 'v1').manifest_digest;
+  await openFetch(page, 'uiorg/app', 'v1');
+  assert.equal(await command(page), `docker pull ${host}/uiorg/app:v1`);
+  await page.selectOption('#fetch-format', 'docker-digest');
+  assert.equal(await command(page), `docker pull ${host}/uiorg/app@${digest}`);
+  await page.selectOption('#fetch-format', 'podman-tag');
+  assert.equal(await command(page), `podman pull ${host}/uiorg/app:v1`);
+  await page.selectOption('#fetch-format', 'podman-digest');
+  assert.equal(await command(page), `podman pull ${host}/uiorg/app@${digest}`);
+  // the digest column shows it shortened, with the full value in its title
+  await page.keyboard.press('Escape');
+  const code = page.locator('tr[data-tag="v1"] code');
+  assert.equal(await code.getAttribute('title'), digest);
+  assert.equal(await code.textContent(), digest.slice(0, 7 + 12));
+});
+
+test('a public repository gets a squashed command without credentials, and a multi-platform tag a platform choice', async () => {
+  const page = await newPage();
+  await signIn(page, 'admin', adminPw);
+  const r = await apiAs('admin', adminPw, 'POST', 'repository', { namespace: 'uiorg', repository: 'pub', visibility: 'private' });
+  assert.equal(r.status, 201);
+  skopeoPush(`oci:${process.env.LAYOUT}:multi`, 'uiorg/pub:multi', `admin:${adminPw}`, true);
+  // visibility through the Settings tab
+  await page.goto(`${base}/#/repo/uiorg/pub/settings`);
+  await page.selectOption('select[aria-label="Visibility"]', 'public');
+  await page.click('button:text("Save")');
+  await page.waitForSelector('.message.ok');
+  await shot(page, '06-settings');
+  await openFetch(page, 'uiorg/pub', 'multi');
+  await page.selectOption('#fetch-format', 'squash');
+  assert.equal(await page.inputValue('#fetch-platform'), 'linux/amd64');
+  const cmd = await command(page);
+  assert.equal(cmd, `curl -fL '${base}/c1/squash/uiorg/pub/multi?platform=linux%2Famd64' | docker load`);
+  // anonymous really can fetch it
+  const status = sh(`curl -s -o /dev/null -w '%{http_code}' '${base}/c1/squash/uiorg/pub/multi?platform=linux%2Famd64'`);
+  assert.equal(status, '200');
+  await page.selectOption('#fetch-platform', 'linux/arm64/v8');
+  assert.match(await command(page), /platform=linux%2Farm64%2Fv8/);
+});
+
+test('a user who cannot read robot tokens gets a plain explanation', async () => {
+  execFileSync(process.env.WHARF_BIN, ['user', 'create', 'reader', '--password-stdin', '--data-dir', process.env.WHARF_DATA],
+    { input: 'readerpass1\n', env: process.env });
+  assert.equal((await apiAs('admin', adminPw, 'PUT', 'repository/uiorg/app/permissions/user/reader', { role: 'read' })).status, 200);
+  const page = await newPage();
+  await signIn(page, 'reader', 'readerpass1');
+  await openFetch(page, 'uiorg/app', 'v1');
+  await page.selectOption('#fetch-format', 'squash');
+  await page.waitForSelector('#robot-explanation');
+  assert.match(await page.textContent('#robot-explanation'), /Only administrators of uiorg can read robot tokens/);
+  assert.equal(await page.isDisabled('#copy-command'), true);
+  // readers see no Prime button and no Settings tab
+  await page.keyboard.press('Escape');
+  assert.equal(await page.locator('button[aria-label^="Prime"]').count(), 0);
+  assert.equal(await page.locator('nav.tabs a:text("Settings")').count(), 0);
+});
+
+test('pushed text is shown as text: markup in descriptions never runs', async () => {
+  const payload = '<img src=x onerror="window.__xss=1;alert(1)"><script>window.__xss=2</script>';
+  assert.equal((await apiAs('admin', adminPw, 'PUT', 'repository/uiorg/app', { description: payload })).status, 200);
+  assert.equal((await apiAs('admin', adminPw, 'PUT', 'namespace/uiorg/robots/xss', { description: payload })).status, 201);
+  const page = await newPage();
+  await signIn(page, 'admin', adminPw);
+  await page.goto(`${base}/#/repo/uiorg/app/info`);
+  await page.waitForSelector('.pre');
+  assert.equal(await page.textContent('.pre'), payload);
+  await page.goto(`${base}/#/robots/uiorg`);
+  await page.waitForSelector('td:text("uiorg+xss")');
+  assert.ok((await page.content()).includes('&lt;img src=x'));
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  assert.equal(await page.locator('img[src=x]').count(), 0);
+  // the CSP forbids inline script and framing
+  const res = await fetch(base + '/');
+  const csp = res.headers.get('content-security-policy');
+  assert.match(csp, /script-src 'self'/);
+  assert.doesNotMatch(csp, /unsafe-inline/);
+  assert.match(csp, /frame-ancestors 'none'/);
+});
+
+test('wrong credentials and rate limiting give messages a person can act on', async () => {
+  execFileSync(process.env.WHARF_BIN, ['user', 'create', 'target', '--password-stdin', '--data-dir', process.env.WHARF_DATA],
+    { input: 'targetpass1\n', env: process.env });
+  const page = await newPage({ collectInto: [] });  // 401/429 answers are logged by chromium by design
+  await page.goto(base + '/');
+  await page.fill('input[name=username]', 'target');
+  await page.fill('input[name=password]', 'wrong-password');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#message:not([hidden])');
+  assert.match(await page.textContent('#message'), /Invalid username or password/);
+  for (let i = 0; i < 5; i++) {
+    await page.fill('input[name=password]', 'wrong-password');
+    await page.click('button[type=submit]');
+    await page.waitForFunction((n) => document.querySelector('#busy').hidden, i);
+  }
+  await page.waitForFunction(() => /Too many failed sign-ins/.test(document.querySelector('#message').textContent));
+  assert.match(await page.textContent('#message'), /Try again in \d+ seconds/);
+  await shot(page, '07-rate-limited');
+});
+
+test('usable with the keyboard: the Fetch Tag dialog opens with Enter and closes with Escape', async () => {
+  const page = await newPage();
+  await signIn(page, 'admin', adminPw);
+  await page.goto(`${base}/#/repo/uiorg/app/tags`);
+  const fetchButton = page.locator('button[aria-label="Fetch Tag v1"]');
+  await fetchButton.focus();
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#fetch-dialog[open]');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'fetch-format');
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !document.querySelector('#fetch-dialog').open);
+  assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Fetch Tag v1');
+});
+
+test('phone width: no page is wider than the screen', async () => {
+  const page = await newPage({ viewport: { width: 390, height: 844 } });
+  await signIn(page, 'admin', adminPw);
+  for (const [hash, name] of [['#/', '08-phone-namespaces'], ['#/ns/uiorg', '09-phone-repositories'],
+    ['#/repo/uiorg/app/tags', '10-phone-tags']]) {
+    await page.goto(base + '/' + hash);
+    await page.waitForFunction(() => document.querySelector('#busy').hidden && document.querySelector('main h1'));
+    await page.waitForTimeout(100);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `${hash} is ${width}px wide at 390px`);
+    await shot(page, name);
+  }
+  await page.locator('button[aria-label="Fetch Tag v1"]').click();
+  await page.selectOption('#fetch-format', 'squash');
+  await page.selectOption('#fetch-robot', 'uiorg+deployer');
+  await command(page);
+  await shot(page, '11-phone-fetch-tag');
+});
+
+test('Copy Command works on a plain-HTTP host that is not localhost (no navigator.clipboard)', async () => {
+  const wb = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--host-resolver-rules=MAP wharf.test 127.0.0.1'],
+  });
+  try {
+    const origin = `http://wharf.test:${port}`;
+    const ctx = await wb.newContext({ viewport: { width: 1280, height: 800 } });
+    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    const page = await ctx.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await signIn(page, 'admin', adminPw, origin);
+    assert.equal(await page.evaluate(() => window.isSecureContext), false);
+    assert.equal(await page.evaluate(() => typeof navigator.clipboard), 'undefined');
+    await page.goto(`${origin}/#/repo/uiorg/app/tags`);
+    await page.locator('button[aria-label="Fetch Tag v1"]').click();
+    await page.selectOption('#fetch-format', 'squash');
+    await page.selectOption('#fetch-robot', 'uiorg+deployer');
+    const cmd = await command(page);
+    assert.match(cmd, new RegExp(`'http://wharf.test:${port}/c1/squash/uiorg/app/v1'`));
+    await page.click('#copy-command');
+    await page.waitForSelector('.copied:text("Copied")');
+    // read the clipboard from a secure origin in the same browser
+    const reader = await ctx.newPage();
+    await reader.goto(base + '/static/app.css');
+    assert.equal(await reader.evaluate(() => navigator.clipboard.readText()), cmd);
+    assert.deepEqual(errors, []);
+  } finally {
+    await wb.close();
+  }
+});
+
+test('no errors in the browser console on the pages visited', () => {
+  assert.deepEqual(consoleErrors, []);
+});
