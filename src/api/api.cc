@@ -815,6 +815,7 @@ struct Api::Impl {
 
   // ------------------------------------------------------------ audit log
   void logs(Call& c, const std::string& ns, const std::string& repo, const std::string& label) {
+    auth.flush_audit();
     meta::AuditQuery q;
     q.ns = ns;
     q.repo = repo;

@@ -94,7 +94,49 @@ std::string Principal::kind_name() const {
 
 Auth::Auth(Options o, meta::AccountStore& accounts, meta::MetadataStore& meta, const ServerKey& key,
            const TokenSigner& signer)
-    : opts_(std::move(o)), accounts_(accounts), meta_(meta), key_(key), signer_(signer) {}
+    : opts_(std::move(o)), accounts_(accounts), meta_(meta), key_(key), signer_(signer) {
+  audit_thread_ = std::thread([this] { audit_writer(); });
+}
+
+Auth::~Auth() {
+  {
+    std::lock_guard lk(audit_mu_);
+    audit_stop_ = true;
+  }
+  audit_cv_.notify_all();
+  audit_thread_.join();
+}
+
+void Auth::audit_writer() {
+  std::unique_lock lk(audit_mu_);
+  while (true) {
+    audit_cv_.wait_for(lk, std::chrono::milliseconds(100), [&] { return audit_stop_ || audit_flush_ || audit_queue_.size() >= 512; });
+    audit_flush_ = false;
+    if (!audit_queue_.empty()) {
+      std::vector<meta::AuditEvent> batch;
+      batch.swap(audit_queue_);
+      uint64_t upto = audit_queued_;
+      lk.unlock();
+      try {
+        accounts_.append_audit(batch);
+      } catch (const std::exception& ex) {
+        spdlog::error("audit log write of {} events failed: {}", batch.size(), ex.what());
+      }
+      lk.lock();
+      audit_written_ = upto;
+      audit_cv_.notify_all();
+    }
+    if (audit_stop_ && audit_queue_.empty()) return;
+  }
+}
+
+void Auth::flush_audit() {
+  std::unique_lock lk(audit_mu_);
+  uint64_t want = audit_queued_;
+  audit_flush_ = true;
+  audit_cv_.notify_all();
+  audit_cv_.wait(lk, [&] { return audit_written_ >= want; });
+}
 
 Principal Auth::user_principal(const meta::Account& a, Credential via) const {
   Principal p;
@@ -496,10 +538,10 @@ void Auth::record(const Principal& p, const http::Request* req, std::string_view
     e.ns = detail["namespace"].get<std::string>();
   e.detail = detail.is_null() ? "{}" : detail.dump();
   if (req) e.address = req->client_addr();
-  try {
-    accounts_.append_audit(e);
-  } catch (const std::exception& ex) {
-    spdlog::error("audit log write failed ({} {}): {}", e.action, e.repo, ex.what());
+  {
+    std::lock_guard lk(audit_mu_);
+    audit_queue_.push_back(std::move(e));
+    ++audit_queued_;
   }
 }
 

@@ -213,7 +213,8 @@ class AccountStore {
   virtual size_t purge_sessions(int64_t now) = 0;
 
   // Audit log.
-  virtual void append_audit(const AuditEvent& e) = 0;
+  // Appends events in one transaction, in order.
+  virtual void append_audit(const std::vector<AuditEvent>& events) = 0;
   // Newest first.
   virtual std::vector<AuditEvent> audit(const AuditQuery& q) = 0;
 };

@@ -541,18 +541,20 @@ class SqliteAccounts : public AccountStore {
     });
   }
 
-  void append_audit(const AuditEvent& e) override {
+  void append_audit(const std::vector<AuditEvent>& events) override {
+    if (events.empty()) return;
     db_.write([&](Conn& c) {
-      c.prepare("INSERT INTO audit(time_ms,actor,actor_kind,action,ns,repo,detail,address) VALUES(?,?,?,?,?,?,?,?)")
-          .bind(e.time_ms)
-          .bind(e.actor)
-          .bind(e.actor_kind)
-          .bind(e.action)
-          .bind(e.ns)
-          .bind(e.repo)
-          .bind(e.detail.empty() ? std::string_view("{}") : std::string_view(e.detail))
-          .bind(e.address)
-          .run();
+      for (auto& e : events)
+        c.prepare("INSERT INTO audit(time_ms,actor,actor_kind,action,ns,repo,detail,address) VALUES(?,?,?,?,?,?,?,?)")
+            .bind(e.time_ms)
+            .bind(e.actor)
+            .bind(e.actor_kind)
+            .bind(e.action)
+            .bind(e.ns)
+            .bind(e.repo)
+            .bind(e.detail.empty() ? std::string_view("{}") : std::string_view(e.detail))
+            .bind(e.address)
+            .run();
     });
   }
   std::vector<AuditEvent> audit(const AuditQuery& q) override {

@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 const base = process.env.WHARF_URL;
@@ -290,6 +290,26 @@ test('Copy Command works on a plain-HTTP host that is not localhost (no navigato
   } finally {
     await wb.close();
   }
+});
+
+// Measured, not asserted (speed belongs to benchmarks): how long each main
+// page takes from navigation until its content is shown and nothing loads.
+test('page load times are recorded', async () => {
+  const page = await newPage();
+  await signIn(page, 'admin', adminPw);
+  const timings = {};
+  for (const [hash, sel] of [['#/', 'h1:text("Namespaces")'], ['#/ns/uiorg', 'td.name a'],
+    ['#/repo/uiorg/app/tags', 'tr[data-tag="v1"]'], ['#/repo/uiorg/app/settings', 'select[aria-label="Visibility"]'],
+    ['#/robots/uiorg', 'td.name'], ['#/teams/uiorg', 'section.card']]) {
+    await page.goto('about:blank');
+    const t0 = Date.now();
+    await page.goto(base + '/' + hash);
+    await page.waitForSelector(sel);
+    await page.waitForFunction(() => document.querySelector('#busy').hidden);
+    timings[hash] = Date.now() - t0;
+  }
+  writeFileSync(`${artifacts}/page-load-ms.json`, JSON.stringify(timings, null, 2) + '\n');
+  console.log('page load (ms, cold navigation to content shown):', JSON.stringify(timings));
 });
 
 test('no errors in the browser console on the pages visited', () => {
