@@ -1,3 +1,4 @@
+#include "core/clock.h"
 #include "api/api.h"
 
 #include <algorithm>
@@ -22,9 +23,7 @@ using nlohmann::json;
 
 namespace {
 
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+int64_t now_s() { return core::unix_seconds(); }
 
 std::vector<std::string> segments(std::string_view s) {
   std::vector<std::string> out;

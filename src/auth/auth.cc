@@ -1,3 +1,4 @@
+#include "core/clock.h"
 #include "auth/auth.h"
 
 #include <openssl/evp.h>
@@ -17,26 +18,10 @@ using nlohmann::json;
 
 namespace {
 
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+int64_t now_s() { return core::unix_seconds(); }
+int64_t now_ms() { return core::unix_millis(); }
 
 std::string ns_of(std::string_view repo) { return std::string(repo.substr(0, repo.find('/'))); }
-
-std::string b64_decode(std::string_view s) {
-  std::string out(s.size(), '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(s.data()),
-                          static_cast<int>(s.size()));
-  if (n < 0) return {};
-  size_t pad = 0;
-  while (pad < s.size() && s[s.size() - 1 - pad] == '=') ++pad;
-  out.resize(static_cast<size_t>(n) - std::min<size_t>(pad, 2));
-  return out;
-}
 
 // "Scheme value" of the Authorization header, scheme case-insensitive.
 std::optional<std::string_view> auth_value(const http::Request& req, std::string_view scheme) {
@@ -239,7 +224,7 @@ Principal Auth::login(const http::Request& req, std::string_view name, std::stri
 std::optional<Principal> Auth::basic(const http::Request& req, bool allow_robot) {
   auto v = auth_value(req, "Basic");
   if (!v) return std::nullopt;
-  std::string decoded = b64_decode(*v);
+  std::string decoded = base64_decode(*v, false);
   auto colon = decoded.find(':');
   if (colon == std::string::npos) throw Error(ErrorCode::Unauthorized, "malformed Basic credentials");
   return login(req, std::string_view(decoded).substr(0, colon), std::string_view(decoded).substr(colon + 1), allow_robot);
@@ -518,7 +503,7 @@ void Auth::audit(const http::Request& req, std::string_view action, std::string_
   if (auto v = bearer(req, presented, why)) {
     p = v->who;
   } else if (auto b = auth_value(req, "Basic")) {
-    std::string decoded = b64_decode(*b);
+    std::string decoded = base64_decode(*b, false);
     p.name = decoded.substr(0, decoded.find(':'));  // already verified by require_direct
     p.kind = p.name.find('+') != std::string::npos ? Principal::Kind::Robot : Principal::Kind::User;
   }

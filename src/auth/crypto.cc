@@ -84,6 +84,17 @@ std::string random_b64(size_t n) {
   return out;
 }
 
+std::string base64_decode(std::string_view s, bool url_safe) {
+  std::string out(s.size(), '\0');
+  size_t len = 0;
+  int variant = url_safe ? sodium_base64_VARIANT_URLSAFE_NO_PADDING : sodium_base64_VARIANT_ORIGINAL;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), s.data(), s.size(), nullptr, &len,
+                        nullptr, variant) != 0)
+    return {};
+  out.resize(len);
+  return out;
+}
+
 bool equal_constant_time(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   return a.empty() || sodium_memcmp(a.data(), b.data(), a.size()) == 0;

@@ -29,6 +29,10 @@ std::string random_b64(size_t n);
 
 bool equal_constant_time(std::string_view a, std::string_view b);
 
+// Base64 (standard alphabet with padding, as in Basic credentials) or
+// base64url without padding (JWT segments); empty on malformed input.
+std::string base64_decode(std::string_view s, bool url_safe);
+
 // The server key: 32 bytes that seal robot tokens and key the hashes.
 class ServerKey {
  public:

@@ -1,3 +1,4 @@
+#include "core/clock.h"
 #include "auth/jwt.h"
 
 #include <jwt.h>
@@ -16,23 +17,7 @@ namespace wharf::auth {
 
 namespace {
 
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string b64url_decode(std::string_view s) {
-  std::string t(s);
-  for (char& c : t) c = c == '-' ? '+' : c == '_' ? '/' : c;
-  while (t.size() % 4) t += '=';
-  std::string out(t.size(), '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(t.data()),
-                          static_cast<int>(t.size()));
-  if (n < 0) return {};
-  size_t pad = 0;
-  while (pad < t.size() && t[t.size() - 1 - pad] == '=') ++pad;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
-}
+int64_t now_s() { return core::unix_seconds(); }
 
 struct JwtFree {
   void operator()(jwt_t* j) const { jwt_free(j); }
@@ -98,7 +83,7 @@ std::optional<nlohmann::json> TokenSigner::verify(std::string_view token, std::s
     why = "malformed token";
     return std::nullopt;
   }
-  auto header = nlohmann::json::parse(b64url_decode(token.substr(0, dot)), nullptr, false);
+  auto header = nlohmann::json::parse(base64_decode(token.substr(0, dot), true), nullptr, false);
   if (!header.is_object() || header.value("alg", "") != "ES256") {
     why = "token algorithm is not ES256";
     return std::nullopt;

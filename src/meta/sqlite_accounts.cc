@@ -2,6 +2,7 @@
 // tables and schema version (account_schema_version).
 #include <chrono>
 
+#include "core/clock.h"
 #include "meta/account_store.h"
 #include "meta/sqlite_db.h"
 
@@ -82,9 +83,7 @@ CREATE INDEX audit_repo ON audit(repo, id);
 )SQL",
 };
 
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+int64_t now_s() { return core::unix_seconds(); }
 
 bool unique_violation(const std::exception& e) {
   return std::string_view(e.what()).find("UNIQUE constraint failed") != std::string_view::npos;

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "core/clock.h"
 #include "core/crash.h"
 #include "meta/metadata_store.h"
 #include "meta/sqlite_db.h"
@@ -58,9 +59,7 @@ CREATE TABLE layer_index(layer_digest TEXT PRIMARY KEY, format INTEGER NOT NULL,
 )SQL",
 };
 
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+int64_t now_s() { return core::unix_seconds(); }
 
 class SqliteStore : public MetadataStore {
  private:

@@ -1,3 +1,4 @@
+#include "core/clock.h"
 #include "registry/registry.h"
 
 #include <openssl/rand.h>
@@ -32,9 +33,7 @@ namespace {
 
 constexpr size_t kIoBuffer = 1 << 20;
 
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+int64_t now_s() { return core::unix_seconds(); }
 
 std::string new_upload_id() {
   unsigned char b[16];

@@ -1,3 +1,4 @@
+#include "core/clock.h"
 #include "squash/service.h"
 
 #include <openssl/rand.h>
@@ -27,14 +28,9 @@ using nlohmann::json;
 
 namespace {
 
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+int64_t now_s() { return core::unix_seconds(); }
 // Cache recency is kept in milliseconds: several entries are used within a second.
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+int64_t now_ms() { return core::unix_millis(); }
 
 // Verifies a blob's digest as it is read to the end.
 class VerifyingReader : public storage::BlobReader {
