@@ -794,13 +794,26 @@ struct Api::Impl {
     }
     out["size"] = size;
     out["platforms"] = platforms;
+    json annotations = json::object();
+    if (m) {
+      auto j = json::parse(m->body, nullptr, false);
+      if (j.is_object() && j.contains("annotations") && j["annotations"].is_object()) annotations = j["annotations"];
+    }
+    out["annotations"] = annotations;
     bool cached = false;
+    json labels = json::object();
     if (squash) {
       try {
-        cached = squash->cached(squash->resolve(repo, t.name, "")).has_value();
+        auto img = squash->resolve(repo, t.name, "");  // the default platform's image
+        cached = squash->cached(img).has_value();
+        auto cfg = json::parse(img.config, nullptr, false);
+        if (cfg.is_object() && cfg.contains("config") && cfg["config"].is_object() &&
+            cfg["config"].contains("Labels") && cfg["config"]["Labels"].is_object())
+          labels = cfg["config"]["Labels"];
       } catch (const std::exception&) {  // an artifact, a missing platform: not squashable, so not cached
       }
     }
+    out["labels"] = labels;
     out["squash_cached"] = cached;
     return out;
   }

@@ -8,6 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
@@ -204,6 +205,49 @@ test('pushed text is shown as text: markup in descriptions never runs', async ()
   assert.match(csp, /script-src 'self'/);
   assert.doesNotMatch(csp, /unsafe-inline/);
   assert.match(csp, /frame-ancestors 'none'/);
+});
+
+// Pushes an image straight over the registry API (token flow) whose config
+// label and manifest annotations carry `payload`.
+async function pushImageWithPayload(repo, tag, payload) {
+  const basic = 'Basic ' + Buffer.from(`admin:${adminPw}`).toString('base64');
+  const t = await (await fetch(`${base}/v2/auth?service=wharf&scope=repository:${repo}:pull,push`, { headers: { Authorization: basic } })).json();
+  const auth = { Authorization: `Bearer ${t.token}` };
+  const sha = (b) => 'sha256:' + createHash('sha256').update(b).digest('hex');
+  const blob = async (data) => {
+    const d = sha(data);
+    const r = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${d}`, { method: 'POST', body: data, headers: { ...auth, 'Content-Type': 'application/octet-stream' } });
+    assert.equal(r.status, 201);
+    return { digest: d, size: data.length };
+  };
+  const layer = Buffer.alloc(1024);  // an empty tar archive
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Labels: { evil: payload, [payload]: 'as a key' } },
+    rootfs: { type: 'layers', diff_ids: [sha(layer)] } }));
+  const c = await blob(config);
+  const l = await blob(layer);
+  const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...c },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l }],
+    annotations: { 'org.opencontainers.image.description': payload } });
+  const r = await fetch(`${base}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: manifest, headers: { ...auth, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(r.status, 201);
+}
+
+test('pushed labels and annotations are shown as text', async () => {
+  const payload = '<img src=x onerror="window.__xss=3;alert(3)">';
+  await pushImageWithPayload('uiorg/xss', 'v1', payload);
+  const page = await newPage();
+  await signIn(page, 'admin', adminPw);
+  await page.goto(`${base}/#/repo/uiorg/xss/tags`);
+  await page.click('button[aria-label="Details of v1"]');
+  await page.waitForSelector('tr[data-details="v1"]');
+  const dds = await page.locator('tr[data-details="v1"] dd').allTextContents();
+  assert.ok(dds.includes(payload), `labels/annotations shown: ${JSON.stringify(dds)}`);
+  const dts = await page.locator('tr[data-details="v1"] dt').allTextContents();
+  assert.ok(dts.includes(payload));
+  await shot(page, '12-tag-details');
+  assert.equal(await page.locator('img[src=x]').count(), 0);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
 });
 
 test('wrong credentials and rate limiting give messages a person can act on', async () => {

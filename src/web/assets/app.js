@@ -16,7 +16,7 @@ function el(tag, attrs, ...children) {
     else if (v === true) e.setAttribute(k, '');
     else e.setAttribute(k, String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -341,8 +341,29 @@ async function tagsTab(body, repo, info) {
     if (view.filter) params.set('filter', view.filter);
     const r = await attempt(() => api('GET', 'repository/' + repoPath(repo) + '/tag/?' + params));
     if (!r) return;
-    const rows = r.tags.map((t) => el('tr', { 'data-tag': t.name },
-      el('td', { class: 'name' }, t.name),
+    const details = (t) => {
+      const pairs = (title, obj) => {
+        const keys = Object.keys(obj || {});
+        return [el('h3', {}, title), keys.length
+          ? el('dl', {}, keys.map((k) => [el('dt', {}, k), el('dd', {}, String(obj[k]))]))
+          : el('p', { class: 'muted' }, 'none')];
+      };
+      return el('tr', { class: 'details', 'data-details': t.name },
+        el('td', { colspan: 7 }, el('div', { class: 'detail-grid' },
+          el('div', {}, pairs('Labels', t.labels)), el('div', {}, pairs('Annotations', t.annotations)),
+          el('div', {}, el('h3', {}, 'Digest'), el('code', { class: 'token' }, t.manifest_digest)))));
+    };
+    const rows = r.tags.flatMap((t) => { const row = el('tr', { 'data-tag': t.name },
+      el('td', { class: 'name' }, el('button', {
+        type: 'button', class: 'link', 'aria-expanded': 'false', 'aria-label': `Details of ${t.name}`,
+        onclick: (ev) => {
+          const b = ev.currentTarget;
+          const open = b.getAttribute('aria-expanded') === 'true';
+          b.setAttribute('aria-expanded', String(!open));
+          if (open) row.nextSibling.remove();
+          else row.after(details(t));
+        },
+      }, t.name)),
       el('td', { class: 'hide-narrow' }, when(t.last_modified)),
       el('td', { class: 'hide-narrow' }, bytes(t.size)),
       el('td', { class: 'hide-narrow' }, el('code', { title: t.manifest_digest }, shortDigest(t.manifest_digest)), ' ',
@@ -360,7 +381,8 @@ async function tagsTab(body, repo, info) {
       el('td', {}, el('button', {
         type: 'button', class: 'icon', 'aria-label': `Fetch Tag ${t.name}`, title: 'Fetch Tag',
         onclick: () => openFetchDialog(repo, info, t),
-      }, '⤓ Fetch'))));
+      }, '⤓ Fetch')));
+      return [row]; });
     const pages = Math.max(1, Math.ceil(r.total / view.limit));
     table.replaceChildren(
       r.total === 0 ? el('p', { class: 'muted' }, view.filter ? 'No tag matches.' : 'No tags yet. Push an image to ' + registryHost() + '/' + repo + ':TAG.')
