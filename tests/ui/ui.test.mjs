@@ -356,6 +356,30 @@ test('page load times are recorded', async () => {
   console.log('page load (ms, cold navigation to content shown):', JSON.stringify(timings));
 });
 
+test('account page: a personal API token works against the API, and a password change signs everyone out', async () => {
+  execFileSync(process.env.WHARF_BIN, ['user', 'create', 'carol', '--password-stdin', '--data-dir', process.env.WHARF_DATA],
+    { input: 'carolpass1\n', env: process.env });
+  const page = await newPage();
+  await signIn(page, 'carol', 'carolpass1');
+  await page.click('a:text("Account")');
+  await page.fill('input[aria-label="Token name"]', 'scripts');
+  await page.click('button:text("Create token")');
+  await page.waitForSelector('p.warn code.token');
+  const token = await page.textContent('p.warn code.token');
+  assert.match(token, /^wharf_pat_/);
+  const me = await fetch(`${base}/api/v1/user/`, { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(me.status, 200);
+  assert.equal((await me.json()).username, 'carol');
+  await page.fill('input[aria-label="Current password"]', 'carolpass1');
+  await page.fill('input[aria-label="New password"]', 'carolpass2');
+  await page.click('button:text("Change password")');
+  await page.waitForSelector('input[name=username]');
+  await shot(page, '13-account');
+  const old = await apiAs('carol', 'carolpass1', 'GET', 'user/');
+  assert.equal(old.status, 401);
+  assert.equal((await apiAs('carol', 'carolpass2', 'GET', 'user/')).status, 200);
+});
+
 test('no errors in the browser console on the pages visited', () => {
   assert.deepEqual(consoleErrors, []);
 });

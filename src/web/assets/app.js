@@ -164,6 +164,7 @@ function renderNav() {
   if (!state.user) { nav.replaceChildren(); return; }
   nav.replaceChildren(
     el('a', { href: '#/' }, 'Namespaces'),
+    el('a', { href: '#/account' }, 'Account'),
     el('span', { class: 'who' }, 'Signed in as ', state.user.username),
     el('button', { type: 'button', class: 'link', onclick: signOut }, 'Sign out'));
 }
@@ -195,6 +196,7 @@ async function route() {
   }
   if (page === 'robots' && rest[0]) return robotsPage(rest[0]);
   if (page === 'teams' && rest[0]) return teamsPage(rest[0]);
+  if (page === 'account') return accountPage();
   return namespacesPage();
 }
 
@@ -674,6 +676,57 @@ async function teamsPage(org) {
     el('h1', {}, `Teams of ${org}`),
     el('p', { class: 'muted' }, 'member: reads what the team is granted; creator: may also create repositories; admin: administers the organization.'),
     list, createForm);
+  load();
+}
+
+// ------------------------------------------------------------------ account
+async function accountPage() {
+  const cur = el('input', { type: 'password', autocomplete: 'current-password', required: true, 'aria-label': 'Current password' });
+  const next = el('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 8, 'aria-label': 'New password' });
+  const tokens = el('div');
+  const shown = el('div');
+  const load = async () => {
+    const r = await attempt(() => api('GET', 'user/tokens'));
+    if (!r) return;
+    tokens.replaceChildren(r.tokens.length ? el('div', { class: 'table-wrap' }, el('table', {},
+      el('thead', {}, el('tr', {}, el('th', {}, 'Name'), el('th', {}, 'Created'), el('th', {}, 'Last used'), el('th', {}, ''))),
+      el('tbody', {}, r.tokens.map((t) => el('tr', {}, el('td', { class: 'name' }, t.name), el('td', {}, when(t.created)),
+        el('td', {}, when(t.last_used)),
+        el('td', {}, el('button', { type: 'button', class: 'danger', onclick: async () => {
+          const ok = await attempt(() => api('DELETE', `user/tokens/${t.id}`), `Token ${t.name} deleted.`);
+          if (ok !== undefined) load();
+        } }, 'Delete'))))))) : el('p', { class: 'muted' }, 'No personal API tokens.'));
+  };
+  const tname = el('input', { required: true, placeholder: 'ci scripts', 'aria-label': 'Token name' });
+  mount(
+    el('h1', {}, `Account ${state.user.username}`),
+    el('h2', {}, 'Change password'),
+    el('form', {
+      class: 'row',
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        const ok = await attempt(() => api('PUT', 'user/password', { current_password: cur.value, new_password: next.value }),
+          'Password changed. Other sessions, registry logins and tokens issued with the old password have stopped working.');
+        cur.value = ''; next.value = '';
+        if (ok !== undefined) { state.user = null; location.hash = '#/signin'; }
+      },
+    }, el('label', {}, 'Current password', cur), el('label', {}, 'New password (8 or more characters)', next),
+    el('button', { type: 'submit', class: 'primary' }, 'Change password')),
+    el('h2', {}, 'Personal API tokens'),
+    el('p', { class: 'muted' }, 'For scripts that use the management API (Authorization: Bearer TOKEN). They cannot pull or push images; use a robot account for that.'),
+    tokens, shown,
+    el('form', {
+      class: 'row',
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        const r = await attempt(() => api('POST', 'user/tokens', { name: tname.value }));
+        if (!r) return;
+        tname.value = '';
+        shown.replaceChildren(el('p', { class: 'warn' }, 'Copy the token now; it is not shown again: ',
+          el('code', { class: 'token' }, r.token), ' ', copyButton('Copy', () => r.token)));
+        load();
+      },
+    }, el('label', {}, 'Name', tname), el('button', { type: 'submit' }, 'Create token')));
   load();
 }
 
