@@ -56,7 +56,7 @@ stage_api_distribution() {
 stage_durability() { bash tests/durability/crash.sh; }
 stage_squash() { bash tests/squash/run.sh; }
 stage_fuzz() { FUZZ_WORK="$work/fuzz" bash tests/fuzz/run.sh 30; }
-stage_auth() { bash tests/auth/matrix.sh && bash tests/auth/clients.sh; }
+stage_auth() { bash tests/auth/matrix.sh && bash tests/auth/hardening.sh && bash tests/auth/clients.sh; }
 stage_ui() { bash tests/ui/run.sh; }
 stage_server() { bash tests/server/tls_and_logs.sh && bash tests/server/squash_ops.sh; }
 

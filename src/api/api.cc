@@ -119,7 +119,7 @@ struct Api::Impl {
   static void reply(Call& c, int status, const json& body) {
     c.res.status = status;
     c.res.headers.set("Content-Type", "application/json");
-    c.res.body = status == 204 ? std::string() : body.dump();
+    c.res.body = status == 204 ? std::string() : body.dump(-1, ' ', false, json::error_handler_t::replace);
   }
   static void no_store(Call& c) { c.res.headers.set("Cache-Control", "no-store"); }
 
@@ -168,7 +168,7 @@ struct Api::Impl {
     const auto& req = c.req;
     if (auto site = req.headers.get("Sec-Fetch-Site"); site && *site != "same-origin" && *site != "none")
       throw Error(ErrorCode::Denied, "cross-site requests may not change anything");
-    if (auto origin = req.headers.get("Origin"); origin && *origin != "null") {
+    if (auto origin = req.headers.get("Origin")) {  // "null" (opaque origins) is cross-site too
       std::string base = http::base_url(req, opts.external_url);
       if (base.empty() || *origin != base) throw Error(ErrorCode::Denied, "the request's Origin is not this registry");
     }
@@ -412,6 +412,11 @@ struct Api::Impl {
   // ------------------------------------------------------------ organizations
   void create_org(Call& c) {
     std::string name = str(c.body, "name");
+    // Repositories already under that name (pushed before accounts, or by a
+    // superuser) would fall to the new organization's owners: only a
+    // superuser may adopt them.
+    if (!c.who.superuser && (has_repositories(name) || !acc.list_repo_settings(name, "", 1).empty()))
+      throw Error(ErrorCode::Conflict, "repositories named " + name + "/... already exist; ask a superuser to create this organization", name);
     auth::create_org(acc, name, c.who.name, str(c.body, "email"));
     record(c, "org_create", "", json{{"namespace", name}});
     reply(c, 201, json{{"name", name}});
@@ -445,8 +450,10 @@ struct Api::Impl {
       if (m == "DELETE") {
         need_admin();
         delete_namespace_repos(c, org.name);
+        auth.flush_audit();  // queued events of the organization move out of its namespace with it
         acc.delete_account(org.id);
-        record(c, "org_delete", "", json{{"namespace", org.name}});
+        // Outside the namespace: whoever takes the name next must not read it (superusers do).
+        record(c, "org_delete", "", json{{"organization", org.name}, {"id", org.id}});
         return reply(c, 204, nullptr);
       }
     }
@@ -545,6 +552,11 @@ struct Api::Impl {
       }
     }
     throw Error(ErrorCode::NotFound, "no such API endpoint");
+  }
+
+  bool has_repositories(const std::string& ns) {
+    auto first = meta.list_repositories(ns + "/", 1);
+    return !first.empty() && first.front().starts_with(ns + "/");
   }
 
   void delete_namespace_repos(const Call& c, const std::string& ns) {

@@ -136,6 +136,24 @@ Principal Auth::user_principal(const meta::Account& a, Credential via) const {
 
 // ---------------------------------------------------------------- credentials
 
+Auth::PasswordSlot::PasswordSlot(Auth& a) : a_(a) {
+  std::unique_lock lk(a_.pw_mu_);
+  if (a_.pw_waiting_ >= 16)
+    throw Error(ErrorCode::TooManyRequests, "too many sign-ins at once; try again in a second")
+        .with_header("Retry-After", "1");
+  ++a_.pw_waiting_;
+  a_.pw_cv_.wait(lk, [&] { return a_.pw_running_ < 2; });
+  --a_.pw_waiting_;
+  ++a_.pw_running_;
+}
+Auth::PasswordSlot::~PasswordSlot() {
+  {
+    std::lock_guard lk(a_.pw_mu_);
+    --a_.pw_running_;
+  }
+  a_.pw_cv_.notify_one();
+}
+
 void Auth::check_rate(const std::string& key) {
   std::lock_guard lk(mu_);
   auto it = failures_.find(key);
@@ -147,7 +165,8 @@ void Auth::check_rate(const std::string& key) {
   }
 }
 
-void Auth::note_failure(const std::string& key) {
+void Auth::note_failure(const std::string& key, int max_failures) {
+  if (max_failures <= 0) max_failures = opts_.max_failures;
   std::lock_guard lk(mu_);
   int64_t now = now_s();
   if (failures_.size() > 100000) {  // bounded memory under a flood: forget what no longer counts, keep blocks
@@ -161,16 +180,21 @@ void Auth::note_failure(const std::string& key) {
   auto& f = failures_[key];
   std::erase_if(f.times, [&](int64_t t) { return t < now - opts_.failure_window_seconds; });
   f.times.push_back(now);
-  if (static_cast<int>(f.times.size()) >= opts_.max_failures) {
+  if (static_cast<int>(f.times.size()) >= max_failures) {
     f.blocked_until = now + opts_.block_seconds;
     f.times.clear();
   }
 }
 
 Principal Auth::login(const http::Request& req, std::string_view name, std::string_view secret, bool allow_robot) {
+  // No account name is longer than NS+NAME (64 + 1 + 64): longer ones fail
+  // before they cost a password check or a slot in the failure table.
+  if (name.empty() || name.size() > 129 || secret.size() > 4096)
+    throw Error(ErrorCode::Unauthorized, "invalid username or password");
   std::string addr = req.client_addr();
   std::string rate_key = addr + "\n" + std::string(name);
   check_rate(rate_key);
+  check_rate(addr);  // the per-address budget: many accounts guessed from one place
   std::optional<Principal> who;
   Credential via = Credential::Password;
   if (name.find('+') != std::string_view::npos) {
@@ -201,7 +225,9 @@ Principal Auth::login(const http::Request& req, std::string_view name, std::stri
       ok = it != password_ok_.end() && it->second.first > now_s() && it->second.second == a->generation;
     }
     if (!ok) {
-      // Unknown users cost the same argon2id verification as known ones.
+      // Unknown users cost the same argon2id verification as known ones. At
+      // most two run at once (19 MiB each); a queue beyond that is refused.
+      PasswordSlot slot(*this);
       ok = verify_password(a ? a->password_hash : dummy_password_hash(), secret) && a;
       if (ok) {
         std::lock_guard lk(mu_);
@@ -213,8 +239,9 @@ Principal Auth::login(const http::Request& req, std::string_view name, std::stri
   }
   if (!who) {
     note_failure(rate_key);
+    note_failure(addr, opts_.max_failures_per_address);
     Principal nobody;
-    nobody.name = std::string(name.substr(0, 256));
+    nobody.name = std::string(name);
     record(nobody, &req, "login_failed", "", json{{"account", nobody.name}});
     throw Error(ErrorCode::Unauthorized, "invalid username or password");
   }
@@ -356,7 +383,7 @@ bool Auth::namespace_admin(const Principal& p, std::string_view ns) {
 }
 
 bool Auth::create_repository(const Principal& creator, std::string_view repo, std::optional<bool> is_public,
-                             std::string_view description) {
+                             std::string_view description, bool grant_creator) {
   std::string name(repo);
   {
     std::lock_guard lk(mu_);
@@ -369,7 +396,8 @@ bool Auth::create_repository(const Principal& creator, std::string_view repo, st
   std::vector<meta::Permission> grants;
   std::string ns = ns_of(repo);
   if (auto owner = accounts_.account(ns); owner && owner->is_org) grants = accounts_.default_permissions(owner->id);
-  if (creator.kind == Principal::Kind::Robot)
+  if (!grant_creator) {
+  } else if (creator.kind == Principal::Kind::Robot)
     grants.push_back({meta::SubjectKind::Robot, creator.id, creator.name, Role::Write, name});
   else if (creator.kind == Principal::Kind::User && !namespace_admin(creator, ns))
     grants.push_back({meta::SubjectKind::User, creator.id, creator.name, Role::Admin, name});
@@ -448,7 +476,12 @@ void Auth::require(const http::Request& req, std::string_view repo, std::string_
   if (repo.empty()) return;
   if (!token_allows(v->access, "repository", repo, action))
     challenge(req, scope, true, "the token does not grant " + std::string(action) + " on " + std::string(repo));
-  if (action == "push") create_repository(v->who, repo);
+  if (action == "push") {
+    // A repository with content but no settings predates accounts: it gets
+    // private default settings, and the pusher gains nothing beyond write.
+    bool legacy = meta_.repository_exists(repo);
+    create_repository(v->who, repo, legacy ? std::optional<bool>(false) : std::nullopt, {}, !legacy);
+  }
 }
 
 bool Auth::allows(const http::Request& req, std::string_view repo, std::string_view action) {
@@ -521,7 +554,7 @@ void Auth::record(const Principal& p, const http::Request* req, std::string_view
   e.ns = repo.empty() ? std::string() : ns_of(repo);
   if (e.ns.empty() && detail.is_object() && detail.contains("namespace") && detail["namespace"].is_string())
     e.ns = detail["namespace"].get<std::string>();
-  e.detail = detail.is_null() ? "{}" : detail.dump();
+  e.detail = detail.is_null() ? "{}" : detail.dump(-1, ' ', false, json::error_handler_t::replace);
   if (req) e.address = req->client_addr();
   {
     std::lock_guard lk(audit_mu_);
@@ -604,6 +637,7 @@ asio::awaitable<void> Auth::handle_token(http::Exchange& ex) {
         throw Error(ErrorCode::BadRequest, "grant_type must be password or refresh_token");
       }
     }
+    if (scopes.size() > 64) throw Error(ErrorCode::BadRequest, "at most 64 scopes per token request");
     if (!service.empty() && service != opts_.service)
       throw Error(ErrorCode::BadRequest, "this token service issues tokens for service \"" + opts_.service + "\"");
     json access = grant(p, scopes);

@@ -50,6 +50,8 @@ struct Options {
   // Failed logins: `max_failures` within `failure_window_seconds` from one
   // (address, account) pair blocks that pair for `block_seconds`.
   int max_failures = 5;
+  // ... and this many failures from one address, whatever the accounts.
+  int max_failures_per_address = 100;
   int64_t failure_window_seconds = 300;
   int64_t block_seconds = 60;
   // Successful password verifications are remembered this long.
@@ -107,8 +109,10 @@ class Auth : public AccessControl {
   bool namespace_admin(const Principal& p, std::string_view ns);
   // Creates the repository's settings when missing, with the defaults and
   // grants a new repository gets. Returns true when it was created.
+  // `grant_creator`: a creator who is not a namespace admin gets admin on it
+  // (write for robots); false for repositories that predate accounts.
   bool create_repository(const Principal& creator, std::string_view repo, std::optional<bool> is_public = {},
-                         std::string_view description = {});
+                         std::string_view description = {}, bool grant_creator = true);
 
   // Drops the in-process note that `repo` has settings (after deleting them).
   void forget_repository(std::string_view repo);
@@ -142,7 +146,19 @@ class Auth : public AccessControl {
   nlohmann::json grant(const Principal& p, const std::vector<std::string>& scopes);
   std::string issue(const Principal& p, const nlohmann::json& access, bool refresh);
   void check_rate(const std::string& key);
-  void note_failure(const std::string& key);
+  void note_failure(const std::string& key, int max_failures = 0);
+  // Bounds concurrent argon2id verifications (RAII; throws 429 when too many wait).
+  class PasswordSlot {
+   public:
+    explicit PasswordSlot(Auth& a);
+    ~PasswordSlot();
+
+   private:
+    Auth& a_;
+  };
+  std::mutex pw_mu_;
+  std::condition_variable pw_cv_;
+  int pw_running_ = 0, pw_waiting_ = 0;
 
   Options opts_;
   meta::AccountStore& accounts_;

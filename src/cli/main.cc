@@ -247,6 +247,7 @@ int serve(core::Config cfg) {
     ao.session_ttl_seconds = cfg.auth_session_ttl_seconds;
     ao.new_repos_public = cfg.auth_new_repos_public;
     ao.max_failures = cfg.auth_max_failed_logins;
+    ao.max_failures_per_address = cfg.auth_max_failed_logins_per_address;
     ao.failure_window_seconds = cfg.auth_failed_login_window_seconds;
     ao.block_seconds = cfg.auth_block_seconds;
     ao.password_cache_seconds = cfg.auth_password_cache_seconds;
@@ -344,6 +345,16 @@ int serve(core::Config cfg) {
 
   http::Server server(so, handler);
   server.bind();
+  if (acc.store)
+    server.every(std::chrono::seconds(600), [&acc] {
+      try {
+        acc.store->purge_sessions(std::chrono::duration_cast<std::chrono::seconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count());
+      } catch (const std::exception& e) {
+        say(spdlog::level::warn, std::string("purging expired sessions failed: ") + e.what());
+      }
+    });
   server.every(std::chrono::seconds(std::max(1, cfg.upload_purge_interval_seconds)), [&reg] {
     if (size_t n = reg.purge_expired_uploads()) say(spdlog::level::info, fmt::format("removed {} expired upload sessions", n));
   });

@@ -38,6 +38,7 @@ Config load_config(const std::string& path) {
       check_keys(a, "auth",
                  {"enabled", "service", "issuer", "key_dir", "secret_key_file", "token_key_file", "token_ttl_seconds",
                   "refresh_ttl_seconds", "session_ttl_seconds", "new_repos_public", "max_failed_logins",
+                  "max_failed_logins_per_address",
                   "failed_login_window_seconds", "block_seconds", "password_cache_seconds"});
       get(a, "enabled", c.auth_enabled);
       get(a, "service", c.auth_service);
@@ -50,6 +51,7 @@ Config load_config(const std::string& path) {
       get(a, "session_ttl_seconds", c.auth_session_ttl_seconds);
       get(a, "new_repos_public", c.auth_new_repos_public);
       get(a, "max_failed_logins", c.auth_max_failed_logins);
+      get(a, "max_failed_logins_per_address", c.auth_max_failed_logins_per_address);
       get(a, "failed_login_window_seconds", c.auth_failed_login_window_seconds);
       get(a, "block_seconds", c.auth_block_seconds);
       get(a, "password_cache_seconds", c.auth_password_cache_seconds);

@@ -74,6 +74,7 @@ struct Config {
   int auth_session_ttl_seconds = 12 * 3600;
   bool auth_new_repos_public = false;
   int auth_max_failed_logins = 5;
+  int auth_max_failed_logins_per_address = 100;
   int auth_failed_login_window_seconds = 300;
   int auth_block_seconds = 60;
   int auth_password_cache_seconds = 60;

@@ -49,7 +49,7 @@ std::string Error::to_json() const {
   nlohmann::json e = {{"code", std::string(code_name(code_))}, {"message", what()}};
   if (!detail_.empty()) e["detail"] = detail_;
   nlohmann::json body = {{"errors", nlohmann::json::array({e})}};
-  return body.dump();
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // details may echo client bytes
 }
 
 }  // namespace wharf::core

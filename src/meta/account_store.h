@@ -51,7 +51,7 @@ struct Account {  // a user or an organization
   std::string email;
   std::string password_hash;  // users: argon2id string; organizations: empty
   bool superuser = false;
-  int64_t generation = 1;     // bumped whenever the password changes
+  int64_t generation = 1;     // random at creation, bumped whenever the password changes
   int64_t created = 0;        // unix seconds
 };
 
@@ -61,7 +61,7 @@ struct Robot {
   std::string ns;           // that account's name
   std::string short_name;   // "deployer" in "acme+deployer"
   std::string token_sealed; // the token, encrypted with the server key
-  int64_t generation = 1;   // bumped when the token is regenerated
+  int64_t generation = 1;   // random at creation, bumped when the token is regenerated
   std::string description;
   int64_t created = 0;
   std::string full_name() const { return ns + "+" + short_name; }
@@ -144,7 +144,8 @@ class AccountStore {
   // Users (orgs=false) or organizations (orgs=true), by name.
   virtual std::vector<Account> accounts(bool orgs) = 0;
   virtual size_t user_count() = 0;
-  // Stores a new password hash and bumps the generation.
+  // Stores a new password hash, bumps the generation, and ends the user's
+  // sessions and personal API tokens.
   virtual void set_password(int64_t id, std::string_view hash) = 0;
   virtual void set_email(int64_t id, std::string_view email) = 0;
   // Removes the account with its teams, robots, tokens, sessions,

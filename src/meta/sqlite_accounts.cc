@@ -1,6 +1,7 @@
 // SQLite AccountStore: same connection toolkit as the metadata store, own
 // tables and schema version (account_schema_version).
 #include <chrono>
+#include <random>
 
 #include "core/clock.h"
 #include "meta/account_store.h"
@@ -85,6 +86,16 @@ CREATE INDEX audit_repo ON audit(repo, id);
 
 int64_t now_s() { return core::unix_seconds(); }
 
+// A fresh credential's first generation: random, so that a credential deleted
+// and re-created under the same name (and perhaps the same reused row id)
+// never matches tokens issued for its predecessor.
+int64_t first_generation() {
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard lk(mu);
+  return static_cast<int64_t>(rng() >> 12) + 1;  // under 2^53: exact in every JSON reader
+}
+
 bool unique_violation(const std::exception& e) {
   return std::string_view(e.what()).find("UNIQUE constraint failed") != std::string_view::npos;
 }
@@ -107,12 +118,13 @@ class SqliteAccounts : public AccountStore {
     try {
       return db_.write([&](Conn& c) {
         c.prepare("INSERT INTO accounts(name,is_org,email,password_hash,superuser,generation,created) "
-                  "VALUES(?,?,?,?,?,1,?)")
+                  "VALUES(?,?,?,?,?,?,?)")
             .bind(a.name)
             .bind(int64_t{a.is_org})
             .bind(a.email)
             .bind(a.password_hash)
             .bind(int64_t{a.superuser})
+            .bind(first_generation())
             .bind(a.created ? a.created : now_s())
             .run();
         return last_id(c);
@@ -158,6 +170,7 @@ class SqliteAccounts : public AccountStore {
     db_.write([&](Conn& c) {
       c.prepare("UPDATE accounts SET password_hash = ?, generation = generation + 1 WHERE id = ?").bind(hash).bind(id).run();
       c.prepare("DELETE FROM sessions WHERE user_id = ?").bind(id).run();
+      c.prepare("DELETE FROM api_tokens WHERE user_id = ?").bind(id).run();
     });
   }
   void set_email(int64_t id, std::string_view email) override {
@@ -202,6 +215,14 @@ class SqliteAccounts : public AccountStore {
       c.prepare("DELETE FROM repo_perms WHERE repo >= ? AND repo < ?").bind(lo).bind(hi).run();
       c.prepare("DELETE FROM repo_settings WHERE name >= ? AND name < ?").bind(lo).bind(hi).run();
       c.prepare("DELETE FROM accounts WHERE id = ?").bind(id).run();
+      // Its audit events stay (superusers read them) but leave the namespace:
+      // whoever takes the name next must not read its predecessor's log.
+      std::string gone = "~deleted-" + std::to_string(id) + ":";
+      c.prepare("UPDATE audit SET repo = CASE WHEN repo = '' THEN '' ELSE ? || repo END, ns = ? || ns WHERE ns = ?")
+          .bind(gone)
+          .bind(gone)
+          .bind(name)
+          .run();
       return true;
     });
   }
@@ -313,10 +334,11 @@ class SqliteAccounts : public AccountStore {
     try {
       return db_.write([&](Conn& c) {
         c.prepare("INSERT INTO robots(owner_id,short_name,token_sealed,generation,description,created) "
-                  "VALUES(?,?,?,1,?,?)")
+                  "VALUES(?,?,?,?,?,?)")
             .bind(r.owner_id)
             .bind(r.short_name)
             .bind_blob(r.token_sealed)
+            .bind(first_generation())
             .bind(r.description)
             .bind(now_s())
             .run();

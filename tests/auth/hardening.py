@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""Regression checks for the findings of the security review of accounts
+(tests/auth/hardening.sh starts the server). Each check names what it guards.
+
+usage: hardening.py URL ADMIN_PASSWORD WHARF_BIN DATA_DIR
+Repositories legacy/app and acme/app were pushed before accounts existed."""
+import base64, json, subprocess, sys, time, urllib.parse
+
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+from matrix import Http, basic, bearer, jwt_claims, make_image, sha256, MT_MANIFEST  # noqa: E402
+
+URL, ADMIN_PW, WHARF, DATA = sys.argv[1:5]
+http = Http(URL)
+failures = []
+
+
+def check(name, ok, detail=""):
+    print("%s  %s%s" % ("PASS" if ok else "FAIL", name, "" if ok else ": " + detail))
+    if not ok:
+        failures.append(name)
+
+
+def cli(*args, stdin=None):
+    return subprocess.run([WHARF, *args, "--data-dir", DATA], input=stdin, capture_output=True, text=True, check=True).stdout
+
+
+def api(creds, method, path, body=None, headers=None):
+    h = dict(basic(*creds), **(headers or {}))
+    return http.request(method, "/api/v1/" + path, h, body)
+
+
+def token(creds, scope, extra=""):
+    q = "service=wharf&" + "&".join("scope=" + urllib.parse.quote(s) for s in scope) + extra
+    r = http.request("GET", "/v2/auth?" + q, basic(*creds) if creds else {})
+    return r, (r.json() or {}).get("token", "")
+
+
+def push(creds, repo, label, tag="v1"):
+    img = make_image(label)
+    r, tok = token(creds, ["repository:%s:pull,push" % repo])
+    for blob in img["blobs"]:
+        rr = http.request("POST", "/v2/%s/blobs/uploads/?digest=%s" % (repo, sha256(blob)), bearer(tok), blob)
+        if rr.status != 201:
+            return rr.status
+    return http.request("PUT", "/v2/%s/manifests/%s" % (repo, tag),
+                        dict(bearer(tok), **{"Content-Type": MT_MANIFEST}), img["manifest"]).status
+
+
+admin = ("admin", ADMIN_PW)
+for u in ("bob", "carol"):
+    cli("user", "create", u, "--password-stdin", stdin=u + "-password-1\n")
+bob, carol = ("bob", "bob-password-1"), ("carol", "carol-password-1")
+
+# 1. A namespace with repositories but no account cannot be claimed by a user.
+r = api(bob, "POST", "organization/", {"name": "legacy"})
+check("org over pre-existing repositories refused for users (409)", r.status == 409, "%d %r" % (r.status, r.body[:200]))
+check("... and bob still cannot read legacy/app", api(bob, "GET", "repository/legacy/app").status == 404)
+r = api(admin, "POST", "organization/", {"name": "legacy"})
+check("a superuser may adopt it", r.status == 201, str(r.status))
+
+# 2. Write on a repository that predates accounts does not become admin.
+cli("org", "create", "acme", "--owner", "admin")
+cli("perm", "grant", "acme/app", "--user", "carol", "--role", "write")
+check("writer pushes to a pre-accounts repository", push(carol, "acme/app", "carol") == 201)
+info = api(carol, "GET", "repository/acme/app").json() or {}
+check("... and stays a writer (no admin)", info.get("can_write") is True and info.get("can_admin") is False, str(info))
+check("... and the repository stays private", info.get("is_public") is False, str(info))
+
+# 3. A deleted and re-created robot does not honour its predecessor's tokens.
+cli("robot", "create", "bob+ci")
+cli("perm", "grant", "bob/x", "--robot", "bob+ci", "--role", "write")
+tok1 = cli("robot", "token", "bob+ci").strip()
+r = http.request("GET", "/v2/auth?service=wharf&offline_token=true&scope=repository:bob/x:pull", basic("bob+ci", tok1))
+refresh = (r.json() or {}).get("refresh_token", "")
+check("robot gets a refresh token", r.status == 200 and refresh != "", str(r.status))
+check("robot deleted", api(bob, "DELETE", "namespace/bob/robots/ci").status == 204)
+cli("robot", "create", "bob+ci")
+cli("perm", "grant", "bob/x", "--robot", "bob+ci", "--role", "write")
+r = http.request("POST", "/v2/auth", {"Content-Type": "application/x-www-form-urlencoded"},
+                 ("grant_type=refresh_token&service=wharf&scope=repository:bob/x:pull&refresh_token=" + refresh).encode())
+check("the old robot's refresh token is refused after re-creation (401)", r.status == 401, "%d %r" % (r.status, r.body[:200]))
+
+# 4. Huge user names cost nothing and are not kept.
+r = http.request("POST", "/api/v1/signin", {"Content-Type": "application/json"},
+                 json.dumps({"username": "x" * 500000, "password": "y"}).encode())
+check("a 500 KB user name is a plain 401", r.status == 401, str(r.status))
+
+# 5. Personal API tokens die with a password change.
+r = api(carol, "POST", "user/tokens", {"name": "script"})
+pat = (r.json() or {}).get("token", "")
+check("PAT works", http.request("GET", "/api/v1/user/", bearer(pat)).status == 200)
+r = api(carol, "PUT", "user/password", {"current_password": carol[1], "new_password": "carol-password-2"})
+check("password changed", r.status == 204, str(r.status))
+check("the PAT stops working with the old password (401)", http.request("GET", "/api/v1/user/", bearer(pat)).status == 401)
+carol = ("carol", "carol-password-2")
+
+# 7. A re-created organization does not inherit the old one's audit log.
+check("bob creates org shared", api(bob, "POST", "organization/", {"name": "shared"}).status == 201)
+api(bob, "PUT", "namespace/shared/robots/deploy", {})
+check("bob deletes it", api(bob, "DELETE", "organization/shared").status == 204)
+check("carol creates org shared", api(carol, "POST", "organization/", {"name": "shared"}).status == 201)
+logs = (api(carol, "GET", "organization/shared/logs").json() or {}).get("logs", [])
+check("... and sees none of bob's events", all(e["actor"] != "bob" for e in logs), json.dumps(logs)[:300])
+sup = (api(admin, "GET", "superuser/logs?limit=1000").json() or {}).get("logs", [])
+check("superusers still see them", any(e["actor"] == "bob" and e["action"] == "robot_create" for e in sup))
+
+# 8. A user name that is not UTF-8 is a 401, not a 500.
+r = http.request("GET", "/v2/auth?service=wharf", {"Authorization": "Basic " + base64.b64encode(b"m\xfcller:pw").decode()})
+check("Latin-1 user name: 401", r.status == 401, str(r.status))
+r = http.request("GET", "/api/v1/superuser/logs?limit=5", basic(*admin))
+check("... and the audit log still reads (200)", r.status == 200, str(r.status))
+
+# 9. Origin: null is cross-site for state changes.
+r = api(carol, "POST", "organization/", {"name": "nullorigin"}, {"Origin": "null"})
+check("Origin: null refused (403)", r.status == 403, str(r.status))
+
+# 11. Token requests are bounded.
+r, _ = token(None, ["repository:x/y%d:pull" % i for i in range(100)])
+check("100 scopes in one token request: 400", r.status == 400, str(r.status))
+
+# 6. One address guessing many accounts runs out of its own budget (last: it
+# blocks this address). 100 failures (auth.max_failed_logins_per_address).
+# Earlier checks already spent a few failures of this address's budget.
+statuses = [http.request("GET", "/v2/auth?service=wharf", basic("nobody%d" % i, "guess")).status for i in range(100)]
+first = statuses.index(429) if 429 in statuses else -1
+check("guesses at ever new accounts: 401 until the address's budget is spent, then 429",
+      first > 80 and all(s == 401 for s in statuses[:first]) and all(s == 429 for s in statuses[first:]),
+      "first 429 at %d, statuses %s" % (first, sorted(set(statuses))))
+r = http.request("GET", "/v2/auth?service=wharf", basic(*admin))
+check("... then this address is refused even for a right password (429 + Retry-After)",
+      r.status == 429 and r.h("Retry-After") is not None, str(r.status))
+
+print("%d checks failed" % len(failures) if failures else "all hardening checks passed")
+sys.exit(1 if failures else 0)
