@@ -229,7 +229,7 @@ int serve(core::Config cfg) {
   std::filesystem::create_directories(cfg.data_dir);
   if (cfg.storage_driver != "filesystem") throw std::runtime_error("unknown storage.driver " + cfg.storage_driver);
   if (cfg.metadata_driver != "sqlite") throw std::runtime_error("unknown metadata.driver " + cfg.metadata_driver);
-  auto blobs = storage::make_fs_blob_store(cfg.data_dir);
+  auto blobs = storage::make_fs_blob_store(cfg.data_dir, cfg.storage_drop_committed);
   auto meta = meta::make_cached_store(meta::make_sqlite_store(cfg.data_dir + "/wharf.db"), cfg.metadata_cache_ttl_ms);
 
   squash::Service squasher(squash_options(cfg), *blobs, *meta);

@@ -121,8 +121,9 @@ Config load_config(const std::string& path) {
       }
     }
     if (auto s = root["storage"]) {
-      check_keys(s, "storage", {"driver"});
+      check_keys(s, "storage", {"driver", "drop_committed"});
       get(s, "driver", c.storage_driver);
+      get(s, "drop_committed", c.storage_drop_committed);
     }
     if (auto s = root["metadata"]) {
       check_keys(s, "metadata", {"driver"});

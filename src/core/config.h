@@ -82,6 +82,9 @@ struct Config {
   std::vector<std::string> trusted_proxies;
 
   std::string storage_driver = "filesystem";
+  // filesystem driver: evict a committed upload's pages from memory (see
+  // storage/blob_store.h); false keeps freshly pushed blobs cached.
+  bool storage_drop_committed = true;
   std::string metadata_driver = "sqlite";
 };
 

@@ -1,5 +1,7 @@
 #include "squash/build.h"
 
+#include <fcntl.h>
+
 #include "squash/index_codec.h"
 
 #include <algorithm>
@@ -163,6 +165,9 @@ class SpillSink : public Sink {
       if (n < 0) throw std::runtime_error("cannot read a spill file");
       if (n == 0) break;
       out.write(b.data(), static_cast<size_t>(n));
+      // The file is unlinked and read once: free what was replayed now (no
+      // writeback), so its pages are reused instead of fresh ones.
+      ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), n);
       off += static_cast<uint64_t>(n);
     }
   }

@@ -79,16 +79,27 @@ class FdWriter : public UploadWriter {
     }
     pos_ += total;
     if (total >= 64 * 1024) ::sync_file_range(fd_, static_cast<off_t>(start), static_cast<off_t>(total), SYNC_FILE_RANGE_WRITE);
+    if (lag_ && pos_ > lag_ && pos_ - lag_ >= dropped_ + kDropStep) {
+      // Wait for the writeback started long ago, then free those pages.
+      uint64_t upto = pos_ - lag_;
+      ::sync_file_range(fd_, static_cast<off_t>(dropped_), static_cast<off_t>(upto - dropped_),
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      ::posix_fadvise(fd_, static_cast<off_t>(dropped_), static_cast<off_t>(upto - dropped_), POSIX_FADV_DONTNEED);
+      dropped_ = upto;
+    }
   }
+  void drop_behind(uint64_t lag) override { lag_ = lag; }
   void close() override {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
 
  private:
+  static constexpr uint64_t kDropStep = 4 << 20;
   int fd_;
   std::string path_;
   uint64_t pos_ = 0;
+  uint64_t lag_ = 0, dropped_ = 0;
 };
 
 std::unique_ptr<BlobReader> open_reader(const fs::path& p, uint64_t offset) {
@@ -122,7 +133,7 @@ void durable_write(const fs::path& tmp, const fs::path& dst, std::string_view by
 
 class FsBlobStore : public BlobStore {
  public:
-  explicit FsBlobStore(fs::path root) : root_(std::move(root)) {
+  FsBlobStore(fs::path root, bool drop_committed) : root_(std::move(root)), drop_committed_(drop_committed) {
     fs::create_directories(root_ / "blobs");
     fs::create_directories(root_ / "uploads");
   }
@@ -174,6 +185,9 @@ class FsBlobStore : public BlobStore {
       ::close(fd);
       fail("fsync", src);
     }
+    // Durable now, so its pages are clean: hand them back for the next upload
+    // to reuse (a push rarely reads its bytes back; see make_fs_blob_store).
+    if (drop_committed_) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     ::close(fd);
     core::crash_point("blob-written");
     if (fs::exists(dst)) {
@@ -212,12 +226,13 @@ class FsBlobStore : public BlobStore {
     return root_ / "uploads" / id;
   }
   fs::path root_;
+  bool drop_committed_;
 };
 
 }  // namespace
 
-std::unique_ptr<BlobStore> make_fs_blob_store(const std::string& root) {
-  return std::make_unique<FsBlobStore>(root);
+std::unique_ptr<BlobStore> make_fs_blob_store(const std::string& root, bool drop_committed) {
+  return std::make_unique<FsBlobStore>(root, drop_committed);
 }
 
 }  // namespace wharf::storage
