@@ -250,6 +250,62 @@ test('pushed labels and annotations are shown as text', async () => {
   assert.equal(await page.evaluate(() => window.__xss), undefined);
 });
 
+test('thousands of tags: the Tags tab pages and sorts', async () => {
+  // one small image under 1200 tags, pushed over the registry API
+  await pushImageWithPayload('uiorg/many', 'seed', 'many');
+  const basic = 'Basic ' + Buffer.from(`admin:${adminPw}`).toString('base64');
+  const t = await (await fetch(`${base}/v2/auth?service=wharf&scope=repository:uiorg/many:pull,push`, { headers: { Authorization: basic } })).json();
+  const auth = { Authorization: `Bearer ${t.token}` };
+  const m = await fetch(`${base}/v2/uiorg/many/manifests/seed`, { headers: { ...auth, Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  const body = Buffer.from(await m.arrayBuffer());
+  for (let start = 0; start < 1200; start += 50) {
+    await Promise.all(Array.from({ length: 50 }, (_, k) => fetch(`${base}/v2/uiorg/many/manifests/t${String(start + k).padStart(4, '0')}`, {
+      method: 'PUT', body, headers: { ...auth, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+    }).then((r) => assert.equal(r.status, 201))));
+  }
+  const page = await newPage();
+  await signIn(page, 'admin', adminPw);
+  await page.goto(`${base}/#/repo/uiorg/many/tags`);
+  await page.waitForSelector('.pager');
+  assert.match(await page.textContent('.pager'), /Page 1 of 25 \(1201 tags\)/);
+  assert.equal(await page.locator('tbody tr[data-tag]').count(), 50);
+  assert.equal(await page.getAttribute('tbody tr[data-tag]:first-child', 'data-tag'), 'seed');
+  await page.click('.pager button:text("Next")');
+  await page.waitForFunction(() => /Page 2 of 25/.test(document.querySelector('.pager').textContent));
+  assert.equal(await page.getAttribute('tbody tr[data-tag]:first-child', 'data-tag'), 't0049');
+  // descending by name: the last tag first
+  await page.click('th button:text("Tag")');
+  await page.waitForFunction(() => document.querySelector('tbody tr[data-tag]').dataset.tag === 't1199');
+  assert.match(await page.textContent('.pager'), /Page 1 of 25/);
+  assert.equal(await page.getAttribute('th[aria-sort="descending"] button', 'class'), 'link');
+  // filtering narrows the list and the pager goes away
+  await page.fill('input[aria-label="Filter tags"]', 't119');
+  await page.waitForFunction(() => document.querySelectorAll('tbody tr[data-tag]').length === 10);
+  assert.equal(await page.locator('.pager').count(), 0);
+});
+
+test('teams of an organization: create a team, add and remove a member', async () => {
+  execFileSync(process.env.WHARF_BIN, ['user', 'create', 'dana', '--password-stdin', '--data-dir', process.env.WHARF_DATA],
+    { input: 'danapass1\n', env: process.env });
+  const page = await newPage();
+  await signIn(page, 'admin', adminPw);
+  await page.goto(`${base}/#/teams/uiorg`);
+  await page.waitForSelector('section.card h2:text("owners")');
+  await page.fill('input[aria-label="Team name"]', 'deployers');
+  await page.selectOption('select[aria-label="Team role"]', 'creator');
+  await page.click('button:text("Create team")');
+  await page.waitForSelector('section.card h2:text("deployers")');
+  await page.fill('input[aria-label="Add member to deployers"]', 'dana');
+  await page.locator('section.card', { hasText: 'deployers' }).locator('button:text("Add member")').click();
+  await page.waitForSelector('section.card li:text("dana")');
+  await shot(page, '14-teams');
+  // dana, a creator now, may create repositories in uiorg
+  assert.equal((await apiAs('dana', 'danapass1', 'POST', 'repository', { namespace: 'uiorg', repository: 'danas', visibility: 'private' })).status, 201);
+  await page.click('button[aria-label="Remove dana from deployers"]');
+  await page.waitForSelector('section.card li:text("dana")', { state: 'detached' });
+  assert.equal((await apiAs('dana', 'danapass1', 'POST', 'repository', { namespace: 'uiorg', repository: 'danas2', visibility: 'private' })).status, 403);
+});
+
 test('wrong credentials and rate limiting give messages a person can act on', async () => {
   execFileSync(process.env.WHARF_BIN, ['user', 'create', 'target', '--password-stdin', '--data-dir', process.env.WHARF_DATA],
     { input: 'targetpass1\n', env: process.env });
