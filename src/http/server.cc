@@ -128,6 +128,15 @@ class Conn final : public Exchange, public Tracked {
         inbuf_.consume(n);
       } else {
         tcp_layer(stream_).expires_after(srv_.opts.body_timeout);
+        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+          // Wake up for a large piece, not for every segment (fewer trips
+          // through the reactor and fewer thread switches per MiB).
+          int lowat = static_cast<int>(std::min<size_t>(want, kBodyLowat));
+          if (lowat != lowat_) {
+            ::setsockopt(raw_socket(stream_).native_handle(), SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
+            lowat_ = lowat;
+          }
+        }
         auto [ec, got] = co_await stream_.async_read_some(asio::buffer(buf.data(), want), kTuple);
         if (ec) throw beast::system_error(ec);
         n = got;
@@ -146,6 +155,7 @@ class Conn final : public Exchange, public Tracked {
       }
       body_left_ -= n;
       bytes_in += n;
+      if (body_left_ == 0) reset_lowat();  // the next request's headers are small
       co_return n;
     }
     inbuf_.reserve(256 * 1024);  // chunked bodies: read in large pieces
@@ -225,6 +235,7 @@ class Conn final : public Exchange, public Tracked {
       parser_->header_limit(64 * 1024);
       in_request_ = false;
       if (srv_.stopping) co_return;
+      reset_lowat();  // also after a body the handler left unread
       tcp_layer(stream_).expires_after(srv_.opts.header_timeout);
       auto [ec, n] = co_await bhttp::async_read_header(stream_, inbuf_, *parser_, kTuple);
       if (ec) {
@@ -431,6 +442,17 @@ class Conn final : public Exchange, public Tracked {
   bool chunked_out_ = false;
   bool direct_ = false;     // Content-Length body read without the parser
   uint64_t body_left_ = 0;  // of a direct body
+  static constexpr size_t kBodyLowat = 256 * 1024;
+  int lowat_ = 1;  // SO_RCVLOWAT of the socket: raised while a large body arrives
+  void reset_lowat() {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      if (lowat_ != 1) {
+        int one = 1;
+        ::setsockopt(raw_socket(stream_).native_handle(), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+        lowat_ = 1;
+      }
+    }
+  }
 };
 
 }  // namespace
