@@ -449,7 +449,7 @@ struct Api::Impl {
       }
       if (m == "DELETE") {
         need_admin();
-        delete_namespace_repos(c, org.name);
+        delete_namespace_repos(org.name);
         auth.flush_audit();  // queued events of the organization move out of its namespace with it
         acc.delete_account(org.id);
         // Outside the namespace: whoever takes the name next must not read it (superusers do).
@@ -559,7 +559,7 @@ struct Api::Impl {
     return !first.empty() && first.front().starts_with(ns + "/");
   }
 
-  void delete_namespace_repos(const Call& c, const std::string& ns) {
+  void delete_namespace_repos(const std::string& ns) {
     std::string after = ns + "/";
     while (true) {
       auto page = meta.list_repositories(after, 500);
@@ -579,16 +579,14 @@ struct Api::Impl {
       acc.delete_repo(s.name);
       auth.forget_repository(s.name);
     }
-    (void)c;
   }
 
   // ------------------------------------------------------------ repositories
-  json repo_json(const Call& c, const std::string& name, const std::optional<meta::RepoSettings>& s) {
+  json repo_json(const std::string& name, const std::optional<meta::RepoSettings>& s) {
     auto tags = meta.tag_records(name);
     int64_t last = s ? s->created : 0;
     for (auto& t : tags) last = std::max(last, t.updated);
     auto slash = name.find('/');
-    (void)c;
     return json{{"namespace", name.substr(0, slash)},
                 {"name", slash == std::string::npos ? name : name.substr(slash + 1)},
                 {"is_public", s && s->is_public},
@@ -609,7 +607,7 @@ struct Api::Impl {
     if (!auth.can_create(c.who, ns)) throw Error(ErrorCode::Denied, "you may not create repositories in " + ns);
     if (repo_exists(full)) throw Error(ErrorCode::Conflict, "the repository already exists", full);
     auth.create_repository(c.who, full, vis == "public", str(c.body, "description"));
-    reply(c, 201, repo_json(c, full, acc.repo_settings(full)));
+    reply(c, 201, repo_json(full, acc.repo_settings(full)));
   }
 
   void list_repos(Call& c) {
@@ -646,7 +644,7 @@ struct Api::Impl {
         next = out.back()["namespace"].get<std::string>() + "/" + out.back()["name"].get<std::string>();
         break;
       }
-      out.push_back(repo_json(c, name, acc.repo_settings(name)));
+      out.push_back(repo_json(name, acc.repo_settings(name)));
     }
     json res = {{"repositories", out}};
     if (!next.empty()) res["next_page"] = next;
@@ -700,7 +698,7 @@ struct Api::Impl {
       s.is_public = vis == "public";
       acc.put_repo_settings(s);
       record(c, "visibility", repo, json{{"visibility", vis}});
-      return reply(c, 200, repo_json(c, repo, s));
+      return reply(c, 200, repo_json(repo, s));
     }
     if (n >= 4 && seg[n - 1] == "logs" && m == "GET") {
       std::string repo = join(seg, 1, n - 1);
@@ -711,7 +709,7 @@ struct Api::Impl {
     if (m == "GET") {
       Role r = require_repo(c, repo, Role::Read);
       auto s = acc.repo_settings(repo);
-      json out = repo_json(c, repo, s);
+      json out = repo_json(repo, s);
       out["auto_prime"] = s && s->auto_prime;
       out["can_write"] = r >= Role::Write;
       out["can_admin"] = r >= Role::Admin;
@@ -729,7 +727,7 @@ struct Api::Impl {
       if (s.description.size() > 64 * 1024) throw Error(ErrorCode::BadRequest, "the description is limited to 64 KiB");
       acc.put_repo_settings(s);
       record(c, "repository_change", repo, json{{"auto_prime", s.auto_prime}});
-      auto out = repo_json(c, repo, s);
+      auto out = repo_json(repo, s);
       out["auto_prime"] = s.auto_prime;
       return reply(c, 200, out);
     }
