@@ -224,6 +224,41 @@ void ensure_admin(meta::AccountStore& store) {
               << "  (shown once: store it now; change it in the UI or with wharf user passwd)" << std::endl;
 }
 
+// `wharf gc`: removes blobs nothing references any more (deleted manifests,
+// unlinked blobs, evicted squash entries). Safe while the server runs: only
+// blobs last committed before the grace period are candidates, and each is
+// re-checked after it was set aside (BlobStore::collect).
+int gc(const core::Config& cfg, bool dry_run, int grace_minutes) {
+  auto blobs = storage::make_fs_blob_store(cfg.data_dir, cfg.storage_drop_committed);
+  auto meta = meta::make_sqlite_store(cfg.data_dir + "/wharf.db");
+  int64_t cutoff = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                       .count() -
+                   int64_t{grace_minutes} * 60;
+  std::vector<storage::BlobStore::BlobInfo> candidates;
+  uint64_t total = 0;
+  blobs->for_each_blob([&](const storage::BlobStore::BlobInfo& b) {
+    ++total;
+    if (b.mtime < cutoff && !meta->blob_in_use(b.digest.str())) candidates.push_back(b);
+  });
+  uint64_t removed = 0, bytes = 0;
+  for (auto& b : candidates) {
+    if (dry_run) {
+      std::cout << "would remove " << b.digest.str() << " (" << b.size << " bytes)" << std::endl;
+      ++removed;
+      bytes += b.size;
+      continue;
+    }
+    std::string d = b.digest.str();
+    if (blobs->collect(b.digest, cutoff, [&] { return meta->blob_in_use(d); })) {
+      ++removed;
+      bytes += b.size;
+    }
+  }
+  std::cout << (dry_run ? "would remove " : "removed ") << removed << " of " << total << " blobs (" << bytes
+            << " bytes); kept " << total - removed << std::endl;
+  return 0;
+}
+
 int serve(core::Config cfg) {
   raise_open_file_limit();
   std::filesystem::create_directories(cfg.data_dir);
@@ -437,6 +472,13 @@ int main(int argc, char** argv) {
   g->require_option(1);
   perm_grant->add_option("--role", a_role)->required()->check(CLI::IsMember({"read", "write", "admin", "none"}));
   common(perm_grant);
+  bool gc_dry = false;
+  int gc_grace = 60;
+  auto* gc_cmd = app.add_subcommand("gc", "remove blobs nothing references (safe while the server runs)");
+  gc_cmd->add_flag("--dry-run", gc_dry, "list what would be removed");
+  gc_cmd->add_option("--grace-minutes", gc_grace, "only blobs committed longer ago than this (default 60)")
+      ->check(CLI::NonNegativeNumber);
+  common(gc_cmd);
   user_cmd->require_subcommand(1);
   org_cmd->require_subcommand(1);
   robot_cmd->require_subcommand(1);
@@ -467,6 +509,7 @@ int main(int argc, char** argv) {
     }
     if (no_auth) cfg.auth_enabled = false;
     if (*serve_cmd) return serve(cfg);
+    if (*gc_cmd) return gc(cfg, gc_dry, gc_grace);
     auto read_password = [] {
       std::string pw;
       std::getline(std::cin, pw);

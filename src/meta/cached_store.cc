@@ -81,6 +81,7 @@ class CachedStore : public MetadataStore {
     return r;
   }
   std::vector<TagRecord> tag_records(std::string_view r) override { return in_->tag_records(r); }
+  bool blob_in_use(std::string_view d) override { return in_->blob_in_use(d); }
   bool delete_repository(std::string_view repo) override {
     bool r = in_->delete_repository(repo);
     std::lock_guard lk(mu_);

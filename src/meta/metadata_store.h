@@ -128,6 +128,11 @@ class MetadataStore {
   virtual std::optional<LayerIndexRecord> get_layer_index(std::string_view layer_digest) = 0;
   virtual void put_layer_index(const LayerIndexRecord& r) = 0;
 
+  // Whether blob `digest` is referenced by anything: linked into a
+  // repository, referenced by a stored manifest, a squash cache entry (layer
+  // or gzip piece) or a persisted layer index (for wharf gc).
+  virtual bool blob_in_use(std::string_view digest) = 0;
+
   // Cheap round trip for /health/endtoend. Throws on failure.
   virtual void probe() = 0;
 };

@@ -239,6 +239,17 @@ class SqliteStore : public MetadataStore {
       return out;
     });
   }
+  bool blob_in_use(std::string_view digest) override {
+    return with([&](Conn& c) {
+      auto s = c.prepare(
+          "SELECT EXISTS(SELECT 1 FROM repo_blobs WHERE digest = ?1) OR EXISTS(SELECT 1 FROM manifest_refs WHERE ref = ?1) "
+          "OR EXISTS(SELECT 1 FROM squash_cache WHERE layer_digest = ?1 OR gz_digest = ?1) "
+          "OR EXISTS(SELECT 1 FROM layer_index WHERE index_digest = ?1)");
+      s.bind(digest);
+      s.step();
+      return s.i64(0) != 0;
+    });
+  }
   bool delete_repository(std::string_view repo) override {
     return write([&](Conn& c) {
       int64_t id = repo_id(c, repo, false);

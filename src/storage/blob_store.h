@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,21 @@ class BlobStore {
   // Removes the blob; absent is not an error.
   virtual void remove(const core::Digest& d) = 0;
 
+  // Garbage collection (wharf gc).
+  struct BlobInfo {
+    core::Digest digest;
+    uint64_t size = 0;
+    int64_t mtime = 0;  // unix seconds of the last (re)commit of the blob
+  };
+  // Calls fn for every stored blob (order unspecified).
+  virtual void for_each_blob(const std::function<void(const BlobInfo&)>& fn) = 0;
+  // Removes blob `d` unless it was (re)committed at or after `cutoff` or
+  // `still_used()` says it is referenced, both judged after the blob was set
+  // aside: a commit of the same digest racing with the collection is never
+  // lost (commits always write a fresh copy, see commit_upload). Returns true
+  // when the copy it set aside was removed.
+  virtual bool collect(const core::Digest& d, int64_t cutoff, const std::function<bool()>& still_used) = 0;
+
   // Upload staging. `id` is an opaque session id ([A-Za-z0-9-]).
   virtual void create_upload(const std::string& id) = 0;
   // Staged size, or nullopt when no such upload.
@@ -77,7 +93,8 @@ class BlobStore {
   // Reads the staged bytes from `offset`.
   virtual std::unique_ptr<BlobReader> read_upload(const std::string& id, uint64_t offset = 0) = 0;
   // Turns the staged bytes into blob `d`, durably, and removes the staging
-  // area. If the blob exists already the staged copy is just dropped.
+  // area. If the blob exists already the staged copy replaces it (same
+  // bytes), so a blob just committed always looks fresh to collect().
   virtual void commit_upload(const std::string& id, const core::Digest& d) = 0;
   // Drops a staged upload; absent is not an error.
   virtual void delete_upload(const std::string& id) = 0;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>  // renameat2
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -148,12 +149,43 @@ class FsBlobStore : public BlobStore {
   }
   void put(const core::Digest& d, std::string_view bytes) override {
     auto dst = blob_path(d);
-    if (fs::exists(dst)) return;
     durable_write(root_ / "uploads" / (".put-" + d.hex() + "-" + std::to_string(::getpid())), dst, bytes);
   }
   void remove(const core::Digest& d) override {
     std::error_code ec;
     fs::remove(blob_path(d), ec);
+  }
+
+  void for_each_blob(const std::function<void(const BlobInfo&)>& fn) override {
+    for (const char* algo : {"sha256", "sha512"}) {
+      std::error_code ec;
+      fs::path dir = root_ / "blobs" / algo;
+      if (!fs::exists(dir, ec)) continue;
+      for (auto& e : fs::recursive_directory_iterator(dir, ec)) {
+        if (!e.is_regular_file()) continue;
+        auto d = core::Digest::parse(std::string(algo) + ":" + e.path().filename().string());
+        if (!d) continue;  // not a blob of ours
+        struct stat st;
+        if (::stat(e.path().c_str(), &st) != 0) continue;
+        fn(BlobInfo{*d, static_cast<uint64_t>(st.st_size), static_cast<int64_t>(st.st_mtime)});
+      }
+    }
+  }
+  bool collect(const core::Digest& d, int64_t cutoff, const std::function<bool()>& still_used) override {
+    auto dst = blob_path(d);
+    auto aside = root_ / "uploads" / (".gc-" + d.hex() + "-" + std::to_string(::getpid()));
+    if (::rename(dst.c_str(), aside.c_str()) != 0) return false;  // gone already
+    struct stat st;
+    bool keep = ::stat(aside.c_str(), &st) != 0 || st.st_mtime >= cutoff || still_used();
+    if (keep) {
+      // Put it back unless a fresh commit of the same digest took its place meanwhile.
+      if (::renameat2(AT_FDCWD, aside.c_str(), AT_FDCWD, dst.c_str(), RENAME_NOREPLACE) != 0) ::unlink(aside.c_str());
+      fsync_dir(dst.parent_path());
+      return false;
+    }
+    ::unlink(aside.c_str());
+    fsync_dir(dst.parent_path());
+    return true;
   }
 
   void create_upload(const std::string& id) override {
@@ -181,6 +213,7 @@ class FsBlobStore : public BlobStore {
     auto dst = blob_path(d);
     int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) fail("open upload", src);
+    ::futimens(fd, nullptr);  // mtime = commit time: what collect() compares with its cutoff
     if (::fsync(fd) != 0) {
       ::close(fd);
       fail("fsync", src);
@@ -190,10 +223,8 @@ class FsBlobStore : public BlobStore {
     if (drop_committed_) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     ::close(fd);
     core::crash_point("blob-written");
-    if (fs::exists(dst)) {
-      delete_upload(id);
-      return;
-    }
+    // An existing blob is replaced by the identical staged copy rather than
+    // kept: its fresh mtime protects it from a garbage collection running now.
     fs::create_directories(dst.parent_path());
     core::crash_point("before-blob-rename");
     if (::rename(src.c_str(), dst.c_str()) != 0) fail("rename", src);
