@@ -15,6 +15,7 @@
 //   action → 403 DENIED.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -32,11 +33,11 @@ class AccessControl {
   // A granted push on a repository that has no settings yet creates them
   // (private by default, the organization's default permissions applied).
   virtual void require(const http::Request& req, std::string_view repo, std::string_view action) = 0;
-  // Like require() without throwing (cross-repository mount sources).
-  virtual bool allows(const http::Request& req, std::string_view repo, std::string_view action) = 0;
-  // Whether the caller of an already-authorized /v2/ request may read `repo`
-  // (filters _catalog).
-  virtual bool may_read(const http::Request& req, std::string_view repo) = 0;
+  // Which repositories the caller of an already-authorized /v2/ request may
+  // read (its token grants pull, or its role does): for filtering _catalog
+  // and choosing mount sources. Authenticates once; the predicate serves this
+  // request only. Nobody (a missing or invalid token) reads nothing.
+  virtual std::function<bool(std::string_view repo)> reader(const http::Request& req) = 0;
 
   // Direct endpoints; returns the caller's name for logs ("" for anonymous).
   virtual std::string require_direct(const http::Request& req, std::string_view repo, std::string_view action) = 0;

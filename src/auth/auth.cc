@@ -208,7 +208,6 @@ Principal Auth::login(const http::Request& req, std::string_view name, std::stri
       p.id = r->id;
       p.name = r->full_name();
       p.generation = r->generation;
-      p.owner_id = r->owner_id;
       p.via = via;
       who = p;
     } else if (ok) {
@@ -385,10 +384,7 @@ bool Auth::namespace_admin(const Principal& p, std::string_view ns) {
 bool Auth::create_repository(const Principal& creator, std::string_view repo, std::optional<bool> is_public,
                              std::string_view description, bool grant_creator) {
   std::string name(repo);
-  {
-    std::lock_guard lk(mu_);
-    if (known_repos_.count(name)) return false;
-  }
+  if (repository_known(name)) return false;
   meta::RepoSettings s;
   s.name = name;
   s.is_public = is_public.value_or(opts_.new_repos_public);
@@ -405,10 +401,15 @@ bool Auth::create_repository(const Principal& creator, std::string_view repo, st
   {
     std::lock_guard lk(mu_);
     if (known_repos_.size() > 100000) known_repos_.clear();
-    known_repos_[name] = true;
+    known_repos_.insert(name);
   }
   if (created) record(creator, nullptr, "create_repository", repo, json{{"public", s.is_public}});
   return created;
+}
+
+bool Auth::repository_known(std::string_view repo) {
+  std::lock_guard lk(mu_);
+  return known_repos_.count(std::string(repo)) > 0;
 }
 
 void Auth::forget_repository(std::string_view repo) {
@@ -476,7 +477,7 @@ void Auth::require(const http::Request& req, std::string_view repo, std::string_
   if (repo.empty()) return;
   if (!token_allows(v->access, "repository", repo, action))
     challenge(req, scope, true, "the token does not grant " + std::string(action) + " on " + std::string(repo));
-  if (action == "push") {
+  if (action == "push" && !repository_known(repo)) {  // once per repository and process
     // A repository with content but no settings predates accounts: it gets
     // private default settings, and the pusher gains nothing beyond write.
     bool legacy = meta_.repository_exists(repo);
@@ -484,22 +485,17 @@ void Auth::require(const http::Request& req, std::string_view repo, std::string_
   }
 }
 
-bool Auth::allows(const http::Request& req, std::string_view repo, std::string_view action) {
+std::function<bool(std::string_view)> Auth::reader(const http::Request& req) {
   bool presented = false;
   std::string why;
   auto v = bearer(req, presented, why);
-  return v && token_allows(v->access, "repository", repo, action);
-}
-
-bool Auth::may_read(const http::Request& req, std::string_view repo) {
-  bool presented = false;
-  std::string why;
-  auto v = bearer(req, presented, why);
-  if (!v) return false;
+  if (!v) return [](std::string_view) { return false; };
   Principal p = v->who;
   if (p.kind == Principal::Kind::User)
     if (auto a = accounts_.account_by_id(p.id)) p.superuser = a->superuser;
-  return role(p, repo) >= Role::Read;
+  return [this, p, access = v->access](std::string_view repo) {
+    return token_allows(access, "repository", repo, "pull") || role(p, repo) >= Role::Read;
+  };
 }
 
 std::string Auth::require_direct(const http::Request& req, std::string_view repo, std::string_view action) {

@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "auth/access.h"
@@ -66,7 +67,6 @@ struct Principal {
   std::string name;  // user name or robot full name
   bool superuser = false;
   int64_t generation = 0;
-  int64_t owner_id = 0;  // robots: the namespace owner
   Credential via = Credential::None;
   bool anonymous() const { return kind == Kind::Anonymous; }
   meta::SubjectKind subject() const {
@@ -83,8 +83,7 @@ class Auth : public AccessControl {
 
   // --- AccessControl (see access.h)
   void require(const http::Request& req, std::string_view repo, std::string_view action) override;
-  bool allows(const http::Request& req, std::string_view repo, std::string_view action) override;
-  bool may_read(const http::Request& req, std::string_view repo) override;
+  std::function<bool(std::string_view repo)> reader(const http::Request& req) override;
   std::string require_direct(const http::Request& req, std::string_view repo, std::string_view action) override;
   void audit(const http::Request& req, std::string_view action, std::string_view repo,
              const nlohmann::json& detail) override;
@@ -174,7 +173,8 @@ class Auth : public AccessControl {
   };
   std::unordered_map<std::string, Failures> failures_;      // "addr\nname"
   std::unordered_map<std::string, std::pair<int64_t, int64_t>> password_ok_;  // keyed hash -> (expiry, generation)
-  std::unordered_map<std::string, bool> known_repos_;       // repositories with settings
+  std::unordered_set<std::string> known_repos_;  // repositories whose settings exist (this process saw them)
+  bool repository_known(std::string_view repo);
 
   void audit_writer();
   std::mutex audit_mu_;

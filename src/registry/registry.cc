@@ -345,10 +345,12 @@ struct Registry::Impl {
     auto last = req.param("last").value_or("");
     std::vector<std::string> repos;
     bool more = false;
+    std::function<bool(std::string_view)> readable;
+    if (opts.access) readable = opts.access->reader(req);
     while (n && !more) {  // only the repositories the caller may read, n per page
       auto batch = meta.list_repositories(last, n + 1);
       for (auto& name : batch) {
-        if (opts.access && !opts.access->may_read(req, name)) continue;
+        if (readable && !readable(name)) continue;
         if (repos.size() == n) {
           more = true;
           break;
@@ -560,9 +562,8 @@ struct Registry::Impl {
         auto from = req.param("from");
         std::optional<uint64_t> size;
         // The source must be readable by the caller; otherwise upload normally.
-        auto readable = [&](const std::string& repo) {
-          return !opts.access || opts.access->allows(req, repo, "pull") || opts.access->may_read(req, repo);
-        };
+        std::function<bool(std::string_view)> readable = [](std::string_view) { return true; };
+        if (opts.access) readable = opts.access->reader(req);
         if (from && core::valid_repository_name(*from)) {
           if (readable(*from)) size = meta.linked_blob_size(*from, d->str());
         } else if (!from) {

@@ -55,7 +55,7 @@ boost::asio::awaitable<void> handle(http::Exchange& ex) {
     std::string etag = etags[static_cast<size_t>(file - embedded_files().data())];
     r.headers.add("Content-Type", std::string(content_type(path)));
     r.headers.add("ETag", etag);
-    r.headers.add("Cache-Control", path == "/index.html" ? "no-cache" : "no-cache");
+    r.headers.add("Cache-Control", "no-cache");  // revalidate by ETag: a new binary serves new assets
     auto inm = req.headers.get("If-None-Match");
     if (inm && *inm == etag) {
       r.status = 304;
