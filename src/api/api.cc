@@ -583,16 +583,15 @@ struct Api::Impl {
 
   // ------------------------------------------------------------ repositories
   json repo_json(const std::string& name, const std::optional<meta::RepoSettings>& s) {
-    auto tags = meta.tag_records(name);
-    int64_t last = s ? s->created : 0;
-    for (auto& t : tags) last = std::max(last, t.updated);
+    auto tags = meta.tag_summary(name);
+    int64_t last = std::max(s ? s->created : 0, tags.last_updated);
     auto slash = name.find('/');
     return json{{"namespace", name.substr(0, slash)},
                 {"name", slash == std::string::npos ? name : name.substr(slash + 1)},
                 {"is_public", s && s->is_public},
                 {"description", s ? s->description : ""},
                 {"last_modified", last},
-                {"tag_count", tags.size()}};
+                {"tag_count", tags.count}};
   }
 
   void create_repo(Call& c) {

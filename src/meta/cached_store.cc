@@ -82,6 +82,7 @@ class CachedStore : public MetadataStore {
   }
   std::vector<TagRecord> tag_records(std::string_view r) override { return in_->tag_records(r); }
   bool blob_in_use(std::string_view d) override { return in_->blob_in_use(d); }
+  TagSummary tag_summary(std::string_view r) override { return in_->tag_summary(r); }
   bool delete_repository(std::string_view repo) override {
     bool r = in_->delete_repository(repo);
     std::lock_guard lk(mu_);

@@ -100,6 +100,12 @@ class MetadataStore {
   virtual bool delete_tag(std::string_view repo, std::string_view tag) = 0;
   // Every tag of `repo` with its manifest digest and update time, by name.
   virtual std::vector<TagRecord> tag_records(std::string_view repo) = 0;
+  // How many tags `repo` has and when one last moved (unix seconds, 0: none).
+  struct TagSummary {
+    uint64_t count = 0;
+    int64_t last_updated = 0;
+  };
+  virtual TagSummary tag_summary(std::string_view repo) = 0;
   // Removes the repository with its tags, manifests and blob links (the
   // bytes stay in the BlobStore for garbage collection). True when it existed.
   virtual bool delete_repository(std::string_view repo) = 0;

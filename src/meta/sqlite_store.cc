@@ -239,6 +239,16 @@ class SqliteStore : public MetadataStore {
       return out;
     });
   }
+  TagSummary tag_summary(std::string_view repo) override {
+    return with([&](Conn& c) {
+      auto s = c.prepare(
+          "SELECT count(*), coalesce(max(t.updated), 0) FROM tags t JOIN repositories r ON r.id = t.repo_id "
+          "WHERE r.name = ?");
+      s.bind(repo);
+      s.step();
+      return TagSummary{static_cast<uint64_t>(s.i64(0)), s.i64(1)};
+    });
+  }
   bool blob_in_use(std::string_view digest) override {
     return with([&](Conn& c) {
       auto s = c.prepare(

@@ -73,6 +73,31 @@ TEST_P(MetaSuite, ManifestsTagsAndDeletion) {
   EXPECT_TRUE(store_->get_manifest("r", kC));  // deleting a tag keeps the manifest
 }
 
+TEST_P(MetaSuite, TagSummaryRepositoryDeletionAndBlobUse) {
+  meta::ManifestRecord m{kA, "application/vnd.oci.image.manifest.v1+json", "{}", "t", "", ""};
+  EXPECT_EQ(store_->tag_summary("r").count, 0u);
+  store_->put_manifest("r", m, {kB}, std::string_view("v1"));
+  store_->put_manifest("r", m, {kB}, std::string_view("v2"));
+  auto sum = store_->tag_summary("r");
+  EXPECT_EQ(sum.count, 2u);
+  EXPECT_GT(sum.last_updated, 0);
+  auto recs = store_->tag_records("r");
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(recs[0].name, "v1");
+  EXPECT_EQ(recs[1].digest, kA);
+  // kB is named by the manifest though linked nowhere; kC is used by nothing.
+  EXPECT_TRUE(store_->blob_in_use(kB));
+  EXPECT_FALSE(store_->blob_in_use(kC));
+  store_->link_blob("r", kC, 3);
+  EXPECT_TRUE(store_->blob_in_use(kC));
+  EXPECT_TRUE(store_->delete_repository("r"));
+  EXPECT_FALSE(store_->delete_repository("r"));
+  EXPECT_FALSE(store_->repository_exists("r"));
+  EXPECT_EQ(store_->tag_summary("r").count, 0u);
+  EXPECT_FALSE(store_->blob_in_use(kB));
+  EXPECT_FALSE(store_->blob_in_use(kC));
+}
+
 TEST_P(MetaSuite, TagsInByteOrder) {
   meta::ManifestRecord m{kA, "t", "{}", "", "", ""};
   for (auto t : {"b", "B", "a", "_", "10", "9"}) store_->put_manifest("r", m, {}, std::string_view(t));
