@@ -84,6 +84,12 @@ check("the old robot's refresh token is refused after re-creation (401)", r.stat
 r = http.request("POST", "/api/v1/signin", {"Content-Type": "application/json"},
                  json.dumps({"username": "x" * 500000, "password": "y"}).encode())
 check("a 500 KB user name is a plain 401", r.status == 401, str(r.status))
+# Refused before any work: 120 of them (more than the per-address budget of
+# 100) take no failure slot, so the right password still works from here.
+statuses = {http.request("GET", "/v2/auth?service=wharf", basic("y%d" % i + "z" * 40000, "pw")).status for i in range(120)}
+check("120 over-long user names: all 401", statuses == {401}, str(statuses))
+r, _ = token(admin, [])
+check("... and they cost this address nothing (admin still gets a token)", r.status == 200, str(r.status))
 
 # 5. Personal API tokens die with a password change.
 r = api(carol, "POST", "user/tokens", {"name": "script"})
