@@ -39,11 +39,17 @@ class AccessControl {
   // request only. Nobody (a missing or invalid token) reads nothing.
   virtual std::function<bool(std::string_view repo)> reader(const http::Request& req) = 0;
 
-  // Direct endpoints; returns the caller's name for logs ("" for anonymous).
-  virtual std::string require_direct(const http::Request& req, std::string_view repo, std::string_view action) = 0;
+  // Who was let in by require_direct().
+  struct Caller {
+    std::string name;  // "" for anonymous
+    std::string kind;  // "user", "robot", "anonymous"
+  };
+  // Direct endpoints: checks the credentials and the permission (see above).
+  virtual Caller require_direct(const http::Request& req, std::string_view repo, std::string_view action) = 0;
 
-  // Records an audit event on behalf of the request's caller.
-  virtual void audit(const http::Request& req, std::string_view action, std::string_view repo,
+  // Records an audit event on behalf of `caller` (from require_direct), or,
+  // when null, of the request's registry token holder.
+  virtual void audit(const http::Request& req, const Caller* caller, std::string_view action, std::string_view repo,
                      const nlohmann::json& detail) = 0;
 };
 

@@ -498,7 +498,7 @@ std::function<bool(std::string_view)> Auth::reader(const http::Request& req) {
   };
 }
 
-std::string Auth::require_direct(const http::Request& req, std::string_view repo, std::string_view action) {
+AccessControl::Caller Auth::require_direct(const http::Request& req, std::string_view repo, std::string_view action) {
   bool write = action != "pull";
   if (auth_value(req, "Bearer")) {
     bool presented = false;
@@ -509,7 +509,7 @@ std::string Auth::require_direct(const http::Request& req, std::string_view repo
       throw Error(ErrorCode::NameUnknown, "repository not found, or you may not read it", std::string(repo));
     if (write && !token_allows(v->access, "repository", repo, "push"))
       throw Error(ErrorCode::Denied, "you may read this repository but not change it", std::string(repo));
-    return v->who.name;
+    return {v->who.name, v->who.kind_name()};
   }
   Principal p;
   if (auto b = basic(req, true)) p = *b;
@@ -522,19 +522,21 @@ std::string Auth::require_direct(const http::Request& req, std::string_view repo
   }
   if (write && r < Role::Write)
     throw Error(ErrorCode::Denied, "you may read this repository but not change it", std::string(repo));
-  return p.name;
+  return {p.name, p.kind_name()};
 }
 
-void Auth::audit(const http::Request& req, std::string_view action, std::string_view repo, const json& detail) {
+void Auth::audit(const http::Request& req, const Caller* caller, std::string_view action, std::string_view repo,
+                 const json& detail) {
   Principal p;
-  bool presented = false;
-  std::string why;
-  if (auto v = bearer(req, presented, why)) {
-    p = v->who;
-  } else if (auto b = auth_value(req, "Basic")) {
-    std::string decoded = base64_decode(*b, false);
-    p.name = decoded.substr(0, decoded.find(':'));  // already verified by require_direct
-    p.kind = p.name.find('+') != std::string::npos ? Principal::Kind::Robot : Principal::Kind::User;
+  if (caller) {
+    p.name = caller->name;
+    p.kind = caller->kind == "robot"  ? Principal::Kind::Robot
+             : caller->kind == "user" ? Principal::Kind::User
+                                      : Principal::Kind::Anonymous;
+  } else {
+    bool presented = false;
+    std::string why;
+    if (auto v = bearer(req, presented, why)) p = v->who;
   }
   record(p, &req, action, repo, detail);
 }

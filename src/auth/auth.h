@@ -84,8 +84,8 @@ class Auth : public AccessControl {
   // --- AccessControl (see access.h)
   void require(const http::Request& req, std::string_view repo, std::string_view action) override;
   std::function<bool(std::string_view repo)> reader(const http::Request& req) override;
-  std::string require_direct(const http::Request& req, std::string_view repo, std::string_view action) override;
-  void audit(const http::Request& req, std::string_view action, std::string_view repo,
+  Caller require_direct(const http::Request& req, std::string_view repo, std::string_view action) override;
+  void audit(const http::Request& req, const Caller* caller, std::string_view action, std::string_view repo,
              const nlohmann::json& detail) override;
 
   // GET/POST /v2/auth.

@@ -18,6 +18,7 @@
 #include "auth/crypto.h"
 #include "auth/jwt.h"
 #include "auth/manage.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/metrics.h"
@@ -207,6 +208,22 @@ AccountsEnv open_accounts(const core::Config& cfg, Keys keys) {
   env.key = std::make_unique<auth::ServerKey>(k);
   env.signer = std::make_unique<auth::TokenSigner>(pem, cfg.auth_issuer);
   return env;
+}
+
+// Admin commands leave the same audit trail as the API; the actor is the
+// operating-system user that ran the command.
+void cli_audit(meta::AccountStore& store, const std::string& action, const std::string& repo,
+               const std::string& ns, nlohmann::json detail) {
+  meta::AuditEvent e;
+  e.time_ms = core::unix_millis();
+  const char* user = std::getenv("USER");
+  e.actor = std::string("cli:") + (user && *user ? user : "?");
+  e.actor_kind = "cli";
+  e.action = action;
+  e.repo = repo;
+  e.ns = !ns.empty() ? ns : repo.substr(0, repo.find('/'));
+  e.detail = detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  store.append_audit({e});
 }
 
 // First start: the initial superuser, its password printed once.
@@ -520,6 +537,7 @@ int main(int argc, char** argv) {
       if (*user_create) {
         auto env = open_accounts(cfg, Keys::None);
         auth::create_user(*env.store, a_name, a_email, read_password(), a_superuser);
+        cli_audit(*env.store, "user_create", "", a_name, {{"superuser", a_superuser}});
         std::cout << "created user " << a_name << (a_superuser ? " (superuser)" : "") << std::endl;
         return 0;
       }
@@ -530,18 +548,21 @@ int main(int argc, char** argv) {
         std::string pw = read_password();
         if (pw.size() < 8) throw std::runtime_error("the password must have at least 8 characters");
         env.store->set_password(a->id, auth::hash_password(pw));
+        cli_audit(*env.store, "password_change", "", a_name, nlohmann::json::object());
         std::cout << "password of " << a_name << " changed; its tokens and sessions are invalid now" << std::endl;
         return 0;
       }
       if (*org_create) {
         auto env = open_accounts(cfg, Keys::None);
         auth::create_org(*env.store, a_name, a_owner, a_email);
+        cli_audit(*env.store, "org_create", "", a_name, {{"owner", a_owner}});
         std::cout << "created organization " << a_name << " (admin: " << a_owner << ")" << std::endl;
         return 0;
       }
       if (*robot_create) {
         auto env = open_accounts(cfg, Keys::Require);
         std::cout << auth::create_robot(*env.store, *env.key, a_name) << std::endl;
+        cli_audit(*env.store, "robot_create", "", a_name.substr(0, a_name.find('+')), {{"robot", a_name}});
         return 0;
       }
       if (*robot_tok) {
@@ -549,6 +570,8 @@ int main(int argc, char** argv) {
         std::cout << (a_regen ? auth::regenerate_robot_token(*env.store, *env.key, a_name)
                               : auth::robot_token(*env.store, *env.key, a_name))
                   << std::endl;
+        cli_audit(*env.store, a_regen ? "robot_regenerate" : "robot_token_view", "", a_name.substr(0, a_name.find('+')),
+                  {{"robot", a_name}});
         return 0;
       }
       if (*perm_grant) {
@@ -558,6 +581,8 @@ int main(int argc, char** argv) {
                                       : meta::SubjectKind::Team;
         std::string who = !a_robot.empty() ? a_robot : !a_user.empty() ? a_user : a_team;
         auth::grant(*env.store, a_name, kind, who, *meta::parse_role(a_role));
+        cli_audit(*env.store, "permission", a_name, "",
+                  {{"kind", meta::subject_kind_name(kind)}, {"name", who}, {"role", a_role}});
         std::cout << "granted " << a_role << " on " << a_name << " to " << meta::subject_kind_name(kind) << " " << who
                   << std::endl;
         return 0;

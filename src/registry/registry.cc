@@ -463,7 +463,7 @@ struct Registry::Impl {
     if (opts.on_manifest_pushed && !parsed.is_index) opts.on_manifest_pushed(name, rec.digest);
     if (tag && opts.on_tag_pushed) opts.on_tag_pushed(name, ref);
     if (opts.access)
-      opts.access->audit(req, "push", name, json{{"digest", rec.digest}, {"tag", tag ? std::string(*tag) : ""}});
+      opts.access->audit(req, nullptr, "push", name, json{{"digest", rec.digest}, {"tag", tag ? std::string(*tag) : ""}});
     Response r;
     r.status = 201;
     r.headers.add("Location", location(req, "/v2/" + name + "/manifests/" + rec.digest));
@@ -485,7 +485,7 @@ struct Registry::Impl {
       found = meta.delete_tag(name, ref);
     }
     if (!found) throw Error(ErrorCode::ManifestUnknown, "manifest unknown", ref);
-    if (opts.access) opts.access->audit(ex.request(), "delete", name, json{{"reference", ref}});
+    if (opts.access) opts.access->audit(ex.request(), nullptr, "delete", name, json{{"reference", ref}});
     Response r;
     r.status = 202;
     co_await ex.send(r);
@@ -498,7 +498,7 @@ struct Registry::Impl {
       ex.route = "blob_delete";
       if (!opts.delete_enabled) throw Error(ErrorCode::Unsupported, "deletion is disabled on this registry");
       if (!meta.unlink_blob(name, d.str())) throw Error(ErrorCode::BlobUnknown, "blob unknown to registry", d.str());
-      if (opts.access) opts.access->audit(req, "delete", name, json{{"blob", d.str()}});
+      if (opts.access) opts.access->audit(req, nullptr, "delete", name, json{{"blob", d.str()}});
       Response r;
       r.status = 202;
       co_return co_await ex.send(r);

@@ -186,7 +186,8 @@ asio::awaitable<void> SquashEndpoint::handle(http::Exchange& ex) {
     if (name.empty() || ref.empty())
       throw Error(ErrorCode::NotFound, "use /c1/squash/<name>/<tag> or /c1/squash/<name>@<digest>", req.path);
     if (!core::valid_repository_name(name)) throw Error(ErrorCode::NameInvalid, "invalid repository name", name);
-    if (opts_.access) opts_.access->require_direct(req, name, prime ? "push" : "pull");
+    auth::AccessControl::Caller caller;
+    if (opts_.access) caller = opts_.access->require_direct(req, name, prime ? "push" : "pull");
     if (prime) {
       ex.route = "squash_prime";
       if (req.method != "POST") throw Error(ErrorCode::Unsupported, "prime with POST");
@@ -203,7 +204,7 @@ asio::awaitable<void> SquashEndpoint::handle(http::Exchange& ex) {
     }
     if (req.method != "GET" && req.method != "HEAD") throw Error(ErrorCode::Unsupported, "method not allowed");
     if (opts_.access && req.method == "GET")
-      opts_.access->audit(req, "squash_pull", name,
+      opts_.access->audit(req, &caller, "squash_pull", name,
                           nlohmann::json{{"reference", ref}, {"platform", req.param("platform").value_or("")}});
     co_await serve(ex, name, ref, by_digest);
   } catch (const Error& e) {

@@ -100,6 +100,37 @@ check("password changed", r.status == 204, str(r.status))
 check("the PAT stops working with the old password (401)", http.request("GET", "/api/v1/user/", bearer(pat)).status == 401)
 carol = ("carol", "carol-password-2")
 
+# The audit log records who did what from where: logins (and failed ones),
+# token grants, pushes, deletions, permission changes (API and CLI), robot
+# token views and squash pulls.
+puller = cli("robot", "create", "acme+puller").strip()
+check("grant through the API", api(admin, "PUT", "repository/acme/app/permissions/robot/acme+puller", {"role": "read"}).status == 200)
+check("squash pull by a robot", http.request("GET", "/c1/squash/acme/app/v1", basic("acme+puller", puller)).status == 200)
+check("robot token view", api(admin, "GET", "namespace/acme/robots/puller").status == 200)
+check("tag deletion", api(admin, "DELETE", "repository/acme/app/tag/v1").status == 204)
+r = http.request("POST", "/api/v1/signin", {"Content-Type": "application/json"},
+                 json.dumps({"username": "carol", "password": "carol-password-2"}).encode())
+check("sign-in", r.status == 200, str(r.status))
+check("a wrong password", api(("carol", "not-her-password"), "GET", "user/").status == 401)
+events = (api(admin, "GET", "superuser/logs?limit=1000").json() or {}).get("logs", [])
+def logged(action, actor, kind, repo=None, **detail):
+    return any(e["action"] == action and e["actor"] == actor and e["actor_kind"] == kind and
+               (repo is None or e["repository"] == repo) and e["address"] == "127.0.0.1" and
+               all(e["detail"].get(k) == v for k, v in detail.items()) for e in events)
+for what, ok in [
+        ("carol's token grant", logged("token_grant", "carol", "user", "acme/app", credential="password")),
+        ("carol's push", logged("push", "carol", "user", "acme/app", tag="v1")),
+        ("the API grant", logged("permission", "admin", "user", "acme/app", name="acme+puller", role="read")),
+        ("the squash pull", logged("squash_pull", "acme+puller", "robot", "acme/app", reference="v1")),
+        ("the token view", logged("robot_token_view", "admin", "user", robot="acme+puller")),
+        ("the deletion", logged("delete", "admin", "user", "acme/app", reference="v1")),
+        ("carol's sign-in", logged("login", "carol", "user", via="ui")),
+        ("the failed login", logged("login_failed", "carol", "unknown", account="carol")),
+        ("the CLI grant", any(e["action"] == "permission" and e["actor_kind"] == "cli" and e["repository"] == "acme/app"
+                              and e["detail"].get("name") == "carol" for e in events))]:
+    check("audit log has " + what, ok)
+check("no secret in the audit log", not any(s_ in json.dumps(events) for s_ in (puller, "carol-password-2", "not-her-password", ADMIN_PW)))
+
 # 7. A re-created organization does not inherit the old one's audit log.
 check("bob creates org shared", api(bob, "POST", "organization/", {"name": "shared"}).status == 201)
 api(bob, "PUT", "namespace/shared/robots/deploy", {})
