@@ -80,6 +80,7 @@ squash::ServiceOptions squash_options(const core::Config& cfg) {
   sq.limits.max_path_bytes = cfg.squash_max_path_bytes;
   sq.limits.zstd_window_log_max = cfg.squash_zstd_window_log_max;
   sq.spill_dir = cfg.data_dir + "/uploads";  // on the data disk, not a small /tmp
+  sq.checkpoint_spacing = cfg.squash_inflate_checkpoint_bytes;
   return sq;
 }
 

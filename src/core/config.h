@@ -49,6 +49,9 @@ struct Config {
   uint64_t squash_max_pax_bytes = 1 << 20;
   uint64_t squash_max_path_bytes = 4096;
   int squash_zstd_window_log_max = 25;
+  // Distance between inflate checkpoints in layer indexes, so one large gzip
+  // layer decodes on several cores (0: none). squash/build.h.
+  uint64_t squash_inflate_checkpoint_bytes = 4 << 20;
   // Index the layers of every pushed image in the background, so its first
   // squash decodes each layer once.
   bool squash_index_on_push = true;

@@ -65,6 +65,7 @@ struct LayerIndexRecord {
   uint32_t format = 0;
   std::string index_digest;  // a blob in the BlobStore
   uint64_t entries = 0;
+  std::string states_digest;  // its saved inflate states, a blob too ("" when none)
 };
 
 class MetadataStore {

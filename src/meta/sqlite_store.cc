@@ -57,6 +57,10 @@ ALTER TABLE squash_cache ADD COLUMN layer_crc INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE layer_index(layer_digest TEXT PRIMARY KEY, format INTEGER NOT NULL, index_digest TEXT NOT NULL,
                          entries INTEGER NOT NULL);
 )SQL",
+    // version 5: the saved inflate states of a layer index (a blob of their own)
+    R"SQL(
+ALTER TABLE layer_index ADD COLUMN states_digest TEXT NOT NULL DEFAULT '';
+)SQL",
 };
 
 int64_t now_s() { return core::unix_seconds(); }
@@ -254,7 +258,7 @@ class SqliteStore : public MetadataStore {
       auto s = c.prepare(
           "SELECT EXISTS(SELECT 1 FROM repo_blobs WHERE digest = ?1) OR EXISTS(SELECT 1 FROM manifest_refs WHERE ref = ?1) "
           "OR EXISTS(SELECT 1 FROM squash_cache WHERE layer_digest = ?1 OR gz_digest = ?1) "
-          "OR EXISTS(SELECT 1 FROM layer_index WHERE index_digest = ?1)");
+          "OR EXISTS(SELECT 1 FROM layer_index WHERE index_digest = ?1 OR states_digest = ?1)");
       s.bind(digest);
       s.step();
       return s.i64(0) != 0;
@@ -388,20 +392,23 @@ class SqliteStore : public MetadataStore {
   }
   std::optional<LayerIndexRecord> get_layer_index(std::string_view layer_digest) override {
     return with([&](Conn& c) -> std::optional<LayerIndexRecord> {
-      auto s = c.prepare("SELECT format, index_digest, entries FROM layer_index WHERE layer_digest = ?");
+      auto s = c.prepare("SELECT format, index_digest, entries, states_digest FROM layer_index WHERE layer_digest = ?");
       s.bind(layer_digest);
       if (!s.step()) return std::nullopt;
       return LayerIndexRecord{std::string(layer_digest), static_cast<uint32_t>(s.i64(0)), s.text(1),
-                              static_cast<uint64_t>(s.i64(2))};
+                              static_cast<uint64_t>(s.i64(2)), s.text(3)};
     });
   }
   void put_layer_index(const LayerIndexRecord& r) override {
     write([&](Conn& c) {
-      c.prepare("INSERT OR REPLACE INTO layer_index(layer_digest, format, index_digest, entries) VALUES(?,?,?,?)")
+      c.prepare(
+           "INSERT OR REPLACE INTO layer_index(layer_digest, format, index_digest, entries, states_digest) "
+           "VALUES(?,?,?,?,?)")
           .bind(r.layer_digest)
           .bind(static_cast<int64_t>(r.format))
           .bind(r.index_digest)
           .bind(static_cast<int64_t>(r.entries))
+          .bind(r.states_digest)
           .run();
     });
   }

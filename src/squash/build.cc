@@ -2,6 +2,9 @@
 
 #include <fcntl.h>
 
+#include <cstring>
+
+#include "core/metrics.h"
 #include "squash/index_codec.h"
 
 #include <algorithm>
@@ -25,9 +28,9 @@ void drain(ByteSource& src) {
 }
 
 LayerIndex index_one(std::unique_ptr<storage::BlobReader> blob, const Limits& limits, std::atomic<int64_t>* budget,
-                     std::atomic<int64_t>* entries) {
+                     std::atomic<int64_t>* entries, uint64_t spacing) {
   LayerIndex idx;
-  auto src = open_layer(std::move(blob), limits, budget);
+  auto src = open_layer(std::move(blob), limits, budget, nullptr, &idx.checkpoints, spacing);
   TarReader tr(*src, limits);
   TarEntry e;
   while (tr.next(e)) {
@@ -42,7 +45,7 @@ LayerIndex index_one(std::unique_ptr<storage::BlobReader> blob, const Limits& li
 }  // namespace
 
 std::vector<LayerIndex> index_layers(uint32_t n, const LayerOpener& open, const Limits& limits, unsigned parallel,
-                                     IndexCache* cache) {
+                                     IndexCache* cache, uint64_t spacing) {
   std::atomic<int64_t> budget(static_cast<int64_t>(std::min<uint64_t>(limits.max_uncompressed_bytes, INT64_MAX)));
   std::atomic<int64_t> entries(static_cast<int64_t>(limits.max_entries));
   std::vector<LayerIndex> out(n);
@@ -63,7 +66,7 @@ std::vector<LayerIndex> index_layers(uint32_t n, const LayerOpener& open, const 
       }
       auto blob = open(i);
       if (!blob) throw std::runtime_error("layer " + std::to_string(i) + " is missing from storage");
-      out[i] = index_one(std::move(blob), limits, &budget, &entries);
+      out[i] = index_one(std::move(blob), limits, &budget, &entries, spacing);
       if (cache) cache->store(i, out[i]);
     }
   };
@@ -90,8 +93,10 @@ std::vector<LayerIndex> index_layers(uint32_t n, const LayerOpener& open, const 
 namespace {
 
 // Writes the surviving entries of layer `l` (headers, data, padding, hardlinks).
+// `src`: the layer's decoded stream when the caller has it (chunked layers).
 void produce_layer(const std::vector<LayerIndex>& layers, const Plan& plan, uint32_t l, const LayerOpener& open,
-                   const Limits& limits, Sink& out, const std::atomic<bool>& abort) {
+                   const Limits& limits, Sink& out, const std::atomic<bool>& abort,
+                   std::unique_ptr<ByteSource> src = nullptr) {
   static const char kZeros[512] = {};
   const auto& want = plan.data[l];
   std::string hdr;
@@ -100,9 +105,11 @@ void produce_layer(const std::vector<LayerIndex>& layers, const Plan& plan, uint
     write_header(out_entry(layers, o), hdr);
     out.write(hdr.data(), hdr.size());
   };
-  auto blob = open(l);
-  if (!blob) throw std::runtime_error("layer " + std::to_string(l) + " is missing from storage");
-  auto src = open_layer(std::move(blob), limits, nullptr);
+  if (!src) {
+    auto blob = open(l);
+    if (!blob) throw std::runtime_error("layer " + std::to_string(l) + " is missing from storage");
+    src = open_layer(std::move(blob), limits, nullptr);
+  }
   TarReader tr(*src, limits);
   TarEntry e;
   std::vector<char> buf(1 << 20);
@@ -189,6 +196,165 @@ class SpillSink : public Sink {
   std::string buf_;
 };
 
+// Decodes the chunks of checkpointed layers ahead of the writer, in output
+// order, on `threads` helpers. At most threads+1 chunks are held at once
+// (the one the writer reads and those being decoded ahead); their buffers
+// are recycled, so the memory is touched once per build.
+class ChunkPipeline {
+ public:
+  struct Item {
+    uint32_t layer;
+    uint32_t chunk;
+    uint64_t len;
+  };
+  ChunkPipeline(const std::vector<LayerIndex>& layers, std::vector<Item> items, const ChunkAccess& access,
+                unsigned threads)
+      : layers_(layers), items_(std::move(items)), access_(access), slots_(items_.size()), window_(threads + 1) {
+    // Every buffer has the largest chunk's size, so a recycled one always
+    // fits: no reallocation, and the heap does not grow with odd sizes.
+    for (const auto& it : items_) buf_size_ = std::max<size_t>(buf_size_, it.len);
+    for (unsigned t = 0; t < threads; ++t) threads_.emplace_back([this] { work(); });
+  }
+  ~ChunkPipeline() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  // Item i's bytes, once decoded (rethrows its failure). REQUIRES: items are
+  // taken in order, each released before the next is taken.
+  std::string_view get(size_t i) {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return slots_[i].state != Slot::Pending; });
+    if (slots_[i].error) std::rethrow_exception(slots_[i].error);
+    return {slots_[i].buf.p.get(), static_cast<size_t>(items_[i].len)};
+  }
+  void release(size_t i) {
+    {
+      std::lock_guard lk(mu_);
+      pool_.push_back(std::move(slots_[i].buf));
+      front_ = i + 1;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  struct Buf {
+    std::unique_ptr<char[]> p;  // buf_size_ bytes
+  };
+  struct Slot {
+    enum { Pending, Ready, Failed } state = Pending;
+    Buf buf;
+    std::exception_ptr error;
+  };
+
+  void work() {
+    for (;;) {
+      size_t i;
+      Buf buf;
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || next_ >= items_.size() || next_ < front_ + window_; });
+        if (stop_ || next_ >= items_.size()) return;
+        i = next_++;
+        if (!pool_.empty()) {
+          buf = std::move(pool_.back());
+          pool_.pop_back();
+        }
+      }
+      std::exception_ptr err;
+      try {
+        decode(items_[i], buf);
+      } catch (...) {
+        err = std::current_exception();
+      }
+      {
+        std::lock_guard lk(mu_);
+        slots_[i].buf = std::move(buf);
+        slots_[i].error = err;
+        slots_[i].state = err ? Slot::Failed : Slot::Ready;
+      }
+      cv_.notify_all();
+    }
+  }
+
+  void decode(const Item& it, Buf& buf) {
+    const InflateCheckpoints& cps = layers_[it.layer].checkpoints;
+    const InflateChunk& c = cps.chunks[it.chunk];
+    if (!buf.p) buf.p.reset(new char[buf_size_]);  // not value-initialised: the decoder fills it
+    std::string state_copy;
+    std::string_view state;
+    if (it.chunk > 0) {
+      if (cps.states) {
+        if (c.state_off + c.state_len > cps.states->size()) throw LayerError("inflate checkpoint out of range");
+        state = std::string_view(*cps.states).substr(c.state_off, c.state_len);
+      } else {
+        state_copy = access_.read_blob(cps.states_digest, c.state_off, c.state_len);
+        state = state_copy;
+      }
+    }
+    auto blob = access_.open_at(it.layer, c.in);
+    if (!blob) throw LayerError("layer " + std::to_string(it.layer) + " is missing from storage");
+    auto src = open_chunk(std::move(blob), cps, it.chunk, state);
+    uint64_t got = 0;
+    while (got < it.len) {
+      if (stop_) throw std::runtime_error("squash aborted");
+      size_t n = src->read(buf.p.get() + got, static_cast<size_t>(std::min<uint64_t>(it.len - got, 1 << 20)));
+      if (!n) throw LayerError("layer " + std::to_string(it.layer) + " chunk ended early");
+      got += n;
+    }
+    char extra;
+    if (src->read(&extra, 1)) throw LayerError("layer " + std::to_string(it.layer) + " chunk is longer than indexed");
+    core::Metrics::global().add("wharf_squash_chunks_decoded_total");
+  }
+
+  const std::vector<LayerIndex>& layers_;
+  const std::vector<Item> items_;
+  const ChunkAccess& access_;
+  std::vector<Slot> slots_;
+  const size_t window_;
+  size_t buf_size_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Buf> pool_;
+  size_t next_ = 0, front_ = 0;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+// A layer's stream read from the pipeline: items [first, end).
+class PipelineSource : public ByteSource {
+ public:
+  PipelineSource(ChunkPipeline& p, size_t first, size_t end) : p_(p), cur_(first), end_(end) {}
+  size_t read(char* buf, size_t n) override {
+    for (;;) {
+      if (pos_ < view_.size()) {
+        size_t k = std::min(n, view_.size() - pos_);
+        std::memcpy(buf, view_.data() + pos_, k);
+        pos_ += k;
+        return k;
+      }
+      if (held_) {
+        p_.release(cur_++);
+        held_ = false;
+      }
+      if (cur_ == end_) return 0;
+      view_ = p_.get(cur_);
+      held_ = true;
+      pos_ = 0;
+    }
+  }
+
+ private:
+  ChunkPipeline& p_;
+  size_t cur_, end_;
+  std::string_view view_;
+  size_t pos_ = 0;
+  bool held_ = false;
+};
+
 class CountingSink : public Sink {
  public:
   explicit CountingSink(Sink& out) : out_(out) {}
@@ -205,7 +371,8 @@ class CountingSink : public Sink {
 }  // namespace
 
 void write_layer(const std::vector<LayerIndex>& layers, const Plan& plan, const LayerOpener& open,
-                 const Limits& limits, Sink& sink, unsigned parallel, const std::string& spill_dir) {
+                 const Limits& limits, Sink& sink, unsigned parallel, const std::string& spill_dir,
+                 const ChunkAccess* chunks) {
   static const char kZeros[1024] = {};
   CountingSink out(sink);
   std::string hdr;
@@ -218,8 +385,30 @@ void write_layer(const std::vector<LayerIndex>& layers, const Plan& plan, const 
   for (uint32_t l = 0; l < plan.data.size(); ++l)
     if (!plan.data[l].empty()) work.push_back(l);
   std::atomic<bool> abort{false};
+  bool chunked = false;
+  if (parallel > 1 && chunks)
+    for (uint32_t l : work) chunked = chunked || layers[l].checkpoints.usable();
 
-  if (parallel <= 1 || work.size() <= 1) {
+  if (chunked) {
+    std::vector<ChunkPipeline::Item> items;
+    std::vector<std::pair<size_t, size_t>> range(plan.data.size());
+    for (uint32_t l : work) {
+      const auto& cp = layers[l].checkpoints;
+      if (!cp.usable()) continue;
+      range[l].first = items.size();
+      for (size_t k = 0; k < cp.chunks.size(); ++k) {
+        uint64_t end = k + 1 < cp.chunks.size() ? cp.chunks[k + 1].out : cp.end_out;
+        items.push_back({l, static_cast<uint32_t>(k), end - cp.chunks[k].out});
+      }
+      range[l].second = items.size();
+    }
+    ChunkPipeline pipe(layers, std::move(items), *chunks, parallel);
+    for (uint32_t l : work) {
+      std::unique_ptr<ByteSource> src;
+      if (layers[l].checkpoints.usable()) src = std::make_unique<PipelineSource>(pipe, range[l].first, range[l].second);
+      produce_layer(layers, plan, l, open, limits, out, abort, std::move(src));
+    }
+  } else if (parallel <= 1 || work.size() <= 1) {
     for (uint32_t l : work) produce_layer(layers, plan, l, open, limits, out, abort);
   } else {
     // Slots are claimed by the front (this thread, lowest first) and by the

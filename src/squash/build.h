@@ -16,20 +16,37 @@ namespace wharf::squash {
 // Opens layer `i` (bottom-up) of the image; nullptr when the blob is missing.
 using LayerOpener = std::function<std::unique_ptr<storage::BlobReader>(uint32_t i)>;
 
+// Default distance between inflate checkpoints: small enough that a chunk
+// buffer per core stays a few MiB, large enough that the saved states (~20 KB
+// each) are ~0.5% of the layer.
+inline constexpr uint64_t kCheckpointSpacing = 4 << 20;
+
 // Persisted indexes (see index_codec.h). Both calls may run concurrently.
+// store() also persists the inflate checkpoints' saved states and records
+// their blob in idx.checkpoints.states_digest.
 class IndexCache {
  public:
   virtual ~IndexCache() = default;
   virtual std::optional<LayerIndex> load(uint32_t layer) = 0;
-  virtual void store(uint32_t layer, const LayerIndex& idx) = 0;
+  virtual void store(uint32_t layer, LayerIndex& idx) = 0;
 };
 
 // Indexes every layer, at most `parallel` at a time, taking persisted
-// indexes from `cache` where it has them (and storing new ones). Throws
-// LayerError / LimitError (corrupt layers, limits) and std::runtime_error
-// (missing blob).
+// indexes from `cache` where it has them (and storing new ones). gzip layers
+// get inflate checkpoints every `checkpoint_spacing` uncompressed bytes (0:
+// none). Throws LayerError / LimitError (corrupt layers, limits) and
+// std::runtime_error (missing blob).
 std::vector<LayerIndex> index_layers(uint32_t layer_count, const LayerOpener& open, const Limits& limits,
-                                     unsigned parallel, IndexCache* cache = nullptr);
+                                     unsigned parallel, IndexCache* cache = nullptr,
+                                     uint64_t checkpoint_spacing = kCheckpointSpacing);
+
+// What the writer needs to decode checkpointed layers in chunks.
+struct ChunkAccess {
+  // Layer `layer`'s blob from `offset`, unverified (chunks check themselves).
+  std::function<std::unique_ptr<storage::BlobReader>(uint32_t layer, uint64_t offset)> open_at;
+  // `len` bytes at `offset` of blob `digest` (saved inflate states).
+  std::function<std::string(const std::string& digest, uint64_t offset, uint64_t len)> read_blob;
+};
 
 // Receives the output bytes in order.
 class Sink {
@@ -40,11 +57,16 @@ class Sink {
 
 // Writes the squashed layer.tar for `plan` (exactly plan.tar_size bytes).
 // Verifies that every data entry still has the size its index recorded.
-// With parallel > 1, layers are decoded on several threads: the calling
-// thread writes layers front to back straight into `out` while helpers take
-// layers from the back into spill files (in `spill_dir`), which are copied in
-// when the front reaches them — CPU in parallel, memory bounded.
+// With parallel > 1, layers are decoded on several threads:
+// - when some layer has usable inflate checkpoints (and `chunks` is given),
+//   `parallel` helpers decode the chunks of those layers ahead, in output
+//   order, into a few recycled buffers (memory: parallel+1 chunks) that the
+//   calling thread consumes; other layers it decodes itself meanwhile;
+// - otherwise the calling thread writes layers front to back straight into
+//   `out` while helpers take layers from the back into spill files (in
+//   `spill_dir`), copied in when the front reaches them.
 void write_layer(const std::vector<LayerIndex>& layers, const Plan& plan, const LayerOpener& open,
-                 const Limits& limits, Sink& out, unsigned parallel = 1, const std::string& spill_dir = "/tmp");
+                 const Limits& limits, Sink& out, unsigned parallel = 1, const std::string& spill_dir = "/tmp",
+                 const ChunkAccess* chunks = nullptr);
 
 }  // namespace wharf::squash

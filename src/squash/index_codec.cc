@@ -77,6 +77,20 @@ std::string encode_index(const LayerIndex& idx) {
     }
     put_u64(o, e.data_offset);
   }
+  const auto& cp = idx.checkpoints;
+  put_u64(o, cp.chunks.size());
+  for (const auto& c : cp.chunks) {
+    put_u64(o, c.out);
+    put_u64(o, c.in);
+    put_u64(o, c.in_crc);
+    put_u64(o, c.member_crc);
+    put_u64(o, c.state_off);
+    put_u64(o, c.state_len);
+  }
+  put_u64(o, cp.end_out);
+  put_u64(o, cp.end_in);
+  put_u64(o, cp.layout);
+  put_str(o, cp.states_digest);
   return o;
 }
 
@@ -113,7 +127,29 @@ std::optional<LayerIndex> decode_index(const std::string& bytes) {
     e.data_offset = in.u64();
     idx.entries.push_back(std::move(e));
   }
+  uint64_t nc = in.u64();
+  if (!in.ok || nc > bytes.size()) return std::nullopt;
+  auto& cp = idx.checkpoints;
+  cp.chunks.resize(nc);
+  for (auto& c : cp.chunks) {
+    c.out = in.u64();
+    c.in = in.u64();
+    c.in_crc = static_cast<uint32_t>(in.u64());
+    c.member_crc = static_cast<uint32_t>(in.u64());
+    c.state_off = in.u64();
+    c.state_len = static_cast<uint32_t>(in.u64());
+  }
+  cp.end_out = in.u64();
+  cp.end_in = in.u64();
+  cp.layout = in.u64();
+  cp.states_digest = in.str();
   if (!in.ok || in.p != bytes.size()) return std::nullopt;
+  // A table that is not strictly increasing, or states with no blob, is not used.
+  bool sane = nc != 1 && (nc == 0 || !cp.states_digest.empty());
+  for (size_t i = 1; i < nc && sane; ++i)
+    sane = cp.chunks[i].out > cp.chunks[i - 1].out && cp.chunks[i].in >= cp.chunks[i - 1].in;
+  if (nc && sane) sane = cp.end_out > cp.chunks.back().out && cp.end_in >= cp.chunks.back().in;
+  if (!sane) cp = InflateCheckpoints{};
   return idx;
 }
 

@@ -1,5 +1,6 @@
 // squash/index_codec.h — the persisted per-layer index: every tar entry of a
-// layer with its metadata and data offset, so a later squash of any image
+// layer with its metadata and data offset, plus the layer's inflate
+// checkpoints (without the saved states, which are a separate blob), so a later squash of any image
 // using the layer skips the indexing pass (the layer is then decoded once).
 // Versioned binary format; an index of another version is simply rebuilt.
 #pragma once
@@ -11,7 +12,8 @@
 
 namespace wharf::squash {
 
-inline constexpr uint32_t kIndexFormat = 1;
+// 2: inflate checkpoints (the table; the saved states are a blob of their own).
+inline constexpr uint32_t kIndexFormat = 2;
 
 std::string encode_index(const LayerIndex& idx);
 // nullopt when the bytes are not an index of kIndexFormat (or are damaged).

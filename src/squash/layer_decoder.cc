@@ -1,10 +1,15 @@
 #include "squash/layer_decoder.h"
 
+#include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
+#include <zlib.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 namespace wharf::squash {
@@ -13,10 +18,13 @@ namespace {
 
 constexpr size_t kInBuf = 256 * 1024;
 
-// Buffered compressed input with a peek at the first bytes.
+// Buffered compressed input with a peek at the first bytes. Knows the blob
+// offset of what it has consumed and keeps a CRC-32 of the consumed bytes
+// below `crc_end` (checkpoint integrity, see InflateCheckpoints).
 class Input {
  public:
-  explicit Input(std::unique_ptr<storage::BlobReader> r) : r_(std::move(r)), buf_(kInBuf) {}
+  explicit Input(std::unique_ptr<storage::BlobReader> r, uint64_t start = 0)
+      : r_(std::move(r)), buf_(kInBuf), offset_(start) {}
   // Makes at least `want` bytes available if the blob has them; returns what is.
   size_t fill(size_t want = 1) {
     if (avail() >= want) return avail();
@@ -34,13 +42,84 @@ class Input {
   }
   size_t avail() const { return end_ - pos_; }
   const char* data() const { return buf_.data() + pos_; }
-  void consume(size_t n) { pos_ += n; }
+  void consume(size_t n) {
+    if (offset_ < crc_end_) {
+      size_t k = static_cast<size_t>(std::min<uint64_t>(n, crc_end_ - offset_));
+      crc_ = crc32_gzip_refl(crc_, reinterpret_cast<const unsigned char*>(data()), k);
+    }
+    pos_ += n;
+    offset_ += n;
+  }
+  uint64_t offset() const { return offset_; }
+  // Returns the CRC of the bytes consumed since the last call and restarts it.
+  uint32_t take_crc() { return std::exchange(crc_, 0); }
+  void set_crc_end(uint64_t end) { crc_end_ = end; }
+  // Consumes up to blob offset `end` (or the blob's end).
+  void skip_to(uint64_t end) {
+    while (offset_ < end && fill()) consume(static_cast<size_t>(std::min<uint64_t>(avail(), end - offset_)));
+  }
 
  private:
   std::unique_ptr<storage::BlobReader> r_;
   std::vector<char> buf_;
   size_t pos_ = 0, end_ = 0;
+  uint64_t offset_;
+  uint64_t crc_end_ = UINT64_MAX;
+  uint32_t crc_ = 0;
 };
+
+// A saved ISA-L state: header (layout, raw length, CRC-32 of the raw bytes)
+// and the deflated bytes of inflate_state up to the end of the valid part of
+// its output buffer (the history). Only states between isal_inflate calls,
+// inside a gzip member that has started, are saved.
+constexpr size_t kStateHeader = 12;
+constexpr size_t kStateFixed = offsetof(inflate_state, tmp_out_buffer);
+
+void put_u32(std::string& o, uint32_t v) {
+  for (int i = 0; i < 4; ++i) o += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+uint32_t get_u32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<unsigned char>(p[i])} << (8 * i);
+  return v;
+}
+
+void save_state(const inflate_state& st, std::string& out) {
+  size_t valid = static_cast<size_t>(std::clamp<int32_t>(st.tmp_out_valid, 0, sizeof st.tmp_out_buffer));
+  size_t raw = kStateFixed + valid;
+  auto bytes = reinterpret_cast<const Bytef*>(&st);
+  put_u32(out, sizeof(inflate_state));
+  put_u32(out, static_cast<uint32_t>(raw));
+  put_u32(out, crc32_gzip_refl(0, bytes, raw));
+  size_t at = out.size();
+  uLongf cap = compressBound(raw);
+  out.resize(at + cap);
+  if (compress2(reinterpret_cast<Bytef*>(out.data() + at), &cap, bytes, raw, 1) != Z_OK)
+    throw std::runtime_error("cannot save an inflate checkpoint");
+  out.resize(at + cap);
+}
+
+void load_state(std::string_view s, inflate_state& st) {
+  auto bad = [] { return LayerError("a saved inflate checkpoint is damaged (the layer index will be rebuilt)"); };
+  if (s.size() < kStateHeader || get_u32(s.data()) != sizeof(inflate_state)) throw bad();
+  uint32_t raw = get_u32(s.data() + 4), crc = get_u32(s.data() + 8);
+  if (raw < kStateFixed || raw > sizeof(inflate_state)) throw bad();
+  isal_inflate_init(&st);
+  uLongf n = raw;
+  if (uncompress(reinterpret_cast<Bytef*>(&st), &n, reinterpret_cast<const Bytef*>(s.data() + kStateHeader),
+                 s.size() - kStateHeader) != Z_OK ||
+      n != raw || crc32_gzip_refl(0, reinterpret_cast<const unsigned char*>(&st), raw) != crc ||
+      st.block_state > ISAL_BLOCK_CODED || st.tmp_out_valid < 0 ||
+      static_cast<size_t>(st.tmp_out_valid) > sizeof st.tmp_out_buffer || st.tmp_out_processed < 0 ||
+      st.tmp_out_processed > st.tmp_out_valid) {
+    isal_inflate_init(&st);
+    throw bad();
+  }
+  st.next_in = nullptr;
+  st.avail_in = 0;
+  st.next_out = nullptr;
+  st.avail_out = 0;
+}
 
 class Budgeted : public ByteSource {
  public:
@@ -77,10 +156,20 @@ class PlainSource : public Budgeted {
 
 class GzipSource : public Budgeted {
  public:
-  GzipSource(std::unique_ptr<Input> in, std::atomic<int64_t>* b) : Budgeted(b), in_(std::move(in)) {
+  GzipSource(std::unique_ptr<Input> in, std::atomic<int64_t>* b, InflateCheckpoints* rec = nullptr,
+             uint64_t spacing = 0)
+      : Budgeted(b), in_(std::move(in)), rec_(rec), spacing_(spacing) {
     isal_inflate_init(&st_);
     st_.crc_flag = ISAL_GZIP;
+    if (rec_) *rec_ = InflateCheckpoints{};
   }
+  // Resumes from a saved state (chunk decoding); `in` starts where it was saved.
+  GzipSource(std::unique_ptr<Input> in, std::string_view state) : Budgeted(nullptr), in_(std::move(in)) {
+    load_state(state, st_);
+  }
+  Input& input() { return *in_; }
+  const inflate_state& state() const { return st_; }
+
   size_t produce(char* buf, size_t n) override {
     for (;;) {
       if (done_) return 0;
@@ -91,6 +180,7 @@ class GzipSource : public Budgeted {
         if (a < 2 || static_cast<unsigned char>(in_->data()[0]) != 0x1f ||
             static_cast<unsigned char>(in_->data()[1]) != 0x8b) {
           done_ = true;
+          if (rec_) finish_record();
           return 0;
         }
         isal_inflate_reset(&st_);
@@ -109,16 +199,105 @@ class GzipSource : public Budgeted {
       in_->consume(before - st_.avail_in);
       if (rc < 0) throw LayerError("gzip layer is corrupt (inflate error " + std::to_string(rc) + ")");
       size_t got = n - st_.avail_out;
-      if (got) return got;
+      if (got) {
+        out_ += got;
+        if (rec_ && out_ - last_ >= spacing_) checkpoint();
+        return got;
+      }
       if (before == st_.avail_in && st_.block_state != ISAL_BLOCK_FINISH && !in_->fill(in_->avail() + 1))
         throw LayerError("gzip layer is truncated");
     }
   }
 
  private:
+  // Between two isal_inflate calls: save the state if it can be resumed.
+  void checkpoint() {
+    if (st_.block_state > ISAL_BLOCK_CODED || st_.total_out == 0) return;  // member not started or ending
+    if (rec_->chunks.empty()) rec_->chunks.emplace_back();                  // chunk 0: from the start
+    rec_->chunks.back().in_crc = in_->take_crc();
+    InflateChunk c;
+    c.out = out_;
+    c.in = in_->offset();
+    c.member_crc = st_.crc;
+    c.state_off = states_.size();
+    save_state(st_, states_);
+    c.state_len = static_cast<uint32_t>(states_.size() - c.state_off);
+    rec_->chunks.push_back(c);
+    last_ = out_;
+  }
+  void finish_record() {
+    if (rec_->chunks.size() < 2) {
+      *rec_ = InflateCheckpoints{};
+      return;
+    }
+    rec_->chunks.back().in_crc = in_->take_crc();
+    rec_->end_out = out_;
+    rec_->end_in = in_->offset();
+    rec_->layout = sizeof(inflate_state);
+    rec_->states = std::make_shared<const std::string>(std::move(states_));
+  }
+
   std::unique_ptr<Input> in_;
   inflate_state st_{};
   bool done_ = false;
+  uint64_t out_ = 0;  // bytes produced
+  InflateCheckpoints* rec_ = nullptr;
+  uint64_t spacing_ = 0, last_ = 0;
+  std::string states_;
+};
+
+// One chunk of a checkpointed layer (see open_chunk).
+class ChunkSource : public ByteSource {
+ public:
+  ChunkSource(std::unique_ptr<storage::BlobReader> blob, const InflateCheckpoints& cps, size_t k,
+              std::string_view state)
+      : cps_(cps), k_(k) {
+    const InflateChunk& c = cps.chunks[k];
+    last_ = k + 1 == cps.chunks.size();
+    in_end_ = last_ ? cps.end_in : cps.chunks[k + 1].in;
+    left_ = (last_ ? cps.end_out : cps.chunks[k + 1].out) - c.out;
+    auto in = std::make_unique<Input>(std::move(blob), c.in);
+    in->set_crc_end(in_end_);
+    if (k == 0) {
+      gz_ = std::make_unique<GzipSource>(std::move(in), nullptr);
+    } else {
+      gz_ = std::make_unique<GzipSource>(std::move(in), state);
+    }
+  }
+  size_t read(char* buf, size_t n) override {
+    if (!left_) {
+      if (!checked_) check();
+      return 0;
+    }
+    size_t k = gz_->read(buf, static_cast<size_t>(std::min<uint64_t>(n, left_)));
+    if (!k) throw damaged();
+    left_ -= k;
+    return k;
+  }
+
+ private:
+  LayerError damaged() const {
+    return LayerError("gzip layer does not match its digest: chunk " + std::to_string(k_) +
+                      " differs from what was indexed (the blob is damaged)");
+  }
+  void check() {
+    checked_ = true;
+    if (last_) {
+      char extra;
+      if (gz_->read(&extra, 1)) throw damaged();  // the stream must end here (trailer checked by ISA-L)
+    } else if (gz_->state().crc != cps_.chunks[k_ + 1].member_crc) {
+      throw damaged();
+    }
+    Input& in = gz_->input();
+    in.skip_to(in_end_);
+    if (in.offset() < in_end_ || in.take_crc() != cps_.chunks[k_].in_crc) throw damaged();
+  }
+
+  const InflateCheckpoints& cps_;
+  size_t k_;
+  bool last_ = false, checked_ = false;
+  uint64_t in_end_ = 0, left_ = 0;
+  std::unique_ptr<GzipSource> gz_;
 };
 
 class ZstdSource : public Budgeted {
@@ -156,8 +335,16 @@ class ZstdSource : public Budgeted {
 
 }  // namespace
 
+bool InflateCheckpoints::usable() const { return chunks.size() >= 2 && layout == sizeof(inflate_state); }
+
+std::unique_ptr<ByteSource> open_chunk(std::unique_ptr<storage::BlobReader> blob, const InflateCheckpoints& cps,
+                                       size_t k, std::string_view state) {
+  return std::make_unique<ChunkSource>(std::move(blob), cps, k, state);
+}
+
 std::unique_ptr<ByteSource> open_layer(std::unique_ptr<storage::BlobReader> blob, const Limits& limits,
-                                       std::atomic<int64_t>* budget, Compression* detected) {
+                                       std::atomic<int64_t>* budget, Compression* detected, InflateCheckpoints* record,
+                                       uint64_t spacing) {
   auto in = std::make_unique<Input>(std::move(blob));
   size_t a = in->fill(4);
   auto b = reinterpret_cast<const unsigned char*>(in->data());
@@ -165,8 +352,10 @@ std::unique_ptr<ByteSource> open_layer(std::unique_ptr<storage::BlobReader> blob
   if (a >= 2 && b[0] == 0x1f && b[1] == 0x8b) c = Compression::Gzip;
   if (a >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) c = Compression::Zstd;
   if (detected) *detected = c;
+  if (record) *record = InflateCheckpoints{};
   switch (c) {
-    case Compression::Gzip: return std::make_unique<GzipSource>(std::move(in), budget);
+    case Compression::Gzip:
+      return std::make_unique<GzipSource>(std::move(in), budget, spacing ? record : nullptr, spacing);
     case Compression::Zstd: return std::make_unique<ZstdSource>(std::move(in), budget, limits.zstd_window_log_max);
     case Compression::None: break;
   }

@@ -61,7 +61,8 @@ std::string slurp(storage::BlobReader& r) {
 struct Source {
   std::string manifest_digest;  // for the history entry and the layer directory
   std::string config;
-  std::vector<std::function<std::unique_ptr<storage::BlobReader>()>> layers;
+  // Layer i's bytes from offset `off` on.
+  std::vector<std::function<std::unique_ptr<storage::BlobReader>(uint64_t off)>> layers;
 };
 
 Source from_oci(const std::string& spec, const std::string& platform) {
@@ -109,7 +110,7 @@ Source from_oci(const std::string& spec, const std::string& platform) {
   for (const auto& l : m.value("layers", json::array())) {
     std::string p = blob_path(l.value("digest", ""));
     uint64_t size = file_size(p);
-    s.layers.push_back([p, size] { return std::make_unique<SliceReader>(p, 0, size); });
+    s.layers.push_back([p, size](uint64_t at) { return std::make_unique<SliceReader>(p, at, size - std::min(at, size)); });
   }
   return s;
 }
@@ -143,7 +144,8 @@ Source from_docker_archive(const std::string& file, const Limits& limits) {
   s.manifest_digest = core::sha256_of(s.config).str();  // an archive has no manifest: name the config
   for (const auto& l : mf[0].value("Layers", json::array())) {
     auto [off, len] = member(l.get<std::string>());
-    s.layers.push_back([file, off, len] { return std::make_unique<SliceReader>(file, off, len); });
+    s.layers.push_back(
+        [file, off, len](uint64_t at) { return std::make_unique<SliceReader>(file, off + at, len - std::min(at, len)); });
   }
   return s;
 }
@@ -171,7 +173,14 @@ void squash_offline(const OfflineOptions& o, int fd, const std::function<void(ui
   else
     throw std::runtime_error("--from must be oci:DIR[:TAG] or docker-archive:FILE");
   if (src.layers.empty()) throw LayerError("the image has no layers: nothing to squash");
-  LayerOpener open = [&](uint32_t i) { return src.layers[i](); };
+  LayerOpener open = [&](uint32_t i) { return src.layers[i](0); };
+  // Inflate checkpoints are kept in memory here (no index store), so a large
+  // gzip layer decodes on every core.
+  ChunkAccess chunks;
+  chunks.open_at = [&](uint32_t i, uint64_t off) { return src.layers[i](off); };
+  chunks.read_blob = [](const std::string&, uint64_t, uint64_t) -> std::string {
+    throw std::logic_error("offline squash keeps inflate states in memory");
+  };
   auto idx = index_layers(src.layers.size(), open, o.limits, std::max(1u, std::thread::hardware_concurrency()));
   Plan plan = plan_merge(idx);
   ArchiveLayout layout;
@@ -210,7 +219,7 @@ void squash_offline(const OfflineOptions& o, int fd, const std::function<void(ui
     }
   } sink;
   sink.out = out;
-  write_layer(idx, plan, open, o.limits, sink, std::max(1u, std::thread::hardware_concurrency()));
+  write_layer(idx, plan, open, o.limits, sink, std::max(1u, std::thread::hardware_concurrency()), "/tmp", &chunks);
   std::string config = squashed_config(src.config, sink.h.finish().str(), src.manifest_digest);
   std::string tail = archive_tail(layout, config);
   out(tail.data(), tail.size());

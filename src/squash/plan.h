@@ -33,6 +33,7 @@ namespace wharf::squash {
 
 struct LayerIndex {
   std::vector<TarEntry> entries;
+  InflateCheckpoints checkpoints;  // gzip layers large enough to split; see layer_decoder.h
 };
 
 // One entry of the output. `src` points into the indexes given to plan();

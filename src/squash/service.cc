@@ -11,6 +11,8 @@
 #include "core/crash.h"
 #include "core/error.h"
 #include "core/metrics.h"
+
+#include <spdlog/spdlog.h>
 #include "core/reference.h"
 #include "image/manifest.h"
 #include "image/platform.h"
@@ -93,14 +95,25 @@ class StoredIndexes : public IndexCache {
     }
     if (core::digest_of(d->algorithm(), bytes) != *d) return std::nullopt;
     core::Metrics::global().add("wharf_squash_index_hits_total");
-    return decode_index(bytes);
+    auto idx = decode_index(bytes);
+    if (idx && !idx->checkpoints.states_digest.empty()) {  // states gone: decode that layer on one core
+      auto sd = core::Digest::parse(idx->checkpoints.states_digest);
+      if (!sd || !blobs_.stat(*sd)) idx->checkpoints = InflateCheckpoints{};
+    }
+    return idx;
   }
-  void store(uint32_t i, const LayerIndex& idx) override {
+  void store(uint32_t i, LayerIndex& idx) override {
     try {
+      auto& cp = idx.checkpoints;
+      if (cp.states && !cp.states->empty()) {
+        auto sd = core::sha256_of(*cp.states);
+        blobs_.put(sd, *cp.states);
+        cp.states_digest = sd.str();
+      }
       std::string bytes = encode_index(idx);
       auto d = core::sha256_of(bytes);
       blobs_.put(d, bytes);
-      meta_.put_layer_index({layers_[i], kIndexFormat, d.str(), idx.entries.size()});
+      meta_.put_layer_index({layers_[i], kIndexFormat, d.str(), idx.entries.size(), cp.states_digest});
     } catch (const std::exception&) {
       // an index that cannot be stored is rebuilt next time
     }
@@ -336,7 +349,8 @@ std::vector<LayerIndex> Service::index_image(const Image& img, unsigned parallel
   for (const auto& d : img.layer_digests)
     if (!blobs_.stat(*core::Digest::parse(d))) throw LayerError("layer " + d + " is missing from storage");
   StoredIndexes stored(blobs_, meta_, img.layer_digests);
-  return index_layers(img.layer_digests.size(), verified_layers(img), opts_.limits, parallel, &stored);
+  return index_layers(img.layer_digests.size(), verified_layers(img), opts_.limits, parallel, &stored,
+                      opts_.checkpoint_spacing);
 }
 
 void Service::index_in_background(const std::string& repo, const std::string& digest) {
@@ -471,8 +485,23 @@ void Service::build(const std::shared_ptr<Job>& job) {
         meta_.touch_upload(staging, touched);
       }
     });
+    ChunkAccess chunks;
+    chunks.open_at = [&](uint32_t i, uint64_t off) { return blobs_.open(*core::Digest::parse(img.layer_digests[i]), off); };
+    chunks.read_blob = [&](const std::string& digest, uint64_t off, uint64_t len) {
+      auto d = core::Digest::parse(digest);
+      auto r = d ? blobs_.open(*d, off) : nullptr;
+      std::string out(len, '\0');
+      size_t got = 0;
+      while (r && got < len) {
+        size_t n = r->read(out.data() + got, len - got);
+        if (!n) break;
+        got += n;
+      }
+      if (got != len) throw LayerError("the saved inflate states of a layer index are missing or short");
+      return out;
+    };
     write_layer(idx, plan, verified_layers(img), opts_.limits, sink, std::max(1u, std::thread::hardware_concurrency()),
-                opts_.spill_dir);
+                opts_.spill_dir, &chunks);
     core::Digest diff_id = sink.finish();
     std::string config = squashed_config(img.config, diff_id.str(), img.manifest_digest);
     meta::SquashRecord rec{img.key, img.manifest_digest, diff_id.str(), plan.tar_size, img.layer_dir, config,
@@ -493,6 +522,12 @@ void Service::build(const std::shared_ptr<Job>& job) {
   } catch (...) {
     metrics.add("wharf_squash_build_failures_total");
     std::exception_ptr err = std::current_exception();
+    try {
+      std::rethrow_exception(err);
+    } catch (const std::exception& e) {
+      spdlog::warn("squash build of {} failed: {}", img.manifest_digest, e.what());
+    } catch (...) {
+    }
     try {
       rethrow_as_error(err);
     } catch (const Error&) {

@@ -40,6 +40,7 @@ struct ServiceOptions {
   std::string default_platform = "linux/amd64";
   uint64_t cache_max_bytes = 50ull << 30;  // LRU eviction beyond this
   std::string spill_dir = "/tmp";          // scratch for layers decoded ahead on other cores
+  uint64_t checkpoint_spacing = 4 << 20;   // inflate checkpoints in layer indexes (0: none), build.h
 };
 
 // A resolved image manifest.

@@ -57,6 +57,17 @@ def blob(seed, n):
     return random.Random(seed).randbytes(n)
 
 
+def text(seed, n):
+    """n deterministic bytes of compressible text: deflate makes several
+    Huffman blocks of it, which is what inflate checkpoints need."""
+    r = random.Random(seed)
+    words = [b"layer", b"image", b"wharf", b"squash", b"opaque", b"whiteout", b"registry", b"0x1f8b"]
+    out = bytearray()
+    while len(out) < n:
+        out += r.choice(words) + (b"\n" if r.random() < 0.1 else b" ") + (str(r.randrange(10**6)).encode() if r.random() < 0.2 else b"")
+    return bytes(out[:n])
+
+
 # ---------------------------------------------------------------- entries
 
 class E:
@@ -561,6 +572,25 @@ for _when, _how, _fault in (
          "flipped " + _how + " (the layer inflates to the same tar; only the digest tells)", [
         Layer([D("ok"), F("ok/file", blob(35, 100000) + _when.encode())], compress="gzip"),
     ], error=dict(hint=r"digest|match|corrupt", corrupt_stored_layer=0, corrupt_offset=4, **_fault))
+
+# Layers large enough to be decoded in chunks: run.sh's main wharf records an
+# inflate checkpoint every KiB, so each of these gzip layers (many deflate
+# blocks) is decoded by several threads from saved states, across gzip
+# members, with files replaced, deleted and hardlinked across layers.
+case("gzip-chunked", "multi-block gzip layers decoded in chunks on several threads (one with two gzip members)", [
+    Layer([D("t"), F("t/a", text(40, 200000)), F("t/b", text(41, 150000)), F("t/c", text(42, 120000), mode=0o600),
+           H("t/a-link", "t/a"), F("t/small", "s\n")]),
+    Layer([F("t/b", text(43, 180000), mtime=T0 + 1), W("t/c"), F("t/d", blob(44, 30000)), F("t/e", text(45, 90000))],
+          compress="gzip2"),
+    Layer([W("t/a"), F("t/e", "short now\n", mtime=T0 + 2), F("t/f", text(46, 250000))]),
+], expect=[("file", "t/a-link", text(40, 200000)), ("absent", "t/a"), ("file", "t/b", text(43, 180000)), ("absent", "t/c"),
+           ("file", "t/d", blob(44, 30000)), ("file", "t/e", "short now\n"), ("file", "t/f", text(46, 250000))])
+
+case("err-digest-bitrot-gzip-chunked", "a byte in the middle of a multi-block gzip layer's compressed data flipped "
+     "after wharf built its index (with inflate checkpoints): the chunk that holds it must notice", [
+    Layer([D("ok"), F("ok/file", text(47, 400000))], compress="gzip"),
+], error=dict(hint=r"digest|match|corrupt|damaged|gzip", corrupt_stored_layer=0, corrupt_offset=40000,
+              fault="after_index", cut_body_ok=True))
 
 case("err-missing-blob", "a layer blob missing from the blob store (removed from disk after the push and "
      "the background index)", [

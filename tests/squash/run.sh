@@ -44,12 +44,18 @@ for _ in $(seq 100); do [ -s "$WORK/foreign.port" ] && break; sleep 0.05; done
 SQUASH_FOREIGN_URL="http://127.0.0.1:$(cat "$WORK/foreign.port")/"
 export SQUASH_FOREIGN_URL SQUASH_FOREIGN_LOG=$WORK/foreign.log
 
-# The main wharf (defaults: layer indexes built in the background on push) and
-# a second one that does not index on push, for the error cases that must hit
-# a layer with no index yet.
+# The main wharf (layer indexes built in the background on push) and a second
+# one that does not index on push, for the error cases that must hit a layer
+# with no index yet. The main one records inflate checkpoints every KiB (the
+# default is 4 MiB), so every gzip layer of these small images is decoded in
+# chunks on several threads and the merge cases check that path against
+# umoci, and the storage faults against the chunks' own checks; the second
+# one (default spacing: no checkpoints) and the other suites cover decoding
+# a layer in one piece.
 PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
-start_wharf "$PORT" "$WORK/data" "$WORK/wharf.log"
+printf 'squash:\n  inflate_checkpoint_bytes: 1024\n' >"$WORK/main.yaml"
+start_wharf "$PORT" "$WORK/data" "$WORK/wharf.log" --config "$WORK/main.yaml"
 BG_PIDS+=("$WHARF_PID")
 printf 'squash:\n  index_on_push: false\n' >"$WORK/noindex.yaml"
 PORT2=$(free_port)
@@ -142,5 +148,13 @@ for line in "${SEL[@]}"; do
   grep -v '^$' "$WORK/res/$name.log" 2>/dev/null | head -60 || true
   case $res in PASS*) pass=$((pass + 1)) ;; *) failn=$((failn + 1)) ;; esac
 done
+# The chunked decoding must really have run (not every layer fell back to one piece).
+chunks=$(curl -sf "$BASE/metrics" | awk '$1=="wharf_squash_chunks_decoded_total"{print $2}')
+if [ $# -eq 0 ] && [ "${chunks:-0}" -lt 10 ]; then
+  echo "FAIL the main wharf decoded ${chunks:-0} layer chunks from inflate checkpoints (gzip-chunked alone has dozens)"
+  failn=$((failn + 1))
+else
+  echo "layer chunks decoded from inflate checkpoints: ${chunks:-0}"
+fi
 echo "squash merge suite: $pass passed, $failn failed, $xfail known gaps"
 [ "$failn" = 0 ]

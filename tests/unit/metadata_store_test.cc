@@ -96,6 +96,11 @@ TEST_P(MetaSuite, TagSummaryRepositoryDeletionAndBlobUse) {
   EXPECT_EQ(store_->tag_summary("r").count, 0u);
   EXPECT_FALSE(store_->blob_in_use(kB));
   EXPECT_FALSE(store_->blob_in_use(kC));
+  // A layer index and its saved inflate states keep their blobs from gc.
+  store_->put_layer_index({kA, 2, kB, 10, kC});
+  EXPECT_TRUE(store_->blob_in_use(kB));
+  EXPECT_TRUE(store_->blob_in_use(kC));
+  EXPECT_EQ(store_->get_layer_index(kA)->states_digest, kC);
 }
 
 TEST_P(MetaSuite, TagsInByteOrder) {

@@ -266,7 +266,7 @@ std::vector<std::string> listing(const std::vector<LayerIndex>& layers) {
 }
 
 using L = std::vector<LayerIndex>;
-LayerIndex layer(std::vector<TarEntry> es) { return LayerIndex{std::move(es)}; }
+LayerIndex layer(std::vector<TarEntry> es) { return LayerIndex{std::move(es), {}}; }
 
 }  // namespace
 
@@ -418,4 +418,104 @@ TEST(Plan, EntriesLandThroughLowerSymlinkedParents) {
                        layer({sized("d/file", 2), sized("a/file2", 3), wh("d/.wh.doomed")})});
   EXPECT_EQ(got, (std::vector<std::string>{"real 5", "a 2 -> /../real", "d 2 -> real", "real/file 0 L1 2",
                                            "real/file2 0 L1 3"}));
+}
+
+// ---- inflate checkpoints ------------------------------------------------------
+
+namespace {
+
+// Text-like data that compresses ~3:1, so deflate uses dynamic blocks.
+std::string words(size_t n, uint32_t seed) {
+  static const char* kWords[] = {"layer ", "image ", "wharf ", "squash ", "tar ", "gzip\n", "0x1f8b ", "opaque "};
+  std::string s;
+  while (s.size() < n) {
+    seed = seed * 1103515245 + 12345;
+    s += kWords[(seed >> 16) % 8];
+    if ((seed >> 8) % 7 == 0) s += std::to_string(seed % 100000);
+  }
+  s.resize(n);
+  return s;
+}
+
+struct ChunkedImage {
+  std::vector<std::string> blobs;
+  ChunkAccess access;
+  LayerOpener open;
+  ChunkedImage() {
+    open = [this](uint32_t i) { return std::make_unique<MemReader>(blobs[i]); };
+    access.open_at = [this](uint32_t i, uint64_t off) { return std::make_unique<MemReader>(blobs[i].substr(off)); };
+    access.read_blob = [](const std::string&, uint64_t, uint64_t) -> std::string {
+      throw std::logic_error("states are in memory here");
+    };
+  }
+  std::string write(const std::vector<LayerIndex>& idx, unsigned parallel, bool chunked) {
+    struct S : Sink {
+      std::string s;
+      void write(const char* d, size_t n) override { s.append(d, n); }
+    } sink;
+    write_layer(idx, plan_merge(idx), open, Limits{}, sink, parallel, "/tmp", chunked ? &access : nullptr);
+    return sink.s;
+  }
+};
+
+}  // namespace
+
+TEST(Checkpoints, ChunkedDecodeGivesTheSameLayerAsOneCore) {
+  ChunkedImage img;
+  // Layer 0: one gzip member; layer 1: two members, split inside a file's
+  // data; layer 2: too small for checkpoints (decoded by the writer itself).
+  std::vector<std::pair<TarEntry, std::string>> l0, l1;
+  for (int i = 0; i < 6; ++i) {
+    std::string d = words(300000 + i * 7, i);
+    l0.push_back({file("a/f" + std::to_string(i), d), d});
+  }
+  std::string big = words(900000, 99);
+  l1.push_back({file("a/f2", big), big});  // replaces a lower file
+  l1.push_back({file("b", "", EntryType::Dir), ""});
+  std::string t1 = make_tar(l1);
+  img.blobs = {gzip(make_tar(l0)), gzip(t1.substr(0, 400000)) + gzip(t1.substr(400000)),
+               gzip(make_tar({{file("c", "xyz"), "xyz"}}))};
+  auto idx = index_layers(3, img.open, Limits{}, 2, nullptr, 64 << 10);
+  EXPECT_TRUE(idx[0].checkpoints.usable());
+  EXPECT_GT(idx[0].checkpoints.chunks.size(), 10u);
+  EXPECT_TRUE(idx[1].checkpoints.usable());
+  EXPECT_FALSE(idx[2].checkpoints.usable());
+  EXPECT_EQ(idx[1].checkpoints.end_out, t1.size());
+  std::string one = img.write(idx, 1, false);
+  EXPECT_EQ(img.write(idx, 2, true), one);
+  EXPECT_EQ(img.write(idx, 3, true), one);
+
+  // The checkpoint table survives the index codec (once its states are stored).
+  EXPECT_EQ(decode_index(encode_index(idx[0]))->checkpoints.chunks.size(), 0u);
+  idx[0].checkpoints.states_digest = "sha256:" + std::string(64, 'a');
+  auto back = decode_index(encode_index(idx[0]));
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->checkpoints.chunks.size(), idx[0].checkpoints.chunks.size());
+  EXPECT_EQ(back->checkpoints.chunks[3].in, idx[0].checkpoints.chunks[3].in);
+  EXPECT_EQ(back->checkpoints.chunks[3].member_crc, idx[0].checkpoints.chunks[3].member_crc);
+  EXPECT_EQ(back->checkpoints.end_out, idx[0].checkpoints.end_out);
+}
+
+TEST(Checkpoints, DamageIsALayerErrorNotOtherBytes) {
+  ChunkedImage img;
+  std::string d = words(2000000, 7);
+  img.blobs = {gzip(make_tar({{file("f", d), d}}))};
+  auto idx = index_layers(1, img.open, Limits{}, 1, nullptr, 64 << 10);
+  ASSERT_TRUE(idx[0].checkpoints.usable());
+  std::string good = img.blobs[0];
+  // A flipped bit in the middle of the compressed data, in the gzip header
+  // (inflates the same; only the recorded CRC tells) and in the trailer.
+  for (size_t at : {good.size() / 2, size_t{4}, good.size() - 3}) {
+    img.blobs[0] = good;
+    img.blobs[0][at] ^= 0x10;
+    EXPECT_THROW(img.write(idx, 2, true), LayerError) << "flip at " << at;
+  }
+  img.blobs[0] = good;
+  // A damaged saved state.
+  auto states = std::make_shared<std::string>(*idx[0].checkpoints.states);
+  (*states)[idx[0].checkpoints.chunks[2].state_off + 20] ^= 1;
+  auto damaged = idx;
+  damaged[0].checkpoints.states = states;
+  EXPECT_THROW(img.write(damaged, 2, true), LayerError);
+  EXPECT_EQ(img.write(idx, 2, true), img.write(idx, 1, false));
 }
