@@ -332,7 +332,8 @@ class Conn final : public Exchange, public Tracked {
       h += "\r\n";
     }
     for (auto& [k, v] : r.headers.items()) {
-      if (beast::iequals(k, "Content-Length")) has_len = true;
+      // A HEAD answer for a body that would be chunked says so instead of a length.
+      if (beast::iequals(k, "Content-Length") || beast::iequals(k, "Transfer-Encoding")) has_len = true;
       h += k;
       h += ": ";
       h += v;

@@ -126,8 +126,13 @@ void produce_layer(const std::vector<LayerIndex>& layers, const Plan& plan, uint
     emit_header(want[k]);
     uint64_t left = e.size;
     while (left) {
-      size_t n = tr.read_data(buf.data(), std::min<uint64_t>(left, buf.size()));
-      out.write(buf.data(), n);
+      const char* p;
+      size_t n = tr.view_data(&p, std::min<uint64_t>(left, buf.size()));
+      if (!n) {
+        n = tr.read_data(buf.data(), std::min<uint64_t>(left, buf.size()));
+        p = buf.data();
+      }
+      out.write(p, n);
       left -= n;
     }
     out.write(kZeros, tar_padding(e.size));
@@ -329,10 +334,16 @@ class PipelineSource : public ByteSource {
  public:
   PipelineSource(ChunkPipeline& p, size_t first, size_t end) : p_(p), cur_(first), end_(end) {}
   size_t read(char* buf, size_t n) override {
+    const char* p = nullptr;
+    size_t k = view(&p, n);
+    if (k) std::memcpy(buf, p, k);
+    return k;
+  }
+  size_t view(const char** p, size_t n) override {
     for (;;) {
       if (pos_ < view_.size()) {
         size_t k = std::min(n, view_.size() - pos_);
-        std::memcpy(buf, view_.data() + pos_, k);
+        *p = view_.data() + pos_;
         pos_ += k;
         return k;
       }

@@ -22,6 +22,14 @@ class ByteSource {
   virtual ~ByteSource() = default;
   // Reads up to n bytes; 0 at the end. Throws LayerError on corrupt input.
   virtual size_t read(char* buf, size_t n) = 0;
+  // Zero-copy read for sources that hold their bytes in memory: points *p at
+  // up to n next bytes (valid until the next call) and returns how many; 0
+  // means "use read()" (not supported, or at a boundary), not the end.
+  virtual size_t view(const char** p, size_t n) {
+    (void)p;
+    (void)n;
+    return 0;
+  }
 };
 
 enum class Compression { None, Gzip, Zstd };

@@ -202,6 +202,14 @@ size_t TarReader::read_data(char* buf, size_t n) {
   return k;
 }
 
+size_t TarReader::view_data(const char** p, size_t n) {
+  if (!sparse_.empty() || logical_left_ || !data_left_) return 0;
+  size_t k = src_.view(p, static_cast<size_t>(std::min<uint64_t>(n, data_left_)));
+  pos_ += k;
+  data_left_ -= k;
+  return k;
+}
+
 // GNU sparse 1.0: the map is text at the start of the stored data —
 // "count\n" then "offset\nlength\n" pairs — padded to a block.
 void TarReader::read_sparse_map_v1() {

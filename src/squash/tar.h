@@ -57,6 +57,9 @@ class TarReader {
   bool next(TarEntry& e);
   // Reads up to n bytes of the current entry's data; 0 at its end.
   size_t read_data(char* buf, size_t n);
+  // The same without a copy where the source allows it (ByteSource::view);
+  // 0 means "use read_data".
+  size_t view_data(const char** p, size_t n);
   uint64_t position() const { return pos_; }
 
  private:
