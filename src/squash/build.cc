@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include <pthread.h>
 #include <unistd.h>
 
 namespace wharf::squash {
@@ -218,7 +219,11 @@ class ChunkPipeline {
     // Every buffer has the largest chunk's size, so a recycled one always
     // fits: no reallocation, and the heap does not grow with odd sizes.
     for (const auto& it : items_) buf_size_ = std::max<size_t>(buf_size_, it.len);
-    for (unsigned t = 0; t < threads; ++t) threads_.emplace_back([this] { work(); });
+    for (unsigned t = 0; t < threads; ++t)
+      threads_.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "wharf-inflate");
+        work();
+      });
   }
   ~ChunkPipeline() {
     {

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/metrics.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include "core/reference.h"
 #include "image/manifest.h"
@@ -195,7 +196,10 @@ void Job::notify() {
 
 Service::Service(ServiceOptions opts, storage::BlobStore& blobs, meta::MetadataStore& meta)
     : opts_(std::move(opts)), blobs_(blobs), meta_(meta) {
-  for (unsigned i = 0; i < std::max(1u, opts_.workers); ++i) threads_.emplace_back([this] { worker(); });
+  for (unsigned i = 0; i < std::max(1u, opts_.workers); ++i) threads_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "wharf-squash");
+      worker();
+    });
 }
 
 Service::~Service() {

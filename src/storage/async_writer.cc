@@ -1,10 +1,15 @@
 #include "storage/async_writer.h"
 
+#include <pthread.h>
+
 namespace wharf::storage {
 
 AsyncWriter::AsyncWriter(UploadWriter& out, core::Hasher& hash, std::function<void(uint64_t)> progress,
                          WriteOn where)
-    : out_(out), hash_(hash), where_(where), progress_(std::move(progress)), thread_([this] { run(); }) {}
+    : out_(out), hash_(hash), where_(where), progress_(std::move(progress)), thread_([this] {
+        pthread_setname_np(pthread_self(), "wharf-hashwrite");  // visible in top -H / perf
+        run();
+      }) {}
 
 AsyncWriter::~AsyncWriter() {
   {
