@@ -4,6 +4,44 @@
 
 namespace wharf::storage {
 
+namespace {
+
+// Buffers outlive the writers: every upload request gets its own AsyncWriter,
+// and fresh 1 MiB buffers each time cost page faults and zero-filling (on
+// this VM fresh memory is the expensive kind). Bounded: what is beyond
+// kKeep is freed.
+class BufferPool {
+ public:
+  static BufferPool& global() {
+    static BufferPool p;
+    return p;
+  }
+  std::string take() {
+    {
+      std::lock_guard lk(mu_);
+      if (!free_.empty()) {
+        std::string b = std::move(free_.back());
+        free_.pop_back();
+        return b;
+      }
+    }
+    return std::string(AsyncWriter::kChunk, '\0');
+  }
+  void give(std::vector<std::string>& bufs) {
+    std::lock_guard lk(mu_);
+    for (auto& b : bufs)
+      if (free_.size() < kKeep && b.size() == AsyncWriter::kChunk) free_.push_back(std::move(b));
+    bufs.clear();
+  }
+
+ private:
+  static constexpr size_t kKeep = 8;
+  std::mutex mu_;
+  std::vector<std::string> free_;
+};
+
+}  // namespace
+
 AsyncWriter::AsyncWriter(UploadWriter& out, core::Hasher& hash, std::function<void(uint64_t)> progress,
                          WriteOn where)
     : out_(out), hash_(hash), where_(where), progress_(std::move(progress)), thread_([this] {
@@ -18,6 +56,8 @@ AsyncWriter::~AsyncWriter() {
   }
   cv_.notify_all();
   thread_.join();
+  for (auto& q : queue_) free_.push_back(std::move(q.first));
+  BufferPool::global().give(free_);
 }
 
 std::string AsyncWriter::take() {
@@ -27,7 +67,7 @@ std::string AsyncWriter::take() {
     free_.pop_back();
     return b;  // still kChunk long: no zero-filling again
   }
-  return std::string(kChunk, '\0');
+  return BufferPool::global().take();
 }
 
 void AsyncWriter::push(std::string buf, size_t n) {
