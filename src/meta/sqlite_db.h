@@ -140,6 +140,36 @@ class Db {
       }
     });
   }
+  // The same, committed without waiting for the disk (synchronous=NORMAL for
+  // this transaction): durable across a process crash, not a power loss. For
+  // state a client simply redoes when it is lost, like an upload session it
+  // just opened; a later FULL commit makes it durable anyway (one WAL).
+  template <class F>
+  void write_relaxed(F&& f) {
+    with([&](Conn& c) {
+      c.exec("PRAGMA synchronous=NORMAL");
+      struct Restore {
+        Conn& c;
+        ~Restore() {
+          try {
+            c.exec("PRAGMA synchronous=FULL");
+          } catch (...) {
+          }
+        }
+      } restore{c};
+      c.exec("BEGIN IMMEDIATE");
+      try {
+        f(c);
+        c.exec("COMMIT");
+      } catch (...) {
+        try {
+          c.exec("ROLLBACK");
+        } catch (...) {
+        }
+        throw;
+      }
+    });
+  }
   static int64_t changes(Conn& c) {
     auto s = c.prepare("SELECT changes()");
     s.step();

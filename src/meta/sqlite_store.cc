@@ -299,7 +299,9 @@ class SqliteStore : public MetadataStore {
   }
 
   void create_upload(const UploadRecord& u) override {
-    write([&](Conn& c) {
+    // Not fsynced: a session lost to a power cut is simply opened again by the
+    // client (its staged file is not fsynced before data arrives either).
+    db_.write_relaxed([&](Conn& c) {
       c.prepare("INSERT INTO uploads(id, repo, created, updated) VALUES(?,?,?,?)")
           .bind(u.id)
           .bind(u.repo)
