@@ -8,7 +8,7 @@ root=$(cd "$here/../.." && pwd)
 secs=${1:-${FUZZ_SECONDS:-30}}
 out=${FUZZ_WORK:-/tmp/wharf-fuzz}
 mkdir -p "$out/corpus"
-src=(src/core/digest.cc src/squash/layer_decoder.cc src/squash/tar.cc src/squash/plan.cc src/squash/build.cc src/squash/index_codec.cc)
+src=(src/core/digest.cc src/core/metrics.cc src/squash/layer_decoder.cc src/squash/tar.cc src/squash/plan.cc src/squash/build.cc src/squash/index_codec.cc)
 bin="$out/layer_fuzz"
 if [ ! -x "$bin" ] || [ -n "$(find "$root/src/squash" "$here/layer_fuzz.cc" -newer "$bin" -print -quit)" ]; then
   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
@@ -24,6 +24,13 @@ if [ -z "$(ls -A "$out/corpus")" ]; then
   tar -C "$s/t" --format=pax -cf "$out/corpus/pax.tar" .
   gzip -c "$out/corpus/pax.tar" >"$out/corpus/pax.tar.gz"
   zstd -q -c "$out/corpus/gnu.tar" >"$out/corpus/gnu.tar.zst"
+  rm -rf "$s"
+fi
+# A gzip layer of many deflate blocks, for the inflate checkpoint round trip.
+if [ ! -s "$out/corpus/blocks.tar.gz" ]; then
+  s=$(mktemp -d)
+  seq 1 40000 | sed 's/$/ layer image wharf squash/' >"$s/f"
+  tar -C "$s" -cf - f | gzip -c >"$out/corpus/blocks.tar.gz"
   rm -rf "$s"
 fi
 "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 "$out/corpus" 2>&1 | tail -5
