@@ -252,28 +252,43 @@ int gc(const core::Config& cfg, bool dry_run, int grace_minutes) {
   int64_t cutoff = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
                        .count() -
                    int64_t{grace_minutes} * 60;
-  std::vector<storage::BlobStore::BlobInfo> candidates;
-  uint64_t total = 0;
-  blobs->for_each_blob([&](const storage::BlobStore::BlobInfo& b) {
-    ++total;
-    if (b.mtime < cutoff && !meta->blob_in_use(b.digest.str())) candidates.push_back(b);
-  });
-  uint64_t removed = 0, bytes = 0;
-  for (auto& b : candidates) {
-    if (dry_run) {
-      std::cout << "would remove " << b.digest.str() << " (" << b.size << " bytes)" << std::endl;
-      ++removed;
-      bytes += b.size;
-      continue;
+  uint64_t total = 0, removed = 0, bytes = 0;
+  // One pass over the store: removes (or lists) what nothing references.
+  auto sweep = [&](bool count_total) {
+    std::vector<storage::BlobStore::BlobInfo> candidates;
+    blobs->for_each_blob([&](const storage::BlobStore::BlobInfo& b) {
+      if (count_total) ++total;
+      if (b.mtime < cutoff && !meta->blob_in_use(b.digest.str())) candidates.push_back(b);
+    });
+    for (auto& b : candidates) {
+      if (dry_run) {
+        std::cout << "would remove " << b.digest.str() << " (" << b.size << " bytes)" << std::endl;
+        ++removed;
+        bytes += b.size;
+        continue;
+      }
+      std::string d = b.digest.str();
+      if (blobs->collect(b.digest, cutoff, [&] { return meta->blob_in_use(d); })) {
+        ++removed;
+        bytes += b.size;
+      }
     }
-    std::string d = b.digest.str();
-    if (blobs->collect(b.digest, cutoff, [&] { return meta->blob_in_use(d); })) {
-      ++removed;
-      bytes += b.size;
-    }
+  };
+  sweep(true);
+  // Squash indexes of layers no longer stored go too, and a second pass takes
+  // their index and inflate-state blobs (a layer pushed again is indexed again).
+  size_t forgotten = 0;
+  for (const auto& l : meta->indexed_layers()) {
+    auto d = core::Digest::parse(l);
+    if (d && blobs->stat(*d)) continue;
+    if (!dry_run) meta->delete_layer_index(l);
+    ++forgotten;
   }
+  if (forgotten && !dry_run) sweep(false);
   std::cout << (dry_run ? "would remove " : "removed ") << removed << " of " << total << " blobs (" << bytes
-            << " bytes); kept " << total - removed << std::endl;
+            << " bytes); kept " << total - removed;
+  if (forgotten) std::cout << "; " << (dry_run ? "would forget " : "forgot ") << forgotten << " squash layer indexes";
+  std::cout << std::endl;
   return 0;
 }
 

@@ -122,6 +122,8 @@ class CachedStore : public MetadataStore {
   std::vector<SquashRecord> squash_records() override { return in_->squash_records(); }
   std::optional<LayerIndexRecord> get_layer_index(std::string_view d) override { return in_->get_layer_index(d); }
   void put_layer_index(const LayerIndexRecord& r) override { in_->put_layer_index(r); }
+  void delete_layer_index(std::string_view d) override { in_->delete_layer_index(d); }
+  std::vector<std::string> indexed_layers() override { return in_->indexed_layers(); }
   void probe() override { in_->probe(); }
 
  private:

@@ -134,6 +134,10 @@ class MetadataStore {
 
   virtual std::optional<LayerIndexRecord> get_layer_index(std::string_view layer_digest) = 0;
   virtual void put_layer_index(const LayerIndexRecord& r) = 0;
+  // Forgets a layer's index (its blobs become collectable); absent is fine.
+  virtual void delete_layer_index(std::string_view layer_digest) = 0;
+  // The layers that have an index (for gc: indexes of layers that are gone).
+  virtual std::vector<std::string> indexed_layers() = 0;
 
   // Whether blob `digest` is referenced by anything: linked into a
   // repository, referenced by a stored manifest, a squash cache entry (layer

@@ -401,6 +401,17 @@ class SqliteStore : public MetadataStore {
                               static_cast<uint64_t>(s.i64(2)), s.text(3)};
     });
   }
+  void delete_layer_index(std::string_view layer_digest) override {
+    write([&](Conn& c) { c.prepare("DELETE FROM layer_index WHERE layer_digest = ?").bind(layer_digest).run(); });
+  }
+  std::vector<std::string> indexed_layers() override {
+    return with([&](Conn& c) {
+      std::vector<std::string> out;
+      auto s = c.prepare("SELECT layer_digest FROM layer_index ORDER BY layer_digest");
+      while (s.step()) out.push_back(s.text(0));
+      return out;
+    });
+  }
   void put_layer_index(const LayerIndexRecord& r) override {
     write([&](Conn& c) {
       c.prepare(

@@ -65,9 +65,14 @@ std::vector<LayerIndex> index_layers(uint32_t n, const LayerOpener& open, const 
           continue;
         }
       }
-      auto blob = open(i);
-      if (!blob) throw std::runtime_error("layer " + std::to_string(i) + " is missing from storage");
-      out[i] = index_one(std::move(blob), limits, &budget, &entries, spacing);
+      try {
+        auto blob = open(i);
+        if (!blob) throw std::runtime_error("layer " + std::to_string(i) + " is missing from storage");
+        out[i] = index_one(std::move(blob), limits, &budget, &entries, spacing);
+      } catch (...) {
+        if (cache) cache->abandon(i);
+        throw;
+      }
       if (cache) cache->store(i, out[i]);
     }
   };

@@ -29,6 +29,8 @@ class IndexCache {
   virtual ~IndexCache() = default;
   virtual std::optional<LayerIndex> load(uint32_t layer) = 0;
   virtual void store(uint32_t layer, LayerIndex& idx) = 0;
+  // After load() missed, indexing the layer failed: store() will not come.
+  virtual void abandon(uint32_t layer) { (void)layer; }
 };
 
 // Indexes every layer, at most `parallel` at a time, taking persisted

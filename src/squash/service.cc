@@ -13,6 +13,7 @@
 #include "core/metrics.h"
 
 #include <pthread.h>
+#include <set>
 #include <spdlog/spdlog.h>
 #include "core/reference.h"
 #include "image/manifest.h"
@@ -76,12 +77,41 @@ std::string random_id() {
 }
 
 // Persisted layer indexes: blobs named by their digest, found through the
-// metadata store by layer digest.
+// metadata store by layer digest. A miss claims the layer in `indexing`
+// until store() or abandon(); a load() of a claimed layer waits for it. A
+// thread holds at most one claim and never waits while holding it.
+template <class Indexing>
 class StoredIndexes : public IndexCache {
  public:
-  StoredIndexes(storage::BlobStore& b, meta::MetadataStore& m, const std::vector<std::string>& layers)
-      : blobs_(b), meta_(m), layers_(layers) {}
+  StoredIndexes(storage::BlobStore& b, meta::MetadataStore& m, const std::vector<std::string>& layers,
+                Indexing& indexing)
+      : blobs_(b), meta_(m), layers_(layers), indexing_(indexing) {}
   std::optional<LayerIndex> load(uint32_t i) override {
+    {
+      std::unique_lock lk(indexing_.mu);
+      indexing_.cv.wait(lk, [&] { return !indexing_.layers.count(layers_[i]); });
+    }
+    if (auto idx = load_stored(i)) return idx;
+    std::lock_guard lk(indexing_.mu);
+    if (indexing_.layers.count(layers_[i])) {  // claimed meanwhile: wait for that one
+      return std::nullopt;  // (rare race) index it here too; both results are the same
+    }
+    indexing_.layers.insert(layers_[i]);
+    claimed_.insert(i);
+    return std::nullopt;
+  }
+  void abandon(uint32_t i) override { release(i); }
+  ~StoredIndexes() override {
+    for (uint32_t i : std::set<uint32_t>(claimed_)) release(i);
+  }
+
+ private:
+  void release(uint32_t i) {
+    std::lock_guard lk(indexing_.mu);
+    if (claimed_.erase(i)) indexing_.layers.erase(layers_[i]);
+    indexing_.cv.notify_all();
+  }
+  std::optional<LayerIndex> load_stored(uint32_t i) {
     auto rec = meta_.get_layer_index(layers_[i]);
     if (!rec || rec->format != kIndexFormat) return std::nullopt;
     auto d = core::Digest::parse(rec->index_digest);
@@ -103,7 +133,15 @@ class StoredIndexes : public IndexCache {
     }
     return idx;
   }
+
+
+ public:
   void store(uint32_t i, LayerIndex& idx) override {
+    struct Release {
+      StoredIndexes* s;
+      uint32_t i;
+      ~Release() { s->release(i); }
+    } release{this, i};
     try {
       auto& cp = idx.checkpoints;
       if (cp.states && !cp.states->empty()) {
@@ -124,6 +162,8 @@ class StoredIndexes : public IndexCache {
   storage::BlobStore& blobs_;
   meta::MetadataStore& meta_;
   const std::vector<std::string>& layers_;
+  Indexing& indexing_;
+  std::set<uint32_t> claimed_;  // by this build; guarded by indexing_.mu
 };
 
 // Translates engine failures into the registry's error table.
@@ -352,7 +392,7 @@ std::vector<LayerIndex> Service::index_image(const Image& img, unsigned parallel
   // that contribute nothing: a missing blob is a JSON error, not a cut body.
   for (const auto& d : img.layer_digests)
     if (!blobs_.stat(*core::Digest::parse(d))) throw LayerError("layer " + d + " is missing from storage");
-  StoredIndexes stored(blobs_, meta_, img.layer_digests);
+  StoredIndexes stored(blobs_, meta_, img.layer_digests, indexing_);
   return index_layers(img.layer_digests.size(), verified_layers(img), opts_.limits, parallel, &stored,
                       opts_.checkpoint_spacing);
 }

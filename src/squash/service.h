@@ -17,6 +17,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <optional>
 #include <memory>
 #include <mutex>
@@ -144,6 +145,14 @@ class Service {
   std::deque<std::shared_ptr<Job>> queue_;
   std::deque<std::function<void()>> background_;  // runs only when queue_ is empty
   std::map<std::string, std::shared_ptr<Job>> inflight_;
+  // Layers being indexed by some thread of this process (by digest): another
+  // thread that needs one waits for that index instead of decoding the layer
+  // a second time (a pull right after a push meets the background indexing).
+  struct Indexing {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::set<std::string> layers;
+  } indexing_;
   unsigned idle_workers_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;

@@ -101,6 +101,11 @@ TEST_P(MetaSuite, TagSummaryRepositoryDeletionAndBlobUse) {
   EXPECT_TRUE(store_->blob_in_use(kB));
   EXPECT_TRUE(store_->blob_in_use(kC));
   EXPECT_EQ(store_->get_layer_index(kA)->states_digest, kC);
+  EXPECT_EQ(store_->indexed_layers(), std::vector<std::string>{kA});
+  store_->delete_layer_index(kA);
+  EXPECT_FALSE(store_->get_layer_index(kA));
+  EXPECT_FALSE(store_->blob_in_use(kC));
+  EXPECT_TRUE(store_->indexed_layers().empty());
 }
 
 TEST_P(MetaSuite, TagsInByteOrder) {
