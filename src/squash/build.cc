@@ -224,20 +224,18 @@ class ChunkPipeline {
     // Every buffer has the largest chunk's size, so a recycled one always
     // fits: no reallocation, and the heap does not grow with odd sizes.
     for (const auto& it : items_) buf_size_ = std::max<size_t>(buf_size_, it.len);
-    for (unsigned t = 0; t < threads; ++t)
-      threads_.emplace_back([this] {
-        pthread_setname_np(pthread_self(), "wharf-inflate");
-        work();
-      });
-  }
-  ~ChunkPipeline() {
-    {
-      std::lock_guard lk(mu_);
-      stop_ = true;
+    try {
+      for (unsigned t = 0; t < threads; ++t)
+        threads_.emplace_back([this] {
+          pthread_setname_np(pthread_self(), "wharf-inflate");
+          work();
+        });
+    } catch (...) {  // no thread to be had: stop the ones started, then fail the build
+      stop();
+      throw;
     }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
   }
+  ~ChunkPipeline() { stop(); }
   // Item i's bytes, once decoded (rethrows its failure). REQUIRES: items are
   // taken in order, each released before the next is taken.
   std::string_view get(size_t i) {
@@ -265,6 +263,16 @@ class ChunkPipeline {
     std::exception_ptr error;
   };
 
+  void stop() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
   void work() {
     for (;;) {
       size_t i;
@@ -282,6 +290,11 @@ class ChunkPipeline {
       std::exception_ptr err;
       try {
         decode(items_[i], buf);
+      } catch (const LimitError&) {
+        err = std::current_exception();
+      } catch (const LayerError& e) {  // names the layer, so its index can be dropped
+        err = std::make_exception_ptr(ChunkError("layer " + std::to_string(items_[i].layer) + ": " + e.what(),
+                                                 items_[i].layer));
       } catch (...) {
         err = std::current_exception();
       }

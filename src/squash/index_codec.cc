@@ -82,7 +82,7 @@ std::string encode_index(const LayerIndex& idx) {
   for (const auto& c : cp.chunks) {
     put_u64(o, c.out);
     put_u64(o, c.in);
-    put_u64(o, c.in_crc);
+    put_str(o, c.in_sha256);
     put_u64(o, c.member_crc);
     put_u64(o, c.state_off);
     put_u64(o, c.state_len);
@@ -128,13 +128,13 @@ std::optional<LayerIndex> decode_index(const std::string& bytes) {
     idx.entries.push_back(std::move(e));
   }
   uint64_t nc = in.u64();
-  if (!in.ok || nc > bytes.size()) return std::nullopt;
+  if (!in.ok || nc > bytes.size() / 70) return std::nullopt;  // a chunk takes >= 70 bytes (its hex digest)
   auto& cp = idx.checkpoints;
   cp.chunks.resize(nc);
   for (auto& c : cp.chunks) {
     c.out = in.u64();
     c.in = in.u64();
-    c.in_crc = static_cast<uint32_t>(in.u64());
+    c.in_sha256 = in.str();
     c.member_crc = static_cast<uint32_t>(in.u64());
     c.state_off = in.u64();
     c.state_len = static_cast<uint32_t>(in.u64());
@@ -145,10 +145,13 @@ std::optional<LayerIndex> decode_index(const std::string& bytes) {
   cp.states_digest = in.str();
   if (!in.ok || in.p != bytes.size()) return std::nullopt;
   // A table that is not strictly increasing, or states with no blob, is not used.
-  bool sane = nc != 1 && (nc == 0 || !cp.states_digest.empty());
+  bool sane = nc != 1 && (nc == 0 || (!cp.states_digest.empty() && cp.chunks[0].out == 0 && cp.chunks[0].in == 0));
   for (size_t i = 1; i < nc && sane; ++i)
     sane = cp.chunks[i].out > cp.chunks[i - 1].out && cp.chunks[i].in >= cp.chunks[i - 1].in;
   if (nc && sane) sane = cp.end_out > cp.chunks.back().out && cp.end_in >= cp.chunks.back().in;
+  for (size_t i = 0; i < nc && sane; ++i)  // bounded buffers and state reads
+    sane = cp.chunk_len(i) <= kMaxInflateChunk && cp.chunks[i].state_len <= (1u << 20) &&
+           cp.chunks[i].in_sha256.size() == 64;
   if (!sane) cp = InflateCheckpoints{};
   return idx;
 }

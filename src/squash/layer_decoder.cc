@@ -1,6 +1,10 @@
 #include "squash/layer_decoder.h"
 
+#include "core/digest.h"
+
+#include <dlfcn.h>
 #include <isa-l/crc.h>
+#include <limits.h>
 #include <isa-l/igzip_lib.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -8,6 +12,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -18,8 +23,8 @@ namespace {
 constexpr size_t kInBuf = 256 * 1024;
 
 // Buffered compressed input with a peek at the first bytes. Knows the blob
-// offset of what it has consumed and keeps a CRC-32 of the consumed bytes
-// below `crc_end` (checkpoint integrity, see InflateCheckpoints).
+// offset of what it has consumed and, when asked, hashes the consumed bytes
+// below an end offset (checkpoint integrity, see InflateCheckpoints).
 class Input {
  public:
   explicit Input(std::unique_ptr<storage::BlobReader> r, uint64_t start = 0)
@@ -42,17 +47,22 @@ class Input {
   size_t avail() const { return end_ - pos_; }
   const char* data() const { return buf_.data() + pos_; }
   void consume(size_t n) {
-    if (offset_ < crc_end_) {
-      size_t k = static_cast<size_t>(std::min<uint64_t>(n, crc_end_ - offset_));
-      crc_ = crc32_gzip_refl(crc_, reinterpret_cast<const unsigned char*>(data()), k);
-    }
+    if (hash_ && offset_ < hash_end_) hash_->update(data(), static_cast<size_t>(std::min<uint64_t>(n, hash_end_ - offset_)));
     pos_ += n;
     offset_ += n;
   }
   uint64_t offset() const { return offset_; }
-  // Returns the CRC of the bytes consumed since the last call and restarts it.
-  uint32_t take_crc() { return std::exchange(crc_, 0); }
-  void set_crc_end(uint64_t end) { crc_end_ = end; }
+  // Hashes what is consumed from now on, up to blob offset `end`.
+  void hash_until(uint64_t end) {
+    hash_.emplace();
+    hash_end_ = end;
+  }
+  // The hex SHA-256 of the bytes hashed since hash_until or the last call; restarts.
+  std::string take_hash() {
+    std::string h = hash_ ? hash_->finish().hex() : std::string();
+    hash_.emplace();
+    return h;
+  }
   // Consumes up to blob offset `end` (or the blob's end).
   void skip_to(uint64_t end) {
     while (offset_ < end && fill()) consume(static_cast<size_t>(std::min<uint64_t>(avail(), end - offset_)));
@@ -63,8 +73,8 @@ class Input {
   std::vector<char> buf_;
   size_t pos_ = 0, end_ = 0;
   uint64_t offset_;
-  uint64_t crc_end_ = UINT64_MAX;
-  uint32_t crc_ = 0;
+  std::optional<core::Hasher> hash_;
+  uint64_t hash_end_ = 0;
 };
 
 // A saved ISA-L state: header (layout, raw length, CRC-32 of the raw bytes),
@@ -81,6 +91,20 @@ uint32_t get_u32(const char* p) {
   uint32_t v = 0;
   for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<unsigned char>(p[i])} << (8 * i);
   return v;
+}
+
+// A state between two isal_inflate calls that can be saved and resumed:
+// inside a started gzip member, nothing pending but the history, every
+// counter in range. Checked when saving and again, on the saved bytes, before
+// ISA-L sees them (a damaged state must be an error, not an overrun).
+bool resumable(const inflate_state& st) {
+  return st.block_state <= ISAL_BLOCK_CODED && st.total_out > 0 && st.crc_flag == ISAL_GZIP && st.dict_length == 0 &&
+         st.hist_bits == 0 && st.write_overflow_lits == 0 && st.write_overflow_len == 0 &&
+         st.copy_overflow_length == 0 && st.copy_overflow_distance == 0 && st.tmp_in_size >= 0 &&
+         st.tmp_in_size <= ISAL_DEF_MAX_HDR_SIZE && st.read_in_length >= 0 && st.read_in_length <= 64 &&
+         st.tmp_out_valid >= 0 && static_cast<size_t>(st.tmp_out_valid) <= sizeof st.tmp_out_buffer &&
+         st.tmp_out_processed >= 0 && st.tmp_out_processed <= st.tmp_out_valid && st.bfinal <= 1 &&
+         (st.block_state != ISAL_BLOCK_TYPE0 || (st.type0_block_len >= 0 && st.type0_block_len <= 65535));
 }
 
 void save_state(const inflate_state& st, std::string& out) {
@@ -112,7 +136,7 @@ void save_state(const inflate_state& st, std::string& out) {
 }
 
 void load_state(std::string_view s, inflate_state& st) {
-  auto bad = [] { return LayerError("a saved inflate checkpoint is damaged (the layer index will be rebuilt)"); };
+  auto bad = [] { return ChunkError("a saved inflate checkpoint is damaged"); };
   if (s.size() < kStateHeader || get_u32(s.data()) != sizeof(inflate_state)) throw bad();
   isal_inflate_init(&st);
   uint32_t raw = get_u32(s.data() + 4), crc = get_u32(s.data() + 8);
@@ -132,10 +156,8 @@ void load_state(std::string_view s, inflate_state& st) {
     tmp.avail_out = raw;
     ok = isal_inflate_stateless(&tmp) == ISAL_DECOMP_OK && tmp.total_out == raw;
   }
-  if (!ok || crc32_gzip_refl(0, reinterpret_cast<const unsigned char*>(&st), raw) != crc ||
-      st.block_state > ISAL_BLOCK_CODED || st.tmp_out_valid < 0 ||
-      static_cast<size_t>(st.tmp_out_valid) > sizeof st.tmp_out_buffer || st.tmp_out_processed < 0 ||
-      st.tmp_out_processed > st.tmp_out_valid) {
+  if (!ok || crc32_gzip_refl(0, reinterpret_cast<const unsigned char*>(&st), raw) != crc || !resumable(st) ||
+      raw != kStateFixed + static_cast<size_t>(st.tmp_out_valid)) {
     isal_inflate_init(&st);
     throw bad();
   }
@@ -185,7 +207,10 @@ class GzipSource : public Budgeted {
       : Budgeted(b), in_(std::move(in)), rec_(rec), spacing_(spacing) {
     isal_inflate_init(&st_);
     st_.crc_flag = ISAL_GZIP;
-    if (rec_) *rec_ = InflateCheckpoints{};
+    if (rec_) {
+      *rec_ = InflateCheckpoints{};
+      in_->hash_until(UINT64_MAX);
+    }
   }
   // Resumes from a saved state (chunk decoding); `in` starts where it was saved.
   GzipSource(std::unique_ptr<Input> in, std::string_view state) : Budgeted(nullptr), in_(std::move(in)) {
@@ -236,9 +261,9 @@ class GzipSource : public Budgeted {
  private:
   // Between two isal_inflate calls: save the state if it can be resumed.
   void checkpoint() {
-    if (st_.block_state > ISAL_BLOCK_CODED || st_.total_out == 0) return;  // member not started or ending
-    if (rec_->chunks.empty()) rec_->chunks.emplace_back();                  // chunk 0: from the start
-    rec_->chunks.back().in_crc = in_->take_crc();
+    if (!resumable(st_)) return;                            // try again after the next call
+    if (rec_->chunks.empty()) rec_->chunks.emplace_back();  // chunk 0: from the start
+    rec_->chunks.back().in_sha256 = in_->take_hash();
     InflateChunk c;
     c.out = out_;
     c.in = in_->offset();
@@ -254,11 +279,13 @@ class GzipSource : public Budgeted {
       *rec_ = InflateCheckpoints{};
       return;
     }
-    rec_->chunks.back().in_crc = in_->take_crc();
+    rec_->chunks.back().in_sha256 = in_->take_hash();
     rec_->end_out = out_;
     rec_->end_in = in_->offset();
-    rec_->layout = sizeof(inflate_state);
+    rec_->layout = inflate_layout();
     rec_->states = std::make_shared<const std::string>(std::move(states_));
+    for (size_t k = 0; k < rec_->chunks.size(); ++k)
+      if (rec_->chunk_len(k) > kMaxInflateChunk) *rec_ = InflateCheckpoints{};  // cannot be cut fine enough
   }
 
   std::unique_ptr<Input> in_;
@@ -281,7 +308,7 @@ class ChunkSource : public ByteSource {
     in_end_ = last_ ? cps.end_in : cps.chunks[k + 1].in;
     left_ = (last_ ? cps.end_out : cps.chunks[k + 1].out) - c.out;
     auto in = std::make_unique<Input>(std::move(blob), c.in);
-    in->set_crc_end(in_end_);
+    in->hash_until(in_end_);
     if (k == 0) {
       gz_ = std::make_unique<GzipSource>(std::move(in), nullptr);
     } else {
@@ -300,9 +327,9 @@ class ChunkSource : public ByteSource {
   }
 
  private:
-  LayerError damaged() const {
-    return LayerError("gzip layer does not match its digest: chunk " + std::to_string(k_) +
-                      " differs from what was indexed (the blob is damaged)");
+  ChunkError damaged() const {
+    return ChunkError("gzip layer does not match its digest: chunk " + std::to_string(k_) +
+                      " differs from what was indexed (the blob is damaged or was altered)");
   }
   void check() {
     checked_ = true;
@@ -314,7 +341,7 @@ class ChunkSource : public ByteSource {
     }
     Input& in = gz_->input();
     in.skip_to(in_end_);
-    if (in.offset() < in_end_ || in.take_crc() != cps_.chunks[k_].in_crc) throw damaged();
+    if (in.offset() < in_end_ || in.take_hash() != cps_.chunks[k_].in_sha256) throw damaged();
   }
 
   const InflateCheckpoints& cps_;
@@ -359,7 +386,22 @@ class ZstdSource : public Budgeted {
 
 }  // namespace
 
-bool InflateCheckpoints::usable() const { return chunks.size() >= 2 && layout == sizeof(inflate_state); }
+uint64_t inflate_layout() {
+  static const uint64_t layout = [] {
+    std::string name;
+    Dl_info info{};
+    if (::dladdr(reinterpret_cast<void*>(&isal_inflate), &info) && info.dli_fname) {
+      char real[PATH_MAX];
+      name = ::realpath(info.dli_fname, real) ? real : info.dli_fname;  // e.g. .../libisal.so.2.0.30
+      name = name.substr(name.rfind('/') + 1);
+    }
+    return uint64_t{sizeof(inflate_state)} << 32 |
+           crc32_gzip_refl(0, reinterpret_cast<const unsigned char*>(name.data()), name.size());
+  }();
+  return layout;
+}
+
+bool InflateCheckpoints::usable() const { return chunks.size() >= 2 && layout == inflate_layout(); }
 
 std::unique_ptr<ByteSource> open_chunk(std::unique_ptr<storage::BlobReader> blob, const InflateCheckpoints& cps,
                                        size_t k, std::string_view state) {

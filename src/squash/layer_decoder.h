@@ -42,27 +42,51 @@ enum class Compression { None, Gzip, Zstd };
 // block's Huffman tables). They are recorded while the layer is indexed
 // (open_layer with a recorder) and kept with the persisted index.
 //
-// Integrity: each chunk records the CRC-32 of its compressed bytes and the
-// gzip member's running CRC where it ends, and open_chunk checks both, so a
-// chunk decoded from a damaged blob (or from a state this build of ISA-L
-// cannot use) fails with LayerError instead of giving other bytes.
+// Integrity: each chunk records the SHA-256 of its compressed bytes (the
+// index itself is verified by its digest, so this stands in for the layer's
+// digest, which no single reader sees any more) and the gzip member's running
+// CRC where it ends; open_chunk checks both, so a chunk decoded from a damaged
+// or altered blob fails with ChunkError instead of giving other bytes. Saved
+// states carry a CRC and are range-checked before ISA-L sees them.
 struct InflateChunk {
   uint64_t out = 0;         // uncompressed offset where the chunk starts
   uint64_t in = 0;          // compressed offset where its input starts
-  uint32_t in_crc = 0;      // CRC-32 of the compressed bytes [in, next chunk's in or end_in)
+  std::string in_sha256;    // hex SHA-256 of the compressed bytes [in, next chunk's in or end_in)
   uint32_t member_crc = 0;  // the gzip member's CRC of its output up to `out` (ISA-L state.crc)
   uint64_t state_off = 0;   // saved decoder state in the states blob (chunk 0: none)
   uint32_t state_len = 0;
 };
+// No chunk is longer than this (memory: one buffer per core, plus one); a
+// layer that cannot be cut finer (a crafted stream of tiny gzip members, say)
+// gets no checkpoints and decodes in one piece.
+inline constexpr uint64_t kMaxInflateChunk = 16 << 20;
+
+// A chunk that does not decode to what was indexed (damaged or altered blob,
+// damaged saved state). The caller should drop the layer's index so that the
+// next attempt re-indexes it from the digest-verified blob.
+class ChunkError : public LayerError {
+ public:
+  explicit ChunkError(const std::string& what, uint32_t layer_index = UINT32_MAX)
+      : LayerError(what), layer(layer_index) {}
+  uint32_t layer;  // the layer's position in the image, when known
+};
+
 struct InflateCheckpoints {
   std::vector<InflateChunk> chunks;  // empty or >= 2: a layer too small to split has none
   uint64_t end_out = 0, end_in = 0;  // where the last chunk ends (end of the gzip stream)
-  uint64_t layout = 0;               // ISA-L's sizeof(inflate_state) when recorded
+  uint64_t layout = 0;               // which ISA-L build saved the states (inflate_layout())
   std::string states_digest;         // the blob holding the saved states, once stored
   std::shared_ptr<const std::string> states;  // the same bytes in memory, when just recorded
   // True when this build can decode the chunks (recorded by the same ISA-L layout).
   bool usable() const;
+  // Bytes of chunk k.
+  uint64_t chunk_len(size_t k) const { return (k + 1 < chunks.size() ? chunks[k + 1].out : end_out) - chunks[k].out; }
 };
+
+// Identifies the running ISA-L for saved states: sizeof(inflate_state) and the
+// loaded library's file name (its version), so an upgraded library never
+// resumes states an older one saved.
+uint64_t inflate_layout();
 
 // Opens the decoder over `blob`; takes ownership. `uncompressed_budget`
 // (shared by the layers of one image, may be null) is decremented as bytes
@@ -75,7 +99,7 @@ std::unique_ptr<ByteSource> open_layer(std::unique_ptr<storage::BlobReader> blob
 
 // Chunk k of a checkpointed gzip layer: `blob` reads the layer from
 // cps.chunks[k].in, `state` is the chunk's saved state (empty for chunk 0).
-// Yields exactly the chunk's bytes, then checks them (LayerError on damage).
+// Yields exactly the chunk's bytes, then checks them (ChunkError on damage).
 std::unique_ptr<ByteSource> open_chunk(std::unique_ptr<storage::BlobReader> blob, const InflateCheckpoints& cps,
                                        size_t k, std::string_view state);
 

@@ -512,6 +512,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
     // Registered like an upload session (under a name no repository can have)
     // so that the expiry purge removes what a killed process left behind.
     meta_.create_upload({staging, "_squash", now_s(), now_s()});
+    meta_.touch_upload(staging, now_s());  // a fsynced commit: the row outlives a power cut with the file it purges
     {
       std::lock_guard lk(job->mu_);
       job->staging_id_ = staging;
@@ -568,6 +569,17 @@ void Service::build(const std::shared_ptr<Job>& job) {
     std::exception_ptr err = std::current_exception();
     try {
       std::rethrow_exception(err);
+    } catch (const ChunkError& e) {
+      // The layer's chunks do not decode to what was indexed: forget the index,
+      // so the next request re-indexes from the digest-verified blob (a damaged
+      // blob then fails with its digest; a damaged saved state is replaced).
+      spdlog::warn("squash build of {} failed: {}; the layer's index is dropped", img.manifest_digest, e.what());
+      if (e.layer < img.layer_digests.size()) {
+        try {
+          meta_.delete_layer_index(img.layer_digests[e.layer]);
+        } catch (...) {
+        }
+      }
     } catch (const std::exception& e) {
       spdlog::warn("squash build of {} failed: {}", img.manifest_digest, e.what());
     } catch (...) {
@@ -602,6 +614,7 @@ void Service::compress(const meta::SquashRecord& rec) {
     if (!in) return;
     blobs_.create_upload(staging);
     meta_.create_upload({staging, "_squash", now_s(), now_s()});
+    meta_.touch_upload(staging, now_s());  // a fsynced commit: the row outlives a power cut with the file it purges
     auto w = blobs_.append_upload(staging);
     core::Hasher h;
     uint64_t size = 0;

@@ -1,5 +1,6 @@
 // Unit tests of the squash engine: layer decoder, tar reader/writer, merge planner.
 #include <gtest/gtest.h>
+#include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
 #include <zstd.h>
 
@@ -508,7 +509,7 @@ TEST(Checkpoints, DamageIsALayerErrorNotOtherBytes) {
   for (size_t at : {good.size() / 2, size_t{4}, good.size() - 3}) {
     img.blobs[0] = good;
     img.blobs[0][at] ^= 0x10;
-    EXPECT_THROW(img.write(idx, 2, true), LayerError) << "flip at " << at;
+    EXPECT_THROW(img.write(idx, 2, true), ChunkError) << "flip at " << at;
   }
   img.blobs[0] = good;
   // A damaged saved state.
@@ -516,6 +517,65 @@ TEST(Checkpoints, DamageIsALayerErrorNotOtherBytes) {
   (*states)[idx[0].checkpoints.chunks[2].state_off + 20] ^= 1;
   auto damaged = idx;
   damaged[0].checkpoints.states = states;
-  EXPECT_THROW(img.write(damaged, 2, true), LayerError);
+  EXPECT_THROW(img.write(damaged, 2, true), ChunkError);
+
+  // A saved state whose CRC matches but whose counters are out of range (a
+  // forged or foreign state) is refused before ISA-L reads it: no overrun.
+  const auto& c2 = idx[0].checkpoints.chunks[2];
+  std::string saved = idx[0].checkpoints.states->substr(c2.state_off, c2.state_len);
+  auto u32 = [&](size_t at) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<unsigned char>(saved[at + i])} << (8 * i);
+    return v;
+  };
+  uint32_t raw_len = u32(4);
+  std::string raw(raw_len, '\0');
+  {
+    inflate_state z;
+    isal_inflate_init(&z);
+    z.crc_flag = ISAL_DEFLATE;
+    z.next_in = reinterpret_cast<uint8_t*>(saved.data() + 13);
+    z.avail_in = static_cast<uint32_t>(saved.size() - 13);
+    z.next_out = reinterpret_cast<uint8_t*>(raw.data());
+    z.avail_out = raw_len;
+    ASSERT_EQ(saved[12], 1);
+    ASSERT_EQ(isal_inflate_stateless(&z), ISAL_DECOMP_OK);
+  }
+  auto forged_with = [&](auto&& edit) {
+    std::string r = raw;
+    edit(*reinterpret_cast<inflate_state*>(r.data()));
+    uint32_t crc = crc32_gzip_refl(0, reinterpret_cast<const unsigned char*>(r.data()), r.size());
+    std::string out = saved.substr(0, 8);
+    for (int i = 0; i < 4; ++i) out += static_cast<char>((crc >> (8 * i)) & 0xff);
+    out += '\0';  // stored
+    out += r;
+    auto forged = idx;
+    auto st = std::make_shared<std::string>(*idx[0].checkpoints.states);
+    forged[0].checkpoints.chunks[2].state_off = st->size();
+    forged[0].checkpoints.chunks[2].state_len = static_cast<uint32_t>(out.size());
+    *st += out;
+    forged[0].checkpoints.states = st;
+    return forged;
+  };
+  EXPECT_THROW(img.write(forged_with([](inflate_state& s) { s.tmp_in_size = 32000; }), 2, true), ChunkError);
+  EXPECT_THROW(img.write(forged_with([](inflate_state& s) { s.read_in_length = 500; }), 2, true), ChunkError);
+  EXPECT_THROW(img.write(forged_with([](inflate_state& s) { s.copy_overflow_length = 9; }), 2, true), ChunkError);
+  // ... and the same bytes stored unforged decode as before.
+  EXPECT_EQ(img.write(forged_with([](inflate_state&) {}), 2, true), img.write(idx, 1, false));
   EXPECT_EQ(img.write(idx, 2, true), img.write(idx, 1, false));
+}
+
+TEST(Checkpoints, ALayerThatCannotBeCutFinelyGetsNone) {
+  // Chunk buffers are bounded by kMaxInflateChunk: a layer whose chunks would
+  // be longer (here through the spacing; in the wild a crafted stream with no
+  // resumable point) gets no checkpoints and decodes in one piece.
+  ChunkedImage img;
+  std::string d = words(kMaxInflateChunk + (1 << 20), 9);
+  img.blobs = {gzip(make_tar({{file("f", d), d}}))};
+  auto fine = index_layers(1, img.open, Limits{}, 1, nullptr, 1 << 20);
+  EXPECT_TRUE(fine[0].checkpoints.usable());
+  for (size_t k = 0; k < fine[0].checkpoints.chunks.size(); ++k)
+    EXPECT_LE(fine[0].checkpoints.chunk_len(k), kMaxInflateChunk);
+  auto coarse = index_layers(1, img.open, Limits{}, 1, nullptr, kMaxInflateChunk + (1 << 19));
+  EXPECT_FALSE(coarse[0].checkpoints.usable());  // one chunk would be longer than the bound
 }
