@@ -142,6 +142,7 @@ class StoredIndexes : public IndexCache {
       uint32_t i;
       ~Release() { s->release(i); }
     } release{this, i};
+    core::Metrics::global().add("wharf_squash_layers_indexed_total");
     try {
       auto& cp = idx.checkpoints;
       if (cp.states && !cp.states->empty()) {

@@ -136,3 +136,16 @@ done
 joined=$(metric wharf_squash_joined_builds_total)
 [ "${joined:-0}" -ge 1 ] || fail "no request joined the build in flight (they did not overlap: the test proved nothing)"
 echo "PASS 4 concurrent requests for a cold 1 GiB image: one build, $joined joined it, identical bodies"
+
+# --- a pull right after a push waits for the layer's background index instead
+# of decoding the layer a second time (the 1 GiB layer takes about a second)
+port=$(free_port)
+start_wharf "$port" "$work/data-fresh" "$work/wharf-fresh.log"; PIDS=("$WHARF_PID")
+push "$work/bigimg" ns/fresh:v1
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/c1/squash/ns/fresh/v1")
+[ "$code" = 200 ] || fail "squash right after push: $code"
+for _ in $(seq 100); do [ "$(metric wharf_squash_background_indexes_total)" = 1 ] && break; sleep 0.1; done
+[ "$(metric wharf_squash_background_indexes_total)" = 1 ] || fail "the background index after the push did not finish"
+[ "$(metric wharf_squash_layers_indexed_total)" = 1 ] ||
+  fail "the layer was indexed $(metric wharf_squash_layers_indexed_total) times (the pull and the background index each decoded it)"
+echo "PASS a squash right after the push waits for the background index: the layer is decoded for indexing once"
