@@ -217,6 +217,7 @@ class ChunkPipeline {
     uint32_t layer;
     uint32_t chunk;
     uint64_t len;
+    bool trusted;  // the blob is unchanged since indexed: CRC-32 instead of SHA-256
   };
   ChunkPipeline(const std::vector<LayerIndex>& layers, std::vector<Item> items, const ChunkAccess& access,
                 unsigned threads)
@@ -325,7 +326,7 @@ class ChunkPipeline {
     }
     auto blob = access_.open_at(it.layer, c.in);
     if (!blob) throw LayerError("layer " + std::to_string(it.layer) + " is missing from storage");
-    auto src = open_chunk(std::move(blob), cps, it.chunk, state);
+    auto src = open_chunk(std::move(blob), cps, it.chunk, state, it.trusted);
     uint64_t got = 0;
     while (got < it.len) {
       if (stop_) throw std::runtime_error("squash aborted");
@@ -430,10 +431,9 @@ void write_layer(const std::vector<LayerIndex>& layers, const Plan& plan, const 
       const auto& cp = layers[l].checkpoints;
       if (!cp.usable()) continue;
       range[l].first = items.size();
-      for (size_t k = 0; k < cp.chunks.size(); ++k) {
-        uint64_t end = k + 1 < cp.chunks.size() ? cp.chunks[k + 1].out : cp.end_out;
-        items.push_back({l, static_cast<uint32_t>(k), end - cp.chunks[k].out});
-      }
+      bool trusted = !cp.blob_stamp.empty() && chunks->unchanged && chunks->unchanged(l, cp.blob_stamp);
+      for (size_t k = 0; k < cp.chunks.size(); ++k)
+        items.push_back({l, static_cast<uint32_t>(k), cp.chunk_len(k), trusted});
       range[l].second = items.size();
     }
     ChunkPipeline pipe(layers, std::move(items), *chunks, parallel);

@@ -48,6 +48,9 @@ struct ChunkAccess {
   std::function<std::unique_ptr<storage::BlobReader>(uint32_t layer, uint64_t offset)> open_at;
   // `len` bytes at `offset` of blob `digest` (saved inflate states).
   std::function<std::string(const std::string& digest, uint64_t offset, uint64_t len)> read_blob;
+  // True when layer `layer`'s blob still has `stamp` (BlobStore::stamp): its
+  // chunks are then checked by CRC-32 instead of SHA-256. Optional.
+  std::function<bool(uint32_t layer, const std::string& stamp)> unchanged;
 };
 
 // Receives the output bytes in order.

@@ -83,6 +83,7 @@ std::string encode_index(const LayerIndex& idx) {
     put_u64(o, c.out);
     put_u64(o, c.in);
     put_str(o, c.in_sha256);
+    put_u64(o, c.in_crc);
     put_u64(o, c.member_crc);
     put_u64(o, c.state_off);
     put_u64(o, c.state_len);
@@ -91,6 +92,7 @@ std::string encode_index(const LayerIndex& idx) {
   put_u64(o, cp.end_in);
   put_u64(o, cp.layout);
   put_str(o, cp.states_digest);
+  put_str(o, cp.blob_stamp);
   return o;
 }
 
@@ -135,6 +137,7 @@ std::optional<LayerIndex> decode_index(const std::string& bytes) {
     c.out = in.u64();
     c.in = in.u64();
     c.in_sha256 = in.str();
+    c.in_crc = static_cast<uint32_t>(in.u64());
     c.member_crc = static_cast<uint32_t>(in.u64());
     c.state_off = in.u64();
     c.state_len = static_cast<uint32_t>(in.u64());
@@ -143,6 +146,7 @@ std::optional<LayerIndex> decode_index(const std::string& bytes) {
   cp.end_in = in.u64();
   cp.layout = in.u64();
   cp.states_digest = in.str();
+  cp.blob_stamp = in.str();
   if (!in.ok || in.p != bytes.size()) return std::nullopt;
   // A table that is not strictly increasing, or states with no blob, is not used.
   bool sane = nc != 1 && (nc == 0 || (!cp.states_digest.empty() && cp.chunks[0].out == 0 && cp.chunks[0].in == 0));

@@ -13,7 +13,8 @@
 namespace wharf::squash {
 
 // 2: inflate checkpoints (the table; the saved states are a blob of their own).
-inline constexpr uint32_t kIndexFormat = 2;
+// 3: per chunk also the CRC-32 of its compressed bytes; the blob's stamp.
+inline constexpr uint32_t kIndexFormat = 3;
 
 std::string encode_index(const LayerIndex& idx);
 // nullopt when the bytes are not an index of kIndexFormat (or are damaged).

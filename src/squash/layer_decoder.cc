@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstring>
 #include <optional>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -47,21 +48,30 @@ class Input {
   size_t avail() const { return end_ - pos_; }
   const char* data() const { return buf_.data() + pos_; }
   void consume(size_t n) {
-    if (hash_ && offset_ < hash_end_) hash_->update(data(), static_cast<size_t>(std::min<uint64_t>(n, hash_end_ - offset_)));
+    if (offset_ < hash_end_) {
+      size_t k = static_cast<size_t>(std::min<uint64_t>(n, hash_end_ - offset_));
+      if (hash_) hash_->update(data(), k);
+      crc_ = crc32_gzip_refl(crc_, reinterpret_cast<const unsigned char*>(data()), k);
+    }
     pos_ += n;
     offset_ += n;
   }
   uint64_t offset() const { return offset_; }
-  // Hashes what is consumed from now on, up to blob offset `end`.
-  void hash_until(uint64_t end) {
-    hash_.emplace();
+  // Hashes what is consumed from now on, up to blob offset `end`: a CRC-32
+  // always, a SHA-256 too when `sha`.
+  void hash_until(uint64_t end, bool sha = true) {
+    if (sha) hash_.emplace();
     hash_end_ = end;
   }
-  // The hex SHA-256 of the bytes hashed since hash_until or the last call; restarts.
-  std::string take_hash() {
-    std::string h = hash_ ? hash_->finish().hex() : std::string();
-    hash_.emplace();
-    return h;
+  // The hex SHA-256 ("" when not hashing with SHA-256) and the CRC-32 of the
+  // bytes since hash_until or the last call; restarts both.
+  std::pair<std::string, uint32_t> take_hash() {
+    std::string h;
+    if (hash_) {
+      h = hash_->finish().hex();
+      hash_.emplace();
+    }
+    return {h, std::exchange(crc_, 0)};
   }
   // Consumes up to blob offset `end` (or the blob's end).
   void skip_to(uint64_t end) {
@@ -75,6 +85,7 @@ class Input {
   uint64_t offset_;
   std::optional<core::Hasher> hash_;
   uint64_t hash_end_ = 0;
+  uint32_t crc_ = 0;
 };
 
 // A saved ISA-L state: header (layout, raw length, CRC-32 of the raw bytes),
@@ -263,7 +274,7 @@ class GzipSource : public Budgeted {
   void checkpoint() {
     if (!resumable(st_)) return;                            // try again after the next call
     if (rec_->chunks.empty()) rec_->chunks.emplace_back();  // chunk 0: from the start
-    rec_->chunks.back().in_sha256 = in_->take_hash();
+    std::tie(rec_->chunks.back().in_sha256, rec_->chunks.back().in_crc) = in_->take_hash();
     InflateChunk c;
     c.out = out_;
     c.in = in_->offset();
@@ -279,7 +290,7 @@ class GzipSource : public Budgeted {
       *rec_ = InflateCheckpoints{};
       return;
     }
-    rec_->chunks.back().in_sha256 = in_->take_hash();
+    std::tie(rec_->chunks.back().in_sha256, rec_->chunks.back().in_crc) = in_->take_hash();
     rec_->end_out = out_;
     rec_->end_in = in_->offset();
     rec_->layout = inflate_layout();
@@ -301,14 +312,14 @@ class GzipSource : public Budgeted {
 class ChunkSource : public ByteSource {
  public:
   ChunkSource(std::unique_ptr<storage::BlobReader> blob, const InflateCheckpoints& cps, size_t k,
-              std::string_view state)
-      : cps_(cps), k_(k) {
+              std::string_view state, bool trusted)
+      : cps_(cps), k_(k), trusted_(trusted) {
     const InflateChunk& c = cps.chunks[k];
     last_ = k + 1 == cps.chunks.size();
     in_end_ = last_ ? cps.end_in : cps.chunks[k + 1].in;
     left_ = (last_ ? cps.end_out : cps.chunks[k + 1].out) - c.out;
     auto in = std::make_unique<Input>(std::move(blob), c.in);
-    in->hash_until(in_end_);
+    in->hash_until(in_end_, !trusted);
     if (k == 0) {
       gz_ = std::make_unique<GzipSource>(std::move(in), nullptr);
     } else {
@@ -341,11 +352,14 @@ class ChunkSource : public ByteSource {
     }
     Input& in = gz_->input();
     in.skip_to(in_end_);
-    if (in.offset() < in_end_ || in.take_hash() != cps_.chunks[k_].in_sha256) throw damaged();
+    auto [sha, crc] = in.take_hash();
+    if (in.offset() < in_end_ || crc != cps_.chunks[k_].in_crc || (!trusted_ && sha != cps_.chunks[k_].in_sha256))
+      throw damaged();
   }
 
   const InflateCheckpoints& cps_;
   size_t k_;
+  bool trusted_;
   bool last_ = false, checked_ = false;
   uint64_t in_end_ = 0, left_ = 0;
   std::unique_ptr<GzipSource> gz_;
@@ -404,8 +418,8 @@ uint64_t inflate_layout() {
 bool InflateCheckpoints::usable() const { return chunks.size() >= 2 && layout == inflate_layout(); }
 
 std::unique_ptr<ByteSource> open_chunk(std::unique_ptr<storage::BlobReader> blob, const InflateCheckpoints& cps,
-                                       size_t k, std::string_view state) {
-  return std::make_unique<ChunkSource>(std::move(blob), cps, k, state);
+                                       size_t k, std::string_view state, bool trusted) {
+  return std::make_unique<ChunkSource>(std::move(blob), cps, k, state, trusted);
 }
 
 std::unique_ptr<ByteSource> open_layer(std::unique_ptr<storage::BlobReader> blob, const Limits& limits,

@@ -42,16 +42,20 @@ enum class Compression { None, Gzip, Zstd };
 // block's Huffman tables). They are recorded while the layer is indexed
 // (open_layer with a recorder) and kept with the persisted index.
 //
-// Integrity: each chunk records the SHA-256 of its compressed bytes (the
-// index itself is verified by its digest, so this stands in for the layer's
-// digest, which no single reader sees any more) and the gzip member's running
-// CRC where it ends; open_chunk checks both, so a chunk decoded from a damaged
-// or altered blob fails with ChunkError instead of giving other bytes. Saved
-// states carry a CRC and are range-checked before ISA-L sees them.
+// Integrity: each chunk records the SHA-256 and the CRC-32 of its compressed
+// bytes and the gzip member's running CRC where it ends. open_chunk checks the
+// SHA-256 (the index itself is verified by its digest, so this stands in for
+// the layer's digest, which no single reader sees any more) — or, when the
+// blob store vouches that the blob is unchanged since it was indexed and
+// hashed (BlobStore::stamp), only the CRC-32, against accidental damage. A
+// chunk from a damaged or altered blob fails with ChunkError instead of
+// giving other bytes. Saved states carry a CRC and are range-checked before
+// ISA-L sees them.
 struct InflateChunk {
   uint64_t out = 0;         // uncompressed offset where the chunk starts
   uint64_t in = 0;          // compressed offset where its input starts
   std::string in_sha256;    // hex SHA-256 of the compressed bytes [in, next chunk's in or end_in)
+  uint32_t in_crc = 0;      // CRC-32 of the same bytes
   uint32_t member_crc = 0;  // the gzip member's CRC of its output up to `out` (ISA-L state.crc)
   uint64_t state_off = 0;   // saved decoder state in the states blob (chunk 0: none)
   uint32_t state_len = 0;
@@ -76,6 +80,7 @@ struct InflateCheckpoints {
   uint64_t end_out = 0, end_in = 0;  // where the last chunk ends (end of the gzip stream)
   uint64_t layout = 0;               // which ISA-L build saved the states (inflate_layout())
   std::string states_digest;         // the blob holding the saved states, once stored
+  std::string blob_stamp;            // BlobStore::stamp of the layer when it was indexed ("": none)
   std::shared_ptr<const std::string> states;  // the same bytes in memory, when just recorded
   // True when this build can decode the chunks (recorded by the same ISA-L layout).
   bool usable() const;
@@ -99,8 +104,10 @@ std::unique_ptr<ByteSource> open_layer(std::unique_ptr<storage::BlobReader> blob
 
 // Chunk k of a checkpointed gzip layer: `blob` reads the layer from
 // cps.chunks[k].in, `state` is the chunk's saved state (empty for chunk 0).
-// Yields exactly the chunk's bytes, then checks them (ChunkError on damage).
+// Yields exactly the chunk's bytes, then checks them (ChunkError on damage):
+// the SHA-256 of its compressed bytes, or only their CRC-32 when `trusted`
+// (the blob's stamp is the one it was indexed under).
 std::unique_ptr<ByteSource> open_chunk(std::unique_ptr<storage::BlobReader> blob, const InflateCheckpoints& cps,
-                                       size_t k, std::string_view state);
+                                       size_t k, std::string_view state, bool trusted = false);
 
 }  // namespace wharf::squash

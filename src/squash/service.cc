@@ -98,6 +98,10 @@ class StoredIndexes : public IndexCache {
     }
     indexing_.layers.insert(layers_[i]);
     claimed_.insert(i);
+    // Taken before the bytes are read and hashed: a later squash that finds
+    // the same stamp may check the chunks by CRC-32 only.
+    if (auto d = core::Digest::parse(layers_[i]))
+      if (auto st = blobs_.stamp(*d)) stamps_[i] = *st;
     return std::nullopt;
   }
   void abandon(uint32_t i) override { release(i); }
@@ -145,6 +149,10 @@ class StoredIndexes : public IndexCache {
     core::Metrics::global().add("wharf_squash_layers_indexed_total");
     try {
       auto& cp = idx.checkpoints;
+      {
+        std::lock_guard lk(indexing_.mu);
+        if (auto it = stamps_.find(i); it != stamps_.end() && !cp.chunks.empty()) cp.blob_stamp = it->second;
+      }
       if (cp.states && !cp.states->empty()) {
         auto sd = core::sha256_of(*cp.states);
         blobs_.put(sd, *cp.states);
@@ -165,6 +173,7 @@ class StoredIndexes : public IndexCache {
   const std::vector<std::string>& layers_;
   Indexing& indexing_;
   std::set<uint32_t> claimed_;  // by this build; guarded by indexing_.mu
+  std::map<uint32_t, std::string> stamps_;  // of the claimed layers, taken before indexing; same guard
 };
 
 // Translates engine failures into the registry's error table.
@@ -533,6 +542,10 @@ void Service::build(const std::shared_ptr<Job>& job) {
     });
     ChunkAccess chunks;
     chunks.open_at = [&](uint32_t i, uint64_t off) { return blobs_.open(*core::Digest::parse(img.layer_digests[i]), off); };
+    chunks.unchanged = [&](uint32_t i, const std::string& stamp) {
+      auto now = blobs_.stamp(*core::Digest::parse(img.layer_digests[i]));
+      return now && *now == stamp;
+    };
     chunks.read_blob = [&](const std::string& digest, uint64_t off, uint64_t len) {
       auto d = core::Digest::parse(digest);
       auto r = d ? blobs_.open(*d, off) : nullptr;

@@ -62,6 +62,15 @@ class BlobStore {
 
   // Size of the blob, or nullopt when absent.
   virtual std::optional<uint64_t> stat(const core::Digest& d) = 0;
+  // An opaque value that changes whenever the stored bytes of `d` may have
+  // changed (filesystem: device, inode, size, mtime and ctime — no write
+  // through the filesystem keeps them all; S3: the ETag and version), so a
+  // caller that verified the bytes under one stamp may skip hashing them
+  // again under the same stamp. nullopt when absent or not supported.
+  virtual std::optional<std::string> stamp(const core::Digest& d) {
+    (void)d;
+    return std::nullopt;
+  }
   // Opens the blob at `offset`; nullptr when absent. REQUIRES: offset <= size.
   virtual std::unique_ptr<BlobReader> open(const core::Digest& d, uint64_t offset = 0) = 0;
   // Stores small content whose digest the caller computed. Atomic and durable.

@@ -144,6 +144,13 @@ class FsBlobStore : public BlobStore {
     if (::stat(blob_path(d).c_str(), &st) != 0) return std::nullopt;
     return static_cast<uint64_t>(st.st_size);
   }
+  std::optional<std::string> stamp(const core::Digest& d) override {
+    struct stat st;
+    if (::stat(blob_path(d).c_str(), &st) != 0) return std::nullopt;
+    return "fs:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) +
+           ":" + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" +
+           std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec);
+  }
   std::unique_ptr<BlobReader> open(const core::Digest& d, uint64_t offset) override {
     return open_reader(blob_path(d), offset);
   }

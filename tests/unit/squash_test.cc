@@ -511,6 +511,19 @@ TEST(Checkpoints, DamageIsALayerErrorNotOtherBytes) {
     img.blobs[0][at] ^= 0x10;
     EXPECT_THROW(img.write(idx, 2, true), ChunkError) << "flip at " << at;
   }
+  // The same when the store vouches for the blob (stamp unchanged): the
+  // chunks' CRC-32 still catches accidental damage.
+  auto vouched = idx;
+  vouched[0].checkpoints.blob_stamp = "stamp";
+  img.access.unchanged = [](uint32_t, const std::string& s) { return s == "stamp"; };
+  for (size_t at : {good.size() / 2, size_t{4}, good.size() - 3}) {
+    img.blobs[0] = good;
+    img.blobs[0][at] ^= 0x10;
+    EXPECT_THROW(img.write(vouched, 2, true), ChunkError) << "flip at " << at << " (stamp unchanged)";
+  }
+  img.blobs[0] = good;
+  EXPECT_EQ(img.write(vouched, 2, true), img.write(idx, 1, false));
+  img.access.unchanged = nullptr;
   img.blobs[0] = good;
   // A damaged saved state.
   auto states = std::make_shared<std::string>(*idx[0].checkpoints.states);
