@@ -420,9 +420,16 @@ void write_layer(const std::vector<LayerIndex>& layers, const Plan& plan, const 
   for (uint32_t l = 0; l < plan.data.size(); ++l)
     if (!plan.data[l].empty()) work.push_back(l);
   std::atomic<bool> abort{false};
+  // Chunks when most of the bytes are in checkpointed layers: the others are
+  // then decoded by this thread while the helpers decode chunks ahead (a few
+  // only). When most are not (a large zstd layer, say), the spill scheme
+  // keeps both cores busy with whole layers instead.
   bool chunked = false;
-  if (parallel > 1 && chunks)
-    for (uint32_t l : work) chunked = chunked || layers[l].checkpoints.usable();
+  if (parallel > 1 && chunks) {
+    uint64_t split = 0, whole = 0;
+    for (uint32_t l : work) (layers[l].checkpoints.usable() ? split : whole) += indexed_bytes(layers[l]);
+    chunked = split > 0 && whole <= split / 3;
+  }
 
   if (chunked) {
     std::vector<ChunkPipeline::Item> items;

@@ -63,10 +63,11 @@ class Sink {
 // Writes the squashed layer.tar for `plan` (exactly plan.tar_size bytes).
 // Verifies that every data entry still has the size its index recorded.
 // With parallel > 1, layers are decoded on several threads:
-// - when some layer has usable inflate checkpoints (and `chunks` is given),
-//   `parallel` helpers decode the chunks of those layers ahead, in output
-//   order, into a few recycled buffers (memory: parallel+1 chunks) that the
-//   calling thread consumes; other layers it decodes itself meanwhile;
+// - when at least 3/4 of the bytes are in layers with usable inflate
+//   checkpoints (and `chunks` is given), `parallel` helpers decode the chunks
+//   of those layers ahead, in output order, into a few recycled buffers
+//   (memory: parallel+1 chunks) that the calling thread consumes; other
+//   layers it decodes itself meanwhile;
 // - otherwise the calling thread writes layers front to back straight into
 //   `out` while helpers take layers from the back into spill files (in
 //   `spill_dir`), copied in when the front reaches them.

@@ -486,6 +486,15 @@ TEST(Checkpoints, ChunkedDecodeGivesTheSameLayerAsOneCore) {
   EXPECT_EQ(img.write(idx, 2, true), one);
   EXPECT_EQ(img.write(idx, 3, true), one);
 
+  // Mostly bytes without checkpoints (a large uncompressed layer on top):
+  // write_layer uses the spill scheme instead; same bytes either way.
+  std::string big_plain = words(5000000, 7);
+  img.blobs.push_back(make_tar({{file("t/plain", big_plain), big_plain}}));
+  auto idx4 = index_layers(4, img.open, Limits{}, 2, nullptr, 64 << 10);
+  EXPECT_FALSE(idx4[3].checkpoints.usable());
+  EXPECT_EQ(img.write(idx4, 2, true), img.write(idx4, 1, false));
+  img.blobs.pop_back();
+
   // The checkpoint table survives the index codec (once its states are stored).
   EXPECT_EQ(decode_index(encode_index(idx[0]))->checkpoints.chunks.size(), 0u);
   idx[0].checkpoints.states_digest = "sha256:" + std::string(64, 'a');
