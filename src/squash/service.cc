@@ -93,9 +93,9 @@ class StoredIndexes : public IndexCache {
     }
     if (auto idx = load_stored(i)) return idx;
     std::lock_guard lk(indexing_.mu);
-    if (indexing_.layers.count(layers_[i])) {  // claimed meanwhile: wait for that one
-      return std::nullopt;  // (rare race) index it here too; both results are the same
-    }
+    // Claimed by another thread between the wait and this check (rare): index
+    // it here too rather than wait again; both give the same index.
+    if (indexing_.layers.count(layers_[i])) return std::nullopt;
     indexing_.layers.insert(layers_[i]);
     claimed_.insert(i);
     // Taken before the bytes are read and hashed: a later squash that finds
@@ -137,7 +137,6 @@ class StoredIndexes : public IndexCache {
     }
     return idx;
   }
-
 
  public:
   void store(uint32_t i, LayerIndex& idx) override {
