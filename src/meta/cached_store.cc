@@ -107,7 +107,7 @@ class CachedStore : public MetadataStore {
   std::vector<ManifestRecord> referrers(std::string_view r, std::string_view s) override {
     return in_->referrers(r, s);
   }
-  void create_upload(const UploadRecord& u) override { in_->create_upload(u); }
+  void create_upload(const UploadRecord& u, Commit c) override { in_->create_upload(u, c); }
   std::optional<UploadRecord> get_upload(std::string_view id) override { return in_->get_upload(id); }
   void touch_upload(std::string_view id, int64_t now) override { in_->touch_upload(id, now); }
   void delete_upload(std::string_view id) override { in_->delete_upload(id); }

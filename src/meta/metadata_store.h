@@ -115,7 +115,11 @@ class MetadataStore {
   // Manifests in `repo` whose subject is `subject`, ordered by digest.
   virtual std::vector<ManifestRecord> referrers(std::string_view repo, std::string_view subject) = 0;
 
-  virtual void create_upload(const UploadRecord& u) = 0;
+  // Relaxed: committed without waiting for the disk (durable across a process
+  // crash, not a power cut) — for a client's session, which the client simply
+  // opens again. Durable: for rows that guard files someone must clean up.
+  enum class Commit { Durable, Relaxed };
+  virtual void create_upload(const UploadRecord& u, Commit commit) = 0;
   virtual std::optional<UploadRecord> get_upload(std::string_view id) = 0;
   virtual void touch_upload(std::string_view id, int64_t now) = 0;
   virtual void delete_upload(std::string_view id) = 0;

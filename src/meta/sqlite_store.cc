@@ -298,17 +298,20 @@ class SqliteStore : public MetadataStore {
     });
   }
 
-  void create_upload(const UploadRecord& u) override {
-    // Not fsynced: a session lost to a power cut is simply opened again by the
-    // client (its staged file is not fsynced before data arrives either).
-    db_.write_relaxed([&](Conn& c) {
+  void create_upload(const UploadRecord& u, Commit commit) override {
+    auto insert = [&](Conn& c) {
       c.prepare("INSERT INTO uploads(id, repo, created, updated) VALUES(?,?,?,?)")
           .bind(u.id)
           .bind(u.repo)
           .bind(u.created)
           .bind(u.updated)
           .run();
-    });
+    };
+    if (commit == Commit::Relaxed) {
+      db_.write_relaxed(insert);
+    } else {
+      write(insert);
+    }
   }
   std::optional<UploadRecord> get_upload(std::string_view id) override {
     return with([&](Conn& c) -> std::optional<UploadRecord> {

@@ -587,7 +587,9 @@ struct Registry::Impl {
     std::string id = new_upload_id();
     blobs.create_upload(id);
     int64_t t = now_s();
-    meta.create_upload({id, name, t, t});
+    // Relaxed: a session lost to a power cut is opened again by the client
+    // (its staged file is not fsynced before data arrives either).
+    meta.create_upload({id, name, t, t}, meta::MetadataStore::Commit::Relaxed);
     if (!mono) {
       auto r = upload_progress(req, name, id, 0, 202);
       co_return co_await ex.send(r);

@@ -524,8 +524,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
     blobs_.create_upload(staging);
     // Registered like an upload session (under a name no repository can have)
     // so that the expiry purge removes what a killed process left behind.
-    meta_.create_upload({staging, "_squash", now_s(), now_s()});
-    meta_.touch_upload(staging, now_s());  // a fsynced commit: the row outlives a power cut with the file it purges
+    meta_.create_upload({staging, "_squash", now_s(), now_s()}, meta::MetadataStore::Commit::Durable);
     {
       std::lock_guard lk(job->mu_);
       job->staging_id_ = staging;
@@ -636,7 +635,7 @@ void Service::compress(const meta::SquashRecord& rec) {
     auto in = blobs_.open(*core::Digest::parse(rec.layer_digest));
     if (!in) return;
     blobs_.create_upload(staging);
-    meta_.create_upload({staging, "_squash", now_s(), now_s()});
+    meta_.create_upload({staging, "_squash", now_s(), now_s()}, meta::MetadataStore::Commit::Durable);
     meta_.touch_upload(staging, now_s());  // a fsynced commit: the row outlives a power cut with the file it purges
     auto w = blobs_.append_upload(staging);
     core::Hasher h;

@@ -129,8 +129,8 @@ TEST_P(MetaSuite, Referrers) {
 }
 
 TEST_P(MetaSuite, UploadsSurviveReopen) {
-  store_->create_upload({"u1", "r", 100, 100});
-  store_->create_upload({"u2", "r", 100, 100});
+  store_->create_upload({"u1", "r", 100, 100}, meta::MetadataStore::Commit::Durable);
+  store_->create_upload({"u2", "r", 100, 100}, meta::MetadataStore::Commit::Relaxed);
   store_->touch_upload("u2", 500);
   store_ = open();  // a restart
   auto u = store_->get_upload("u1");
@@ -166,7 +166,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, MetaSuite, ::testing::Values("sqlite", "sqlit
 
 namespace {
 TEST_P(MetaSuite, CompleteUploadLinksAndForgetsTheSession) {
-  store_->create_upload({"u9", "r", 1, 1});
+  store_->create_upload({"u9", "r", 1, 1}, meta::MetadataStore::Commit::Durable);
   store_->complete_upload("u9", "r", kB, 77);
   EXPECT_FALSE(store_->get_upload("u9"));
   EXPECT_EQ(store_->linked_blob_size("r", kB).value(), 77u);
