@@ -58,6 +58,9 @@ struct Response {
   // Content-Length to announce when it is not body.size() (HEAD answers,
   // file-backed and streamed bodies).
   std::optional<uint64_t> content_length;
+  // A HEAD answer for a body whose GET would be sent chunked (length unknown
+  // until sent): says Transfer-Encoding: chunked instead of any length.
+  bool length_unknown = false;
 };
 
 // A satisfiable byte range [first, last] of a representation.

@@ -332,14 +332,13 @@ class Conn final : public Exchange, public Tracked {
       h += "\r\n";
     }
     for (auto& [k, v] : r.headers.items()) {
-      // A HEAD answer for a body that would be chunked says so instead of a length.
-      if (beast::iequals(k, "Content-Length") || beast::iequals(k, "Transfer-Encoding")) has_len = true;
+      if (beast::iequals(k, "Content-Length")) has_len = true;
       h += k;
       h += ": ";
       h += v;
       h += "\r\n";
     }
-    if (chunked) {
+    if (chunked || r.length_unknown) {
       h += "Transfer-Encoding: chunked\r\n";
     } else if (!has_len && r.status != 204 && r.status != 304) {
       h += "Content-Length: ";

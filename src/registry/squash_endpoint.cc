@@ -259,7 +259,7 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
       r.content_length = pre.size() + rec->gz_size + post.size();
     } else if (gzip) {
       r.headers.add("Content-Encoding", "gzip");  // compressed on the fly: length unknown until sent
-      r.headers.add("Transfer-Encoding", "chunked");  // as the GET will be; never "Content-Length: 0"
+      r.length_unknown = true;  // chunked, as the GET will be; never "Content-Length: 0"
     } else {
       r.content_length = squash::archive_size(layout, sizing_config);
     }
