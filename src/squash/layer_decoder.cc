@@ -89,9 +89,9 @@ class Input {
 };
 
 // A saved ISA-L state: header (layout, raw length, CRC-32 of the raw bytes),
-// an encoding byte (0 stored, 1 raw deflate) and the bytes of inflate_state up to the end of the valid part of
-// its output buffer (the history). Only states between isal_inflate calls,
-// inside a gzip member that has started, are saved.
+// an encoding byte (0 stored, 1 raw deflate) and the bytes of inflate_state
+// up to the end of the valid part of its output buffer (the history). Only
+// resumable() states are saved.
 constexpr size_t kStateHeader = 12;
 constexpr size_t kStateFixed = offsetof(inflate_state, tmp_out_buffer);
 
@@ -317,7 +317,7 @@ class ChunkSource : public ByteSource {
     const InflateChunk& c = cps.chunks[k];
     last_ = k + 1 == cps.chunks.size();
     in_end_ = last_ ? cps.end_in : cps.chunks[k + 1].in;
-    left_ = (last_ ? cps.end_out : cps.chunks[k + 1].out) - c.out;
+    left_ = cps.chunk_len(k);
     auto in = std::make_unique<Input>(std::move(blob), c.in);
     in->hash_until(in_end_, !trusted);
     if (k == 0) {

@@ -76,6 +76,16 @@ std::string random_id() {
   return s;
 }
 
+// Reads exactly n bytes; false when the blob ends first.
+bool read_exactly(storage::BlobReader& r, char* p, size_t n) {
+  for (size_t got = 0; got < n;) {
+    size_t k = r.read(p + got, n - got);
+    if (!k) return false;
+    got += k;
+  }
+  return true;
+}
+
 // Persisted layer indexes: blobs named by their digest, found through the
 // metadata store by layer digest. A miss claims the layer in `indexing`
 // until store() or abandon(); a load() of a claimed layer waits for it. A
@@ -122,12 +132,7 @@ class StoredIndexes : public IndexCache {
     auto r = d ? blobs_.open(*d) : nullptr;
     if (!r) return std::nullopt;
     std::string bytes(r->remaining(), '\0');
-    size_t got = 0;
-    while (got < bytes.size()) {
-      size_t n = r->read(bytes.data() + got, bytes.size() - got);
-      if (!n) return std::nullopt;
-      got += n;
-    }
+    if (!read_exactly(*r, bytes.data(), bytes.size())) return std::nullopt;
     if (core::digest_of(d->algorithm(), bytes) != *d) return std::nullopt;
     core::Metrics::global().add("wharf_squash_index_hits_total");
     auto idx = decode_index(bytes);
@@ -558,13 +563,8 @@ void Service::build(const std::shared_ptr<Job>& job) {
       auto d = core::Digest::parse(digest);
       auto r = d ? blobs_.open(*d, off) : nullptr;
       std::string out(len, '\0');
-      size_t got = 0;
-      while (r && got < len) {
-        size_t n = r->read(out.data() + got, len - got);
-        if (!n) break;
-        got += n;
-      }
-      if (got != len) throw LayerError("the saved inflate states of a layer index are missing or short");
+      if (!r || !read_exactly(*r, out.data(), len))
+        throw LayerError("the saved inflate states of a layer index are missing or short");
       return out;
     };
     write_layer(idx, plan, verified_layers(img), opts_.limits, sink, std::max(1u, std::thread::hardware_concurrency()),
