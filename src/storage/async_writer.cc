@@ -27,11 +27,9 @@ class BufferPool {
     }
     return std::string(AsyncWriter::kChunk, '\0');
   }
-  void give(std::vector<std::string>& bufs) {
+  void give(std::string&& b) {
     std::lock_guard lk(mu_);
-    for (auto& b : bufs)
-      if (free_.size() < kKeep && b.size() == AsyncWriter::kChunk) free_.push_back(std::move(b));
-    bufs.clear();
+    if (free_.size() < kKeep && b.size() == AsyncWriter::kChunk) free_.push_back(std::move(b));
   }
 
  private:
@@ -56,19 +54,10 @@ AsyncWriter::~AsyncWriter() {
   }
   cv_.notify_all();
   thread_.join();
-  for (auto& q : queue_) free_.push_back(std::move(q.first));
-  BufferPool::global().give(free_);
+  for (auto& q : queue_) BufferPool::global().give(std::move(q.first));
 }
 
-std::string AsyncWriter::take() {
-  std::lock_guard lk(mu_);
-  if (!free_.empty()) {
-    std::string b = std::move(free_.back());
-    free_.pop_back();
-    return b;  // still kChunk long: no zero-filling again
-  }
-  return BufferPool::global().take();
-}
+std::string AsyncWriter::take() { return BufferPool::global().take(); }
 
 void AsyncWriter::push(std::string buf, size_t n) {
   if (!n) return;
@@ -116,9 +105,9 @@ void AsyncWriter::run() {
       error_ = std::current_exception();
       failed = true;
     }
+    BufferPool::global().give(std::move(buf));
     std::lock_guard lk(mu_);
     busy_ = false;
-    if (free_.size() < kDepth + 1) free_.push_back(std::move(buf));
     cv_.notify_all();
     if (failed) {
       queue_.clear();

@@ -5,8 +5,10 @@
 // both. (Writing stays with the caller: a write to the page cache is cheap,
 // and a buffer is on disk, readable by followers, as soon as push returns.)
 //
-// Buffers are recycled (take() hands out one that was written), so a long
-// stream costs no allocation per chunk. Not thread-safe for callers: one
+// Buffers come from a process-wide pool (at most 8 kept) and go back to it
+// once hashed and written, so neither a long stream nor a new request touches
+// fresh memory per chunk (costly on the 2-core VM, BENCHMARKS.md). Not
+// thread-safe for callers: one
 // producer. Errors of the writer thread come back from the next push/finish.
 #pragma once
 
@@ -58,7 +60,6 @@ class AsyncWriter {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<std::string, size_t>> queue_;
-  std::vector<std::string> free_;
   bool busy_ = false, closing_ = false;
   uint64_t total_ = 0;
   std::exception_ptr error_;
