@@ -120,33 +120,15 @@ class Db {
   // Runs f inside BEGIN IMMEDIATE ... COMMIT; rolls back when f throws.
   template <class F>
   auto write(F&& f) {
-    return with([&](Conn& c) {
-      c.exec("BEGIN IMMEDIATE");
-      try {
-        if constexpr (std::is_void_v<decltype(f(c))>) {
-          f(c);
-          c.exec("COMMIT");
-        } else {
-          auto r = f(c);
-          c.exec("COMMIT");
-          return r;
-        }
-      } catch (...) {
-        try {
-          c.exec("ROLLBACK");
-        } catch (...) {
-        }
-        throw;
-      }
-    });
+    return with([&](Conn& c) { return transaction(c, f); });
   }
   // The same, committed without waiting for the disk (synchronous=NORMAL for
   // this transaction): durable across a process crash, not a power loss. For
   // state a client simply redoes when it is lost, like an upload session it
   // just opened; a later FULL commit makes it durable anyway (one WAL).
   template <class F>
-  void write_relaxed(F&& f) {
-    with([&](Conn& c) {
+  auto write_relaxed(F&& f) {
+    return with([&](Conn& c) {
       c.exec("PRAGMA synchronous=NORMAL");
       struct Restore {
         Conn& c;
@@ -157,17 +139,7 @@ class Db {
           }
         }
       } restore{c};
-      c.exec("BEGIN IMMEDIATE");
-      try {
-        f(c);
-        c.exec("COMMIT");
-      } catch (...) {
-        try {
-          c.exec("ROLLBACK");
-        } catch (...) {
-        }
-        throw;
-      }
+      return transaction(c, f);
     });
   }
   static int64_t changes(Conn& c) {
@@ -203,6 +175,26 @@ class Db {
   }
 
  private:
+  template <class F>
+  static auto transaction(Conn& c, F& f) {
+    c.exec("BEGIN IMMEDIATE");
+    try {
+      if constexpr (std::is_void_v<decltype(f(c))>) {
+        f(c);
+        c.exec("COMMIT");
+      } else {
+        auto r = f(c);
+        c.exec("COMMIT");
+        return r;
+      }
+    } catch (...) {
+      try {
+        c.exec("ROLLBACK");
+      } catch (...) {
+      }
+      throw;
+    }
+  }
   std::unique_ptr<Conn> acquire() {
     {
       std::lock_guard lk(mu_);
