@@ -90,11 +90,10 @@ bool read_exactly(storage::BlobReader& r, char* p, size_t n) {
 // metadata store by layer digest. A miss claims the layer in `indexing`
 // until store() or abandon(); a load() of a claimed layer waits for it. A
 // thread holds at most one claim and never waits while holding it.
-template <class Indexing>
 class StoredIndexes : public IndexCache {
  public:
   StoredIndexes(storage::BlobStore& b, meta::MetadataStore& m, const std::vector<std::string>& layers,
-                Indexing& indexing)
+                LayersBeingIndexed& indexing)
       : blobs_(b), meta_(m), layers_(layers), indexing_(indexing) {}
   std::optional<LayerIndex> load(uint32_t i) override {
     {
@@ -175,7 +174,7 @@ class StoredIndexes : public IndexCache {
   storage::BlobStore& blobs_;
   meta::MetadataStore& meta_;
   const std::vector<std::string>& layers_;
-  Indexing& indexing_;
+  LayersBeingIndexed& indexing_;
   std::set<uint32_t> claimed_;  // by this build; guarded by indexing_.mu
   std::map<uint32_t, std::string> stamps_;  // of the claimed layers, taken before indexing; same guard
 };

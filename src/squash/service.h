@@ -100,6 +100,15 @@ class Job {
   Image image_;
 };
 
+// Layers being indexed by some thread of this process (by digest): another
+// thread that needs one waits for that index instead of decoding the layer a
+// second time (a pull right after a push meets the background indexing).
+struct LayersBeingIndexed {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::set<std::string> layers;
+};
+
 class Service {
  public:
   Service(ServiceOptions opts, storage::BlobStore& blobs, meta::MetadataStore& meta);
@@ -145,14 +154,7 @@ class Service {
   std::deque<std::shared_ptr<Job>> queue_;
   std::deque<std::function<void()>> background_;  // runs only when queue_ is empty
   std::map<std::string, std::shared_ptr<Job>> inflight_;
-  // Layers being indexed by some thread of this process (by digest): another
-  // thread that needs one waits for that index instead of decoding the layer
-  // a second time (a pull right after a push meets the background indexing).
-  struct Indexing {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::set<std::string> layers;
-  } indexing_;
+  LayersBeingIndexed indexing_;
   unsigned idle_workers_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
