@@ -229,15 +229,16 @@ struct Registry::Impl {
   }
 
   // Appends the request body to the upload, hashing as it goes. The socket
-  // is read on this thread while the previous chunk is hashed and written on
-  // the writer's. The offset counts what was handed over; should writing
+  // is read on this thread while the previous chunks are hashed and written
+  // on the writer's two threads. The offset counts what was handed over; should writing
   // fail, the next request sees the mismatch and recomputes the state.
   asio::awaitable<void> append_body(Exchange& ex, const std::string& id, UploadState& st) {
     auto w = blobs.append_upload(id);
+    w->bypass_cache();  // nobody reads a push's bytes back soon
     {
       storage::AsyncWriter aw(*w, st.sha256);
       for (;;) {
-        std::string buf = aw.take();
+        storage::Buffer buf = aw.take();
         size_t n = co_await ex.read_body({buf.data(), buf.size()});
         if (!n) break;
         // Fill the chunk before handing it over: fewer, larger writes.

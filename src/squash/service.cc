@@ -502,7 +502,7 @@ class StagingSink : public Sink {
   std::unique_ptr<storage::UploadWriter> w_;
   core::Hasher h_;
   storage::AsyncWriter aw_;
-  std::string cur_;
+  storage::Buffer cur_;
   size_t used_ = 0;
 };
 

@@ -2,50 +2,79 @@
 
 #include <pthread.h>
 
+#include <cstdlib>
+#include <new>
+#include <vector>
+
 namespace wharf::storage {
 
 namespace {
 
 // Buffers outlive the writers: every upload request gets its own AsyncWriter,
-// and fresh 1 MiB buffers each time cost page faults and zero-filling (on
-// this VM fresh memory is the expensive kind). Bounded: what is beyond
-// kKeep is freed.
+// and fresh 1 MiB buffers each time cost page faults (on this VM fresh memory
+// is the expensive kind). Bounded: what is beyond kKeep is freed.
 class BufferPool {
  public:
   static BufferPool& global() {
     static BufferPool p;
     return p;
   }
-  std::string take() {
+  BufferPool() { free_.reserve(kKeep); }  // give() never allocates
+  char* take() {
     {
       std::lock_guard lk(mu_);
       if (!free_.empty()) {
-        std::string b = std::move(free_.back());
+        char* b = free_.back();
         free_.pop_back();
         return b;
       }
     }
-    return std::string(AsyncWriter::kChunk, '\0');
+    void* p = std::aligned_alloc(Buffer::kAlign, Buffer::kSize);
+    if (!p) throw std::bad_alloc();
+    return static_cast<char*>(p);
   }
-  void give(std::string&& b) {
-    std::lock_guard lk(mu_);
-    if (free_.size() < kKeep && b.size() == AsyncWriter::kChunk) free_.push_back(std::move(b));
+  void give(char* b) noexcept {
+    {
+      std::lock_guard lk(mu_);
+      if (free_.size() < kKeep) {
+        free_.push_back(b);
+        return;
+      }
+    }
+    std::free(b);
   }
 
  private:
-  static constexpr size_t kKeep = 8;
+  // Two writers' worth (a queue of kDepth per thread and the buffer being
+  // filled); more only while more uploads run at once.
+  static constexpr size_t kKeep = 16;
   std::mutex mu_;
-  std::vector<std::string> free_;
+  std::vector<char*> free_;
 };
 
 }  // namespace
 
+Buffer Buffer::take() {
+  return Buffer(BufferPool::global().take());
+}
+
+void Buffer::Release::operator()(char* p) const noexcept { BufferPool::global().give(p); }
+
 AsyncWriter::AsyncWriter(UploadWriter& out, core::Hasher& hash, std::function<void(uint64_t)> progress,
                          WriteOn where)
-    : out_(out), hash_(hash), where_(where), progress_(std::move(progress)), thread_([this] {
-        pthread_setname_np(pthread_self(), "wharf-hashwrite");  // visible in top -H / perf
-        run();
-      }) {}
+    : out_(out),
+      hash_(hash),
+      where_(where),
+      progress_(std::move(progress)),
+      hasher_(start("wharf-hashwrite", hashq_, true, where == WriteOn::Worker)),
+      writer_(where == WriteOn::Thread ? start("wharf-write", writeq_, false, true) : std::thread()) {}
+
+std::thread AsyncWriter::start(const char* name, Queue& q, bool hash, bool write) {
+  return std::thread([this, name, &q, hash, write] {
+    pthread_setname_np(pthread_self(), name);  // visible in top -H / perf
+    run(q, hash, write);
+  });
+}
 
 AsyncWriter::~AsyncWriter() {
   {
@@ -53,66 +82,61 @@ AsyncWriter::~AsyncWriter() {
     closing_ = true;
   }
   cv_.notify_all();
-  thread_.join();
-  for (auto& q : queue_) BufferPool::global().give(std::move(q.first));
+  hasher_.join();
+  if (writer_.joinable()) writer_.join();
 }
 
-std::string AsyncWriter::take() { return BufferPool::global().take(); }
-
-void AsyncWriter::push(std::string buf, size_t n) {
+void AsyncWriter::push(Buffer buf, size_t n) {
   if (!n) return;
-  if (where_ == WriteOn::Caller) {
-    out_.write(buf.data(), n);
-    total_ += n;
-    if (progress_) progress_(total_);
-  }
+  auto piece = std::make_shared<Piece>(Piece{std::move(buf), n});
   std::unique_lock lk(mu_);
-  cv_.wait(lk, [&] { return queue_.size() < kDepth || error_; });
+  cv_.wait(lk, [&] { return (hashq_.size() < kDepth && writeq_.size() < kDepth) || error_; });
   if (error_) std::rethrow_exception(error_);
-  queue_.emplace_back(std::move(buf), n);
+  hashq_.push_back(piece);
+  if (where_ == WriteOn::Thread) writeq_.push_back(std::move(piece));
   cv_.notify_all();
 }
 
 void AsyncWriter::finish() {
   std::unique_lock lk(mu_);
-  cv_.wait(lk, [&] { return (queue_.empty() && !busy_) || error_; });
+  cv_.wait(lk, [&] { return (hashq_.empty() && writeq_.empty() && busy_ == 0) || error_; });
   if (error_) std::rethrow_exception(error_);
 }
 
-void AsyncWriter::run() {
+void AsyncWriter::run(Queue& q, bool hash, bool write) {
   for (;;) {
-    std::string buf;
-    size_t n = 0;
+    std::shared_ptr<Piece> piece;
     {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return !queue_.empty() || closing_; });
-      if (queue_.empty()) return;
-      buf = std::move(queue_.front().first);
-      n = queue_.front().second;
-      queue_.pop_front();
-      busy_ = true;
+      cv_.wait(lk, [&] { return !q.empty() || closing_ || failed_; });
+      if (q.empty() || failed_) return;
+      piece = std::move(q.front());
+      q.pop_front();
+      ++busy_;
     }
     bool failed = false;
     try {
-      hash_.update(buf.data(), n);
-      if (where_ == WriteOn::Worker) {
-        out_.write(buf.data(), n);
-        total_ += n;
+      if (hash) hash_.update(piece->buf.data(), piece->n);
+      if (write) {
+        out_.write(piece->buf.data(), piece->n);
+        total_ += piece->n;  // only the writing thread touches it
         if (progress_) progress_(total_);
       }
     } catch (...) {
-      std::lock_guard lk(mu_);
-      error_ = std::current_exception();
       failed = true;
+      std::lock_guard lk(mu_);
+      if (!error_) error_ = std::current_exception();
     }
-    BufferPool::global().give(std::move(buf));
+    piece.reset();  // the buffer goes back to the pool once both threads are done with it
     std::lock_guard lk(mu_);
-    busy_ = false;
-    cv_.notify_all();
+    --busy_;
     if (failed) {
-      queue_.clear();
-      return;
+      failed_ = true;
+      hashq_.clear();
+      writeq_.clear();
     }
+    cv_.notify_all();
+    if (failed) return;
   }
 }
 

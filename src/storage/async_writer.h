@@ -1,57 +1,85 @@
-// storage/async_writer.h — writes buffers on the caller's thread and hashes
-// them on a thread of its own, so whoever produces them (a socket read, a
-// layer decoder) goes on while the previous buffer is hashed: on two cores a
-// stream then moves at the speed of its slower half instead of the sum of
-// both. (Writing stays with the caller: a write to the page cache is cheap,
-// and a buffer is on disk, readable by followers, as soon as push returns.)
+// storage/async_writer.h — hashes buffers on a thread of its own and writes
+// them either on that thread or on a second one, so whoever produces them (a
+// socket read, a layer decoder) goes on while the previous buffer is hashed
+// and written: on two cores a stream then moves at the speed of its slowest
+// part instead of the sum of all of them.
 //
-// Buffers come from a process-wide pool (at most 8 kept) and go back to it
-// once hashed and written, so neither a long stream nor a new request touches
-// fresh memory per chunk (costly on the 2-core VM, BENCHMARKS.md). Not
-// thread-safe for callers: one
-// producer. Errors of the writer thread come back from the next push/finish.
+// Buffers are 1 MiB, 4 KiB-aligned (so a driver may write them with O_DIRECT,
+// UploadWriter::bypass_cache) and come from a process-wide pool (at most 16
+// kept); they go back to it once hashed and written, so neither a long stream
+// nor a new request touches fresh memory per chunk (costly on the 2-core VM,
+// BENCHMARKS.md). Not thread-safe for callers: one producer. Errors of the
+// worker threads come back from the next push/finish.
 #pragma once
 
 #include <condition_variable>
 #include <deque>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
-#include <string>
 #include <thread>
-#include <vector>
 
 #include "core/digest.h"
 #include "storage/blob_store.h"
 
 namespace wharf::storage {
 
+// A pooled, aligned buffer of Buffer::kSize bytes (contents undefined); back
+// to the pool when destroyed. Empty when default-constructed or moved from.
+class Buffer {
+ public:
+  static constexpr size_t kSize = 1 << 20;
+  static constexpr size_t kAlign = 4096;
+  static Buffer take();  // from the pool, or freshly allocated
+  Buffer() = default;
+  Buffer(Buffer&&) noexcept = default;
+  Buffer& operator=(Buffer&&) noexcept = default;
+  char* data() const { return p_.get(); }
+  static constexpr size_t size() { return kSize; }
+  explicit operator bool() const { return p_ != nullptr; }
+
+ private:
+  struct Release {
+    void operator()(char* p) const noexcept;
+  };
+  explicit Buffer(char* p) : p_(p) {}
+  std::unique_ptr<char, Release> p_;
+};
+
 class AsyncWriter {
  public:
-  static constexpr size_t kChunk = 1 << 20;
+  static constexpr size_t kChunk = Buffer::kSize;
 
-  // Where each buffer is written: on the caller's thread (Caller; the buffer
-  // is written when push returns) or on the worker with the hashing (Worker;
-  // for producers that are CPU-bound themselves, like a layer decoder).
-  enum class WriteOn { Caller, Worker };
+  // Where each buffer is written: on a write thread of its own, in parallel
+  // with its hashing (Thread; a write that waits for the device — O_DIRECT —
+  // then holds nobody up), or after its hashing on the hashing thread
+  // (Worker; one thread fewer, for producers that are CPU-bound themselves,
+  // like a layer decoder, whose readers follow the written end).
+  enum class WriteOn { Thread, Worker };
   // `progress(total)` runs after each buffer is written, on the thread that wrote it.
   AsyncWriter(UploadWriter& out, core::Hasher& hash, std::function<void(uint64_t)> progress = {},
-              WriteOn where = WriteOn::Caller);
+              WriteOn where = WriteOn::Thread);
   ~AsyncWriter();  // drains and joins; errors are dropped (call finish() to see them)
   AsyncWriter(const AsyncWriter&) = delete;
   AsyncWriter& operator=(const AsyncWriter&) = delete;
 
-  // A buffer of kChunk bytes (recycled when possible; contents undefined).
-  std::string take();
-  // Writes the first `n` bytes of `buf`, then queues them for hashing;
-  // blocks while kDepth buffers wait.
-  void push(std::string buf, size_t n);
-  // Waits until everything pushed is hashed.
+  Buffer take() { return Buffer::take(); }
+  // Queues the first `n` bytes of `buf` for hashing and writing; blocks
+  // while kDepth buffers wait.
+  void push(Buffer buf, size_t n);
+  // Waits until everything pushed is hashed and written.
   void finish();
 
  private:
   static constexpr size_t kDepth = 4;
-  void run();
+  struct Piece {
+    Buffer buf;
+    size_t n;
+  };
+  using Queue = std::deque<std::shared_ptr<Piece>>;  // a piece is shared by the hash and write queues
+  void run(Queue& q, bool hash, bool write);
+  std::thread start(const char* name, Queue& q, bool hash, bool write);
 
   UploadWriter& out_;
   core::Hasher& hash_;
@@ -59,11 +87,12 @@ class AsyncWriter {
   std::function<void(uint64_t)> progress_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<std::string, size_t>> queue_;
-  bool busy_ = false, closing_ = false;
+  Queue hashq_, writeq_;
+  int busy_ = 0;
+  bool closing_ = false, failed_ = false;
   uint64_t total_ = 0;
   std::exception_ptr error_;
-  std::thread thread_;  // last: starts once the members it uses exist
+  std::thread hasher_, writer_;  // last: start once the members they use exist
 };
 
 }  // namespace wharf::storage

@@ -54,6 +54,12 @@ class UploadWriter {
   // long streams whose readers follow closely: recycling the same memory is
   // cheaper than touching fresh pages. Default: nothing.
   virtual void drop_behind(uint64_t lag) { (void)lag; }
+  // Says the bytes will not be read back soon: the driver may write them
+  // around its cache (the fs driver: O_DIRECT for 4 KiB-aligned buffers at
+  // aligned offsets, when the store drops committed pages anyway). Such a
+  // write returns once the device has the bytes, so call it from a thread
+  // that may wait (AsyncWriter::WriteOn::Thread). Default: nothing.
+  virtual void bypass_cache() {}
 };
 
 class BlobStore {
