@@ -3,6 +3,7 @@
 // the small endpoints that belong to the process (health, metrics).
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -121,8 +122,14 @@ int squash_offline_cmd(const core::Config& cfg, const std::string& from, const s
   o.repo_tag = tag;
   o.limits = squash_options(cfg).limits;
   int fd = 1;
-  std::string tmp;
-  if (to != "-") {
+  std::string tmp;  // a regular file is written beside its name, then renamed over it
+  struct stat st;
+  if (to != "-" && ::stat(to.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    // A device or a fifo (--to /dev/null): written in place. Renaming a file
+    // over it would replace /dev/null with a regular file.
+    fd = ::open(to.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error("cannot open " + to);
+  } else if (to != "-") {
     tmp = to + ".partial";
     fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw std::runtime_error("cannot create " + tmp);
@@ -148,15 +155,15 @@ int squash_offline_cmd(const core::Config& cfg, const std::string& from, const s
   try {
     squash::squash_offline(o, fd, progress);
   } catch (...) {
-    if (fd != 1) {
-      ::close(fd);
-      ::unlink(tmp.c_str());
-    }
+    if (fd != 1) ::close(fd);
+    if (!tmp.empty()) ::unlink(tmp.c_str());
     throw;
   }
-  if (fd != 1) {
+  if (!tmp.empty()) {
     if (::fsync(fd) != 0 || ::close(fd) != 0 || ::rename(tmp.c_str(), to.c_str()) != 0)
       throw std::runtime_error("cannot write " + to);
+  } else if (fd != 1 && ::close(fd) != 0) {
+    throw std::runtime_error("cannot write " + to);
   }
   return 0;
 }

@@ -39,6 +39,16 @@ cmp <(layer "$work/offline.tar") <(layer "$work/cli.tar") || fail "offline layer
 "$WHARF_BIN" squash --from "docker-archive:$work/offline.tar" >"$work/again.tar"
 cmp <(layer "$work/offline.tar") <(layer "$work/again.tar") || fail "squashing a squashed archive changed the layer"
 echo "PASS wharf squash --from oci:/docker-archive: equals the served layer"
+# --to a device or fifo is written in place (--to /dev/null once renamed a
+# regular file over /dev/null); a fifo stands in for the device here.
+mkfifo "$work/out.fifo"
+cat "$work/out.fifo" >"$work/from-fifo.tar" & catpid=$!
+"$WHARF_BIN" squash --from "oci:$work/img:v1" --to "$work/out.fifo"
+[ -p "$work/out.fifo" ] || { kill $catpid; fail "wharf squash --to FIFO replaced the fifo"; }
+wait $catpid
+[ ! -e "$work/out.fifo.partial" ] || fail "wharf squash --to FIFO left a .partial file"
+cmp "$work/from-fifo.tar" "$work/offline.tar" || fail "the archive written into a fifo differs"
+echo "PASS wharf squash --to a fifo writes into it and leaves it a fifo"
 sleep 0.05  # the entries below are used later than this one
 
 # --- POST prime endpoint and auto-prime on push
