@@ -8,6 +8,7 @@
 
 #include "core/digest.h"
 #include "core/error.h"
+#include "core/metrics.h"
 #include "core/reference.h"
 #include "registry/registry.h"
 #include "squash/docker_archive.h"
@@ -35,6 +36,10 @@ std::string request_host(const http::Request& req, const SquashOptions& o) {
 
 // Waits (without blocking the thread) until the job changes from what the
 // caller last saw, or a short while passes.
+// How much a reader that fell behind a build reads from disk before it
+// looks at what the build holds in memory again.
+constexpr uint64_t kDiskStep = 4 << 20;
+
 asio::awaitable<void> wait_for_progress(Job& job, uint64_t seen_available, Job::State seen_state) {
   auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
   std::weak_ptr<asio::steady_timer> weak = timer;
@@ -331,6 +336,11 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
   };
   co_await emit(head.data(), head.size());
   uint64_t sent = 0;
+  struct Attached {  // tells the build where this reader is, so it keeps what we still need in memory
+    Job& job;
+    int id;
+    ~Attached() { job.detach(id); }
+  } attached{*job, job->attach(0)};
   std::vector<char> buf(1 << 20);
   while (sent < layout.layer_size) {
     uint64_t avail = job->available();
@@ -341,11 +351,30 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
       co_await wait_for_progress(*job, avail, st);
       continue;
     }
+    if (st != Job::State::Done) {
+      if (auto piece = job->recent(sent)) {  // close behind the build: from memory
+        size_t n = static_cast<size_t>(std::min<uint64_t>(piece->size, avail - sent));
+        co_await emit(piece->data, n);
+        sent += n;
+        job->advance(attached.id, sent);
+        core::Metrics::global().add("wharf_squash_stream_bytes_total", n, "from=\"memory\"");
+        continue;
+      }
+      // Further behind: from disk, a few MiB at a time up to where memory
+      // begins, so a reader that catches up goes back to memory.
+      avail = std::min({avail, job->written(), job->in_memory_from(), sent + kDiskStep});
+      if (avail <= sent) {
+        co_await wait_for_progress(*job, job->available(), st);
+        continue;
+      }
+    }
     auto rd = job->open_at(sent);
     uint64_t want = avail - sent;
+    if (st != Job::State::Done) core::Metrics::global().add("wharf_squash_stream_bytes_total", want, "from=\"disk\"");
     if (!deflater && rd->native_fd() >= 0) {
       co_await ex.write_file(rd->native_fd(), rd->native_offset(), want);
       sent += want;
+      job->advance(attached.id, sent);
       continue;
     }
     while (want) {
@@ -355,6 +384,7 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
       want -= n;
       sent += n;
     }
+    job->advance(attached.id, sent);
   }
   while (job->state() != Job::State::Done) {
     if (job->state() == Job::State::Failed) throw std::runtime_error("squash build failed at the end");

@@ -205,6 +205,20 @@ uint64_t Job::layer_size() const {
   return layer_size_;
 }
 uint64_t Job::available() const { return available_.load(); }
+uint64_t Job::written() const { return written_.load(); }
+uint64_t Job::in_memory_from() const {
+  std::lock_guard lk(mu_);
+  return recent_.empty() ? available_.load() : recent_.front().offset;
+}
+std::optional<Job::Recent> Job::recent(uint64_t offset) const {
+  std::lock_guard lk(mu_);
+  if (recent_.empty() || offset < recent_.front().offset) return std::nullopt;
+  // Pieces are whole buffers but the last: find the one holding `offset`.
+  for (auto it = recent_.rbegin(); it != recent_.rend(); ++it)
+    if (offset >= it->offset && offset < it->offset + it->size)
+      return Recent{it->buf, it->buf->data() + (offset - it->offset), static_cast<size_t>(it->offset + it->size - offset)};
+  return std::nullopt;
+}
 std::string Job::config() const {
   std::lock_guard lk(mu_);
   return config_;
@@ -461,19 +475,28 @@ void Service::worker() {
 
 namespace {
 
-// Appends to the staging upload, hashing the diff_id and publishing progress
-// to the job's readers; hashing and writing overlap decoding (AsyncWriter).
+// Appends to the staging upload, hashing the diff_id: each full buffer is
+// published to the job's readers (in memory) as soon as it is filled, and
+// hashed and written on the writer's two threads, so decoding keeps its core.
 class StagingSink : public Sink {
  public:
   static constexpr uint64_t kDropBehind = 16 << 20;
-  StagingSink(std::unique_ptr<storage::UploadWriter> w, std::function<void(uint64_t)> progress)
+  // `published(buf, n)` runs on the producer's thread for each piece handed
+  // over; `written(total)` on the write thread once a piece is on disk.
+  StagingSink(std::unique_ptr<storage::UploadWriter> w,
+              std::function<void(std::shared_ptr<const storage::Buffer>, size_t)> published,
+              std::function<void(uint64_t)> written)
       : w_(std::move(w)),
-        aw_(*w_, h_, std::move(progress), storage::AsyncWriter::WriteOn::Worker),  // the decoder keeps its core
+        published_(std::move(published)),
+        aw_(*w_, h_, std::move(written), storage::AsyncWriter::WriteOn::Thread),
         cur_(aw_.take()) {
-    // Readers follow the build closely (sendfile from the page cache); what
-    // is more than kDropBehind behind the end goes to disk and out of memory,
-    // so the build keeps reusing the same pages instead of touching fresh
-    // ones: 1-layer uncached squash 300 -> 620 MB/s here (BENCHMARKS.md).
+    // Readers send the newest bytes from memory, so the file is written
+    // around the page cache (O_DIRECT): no copy into page-cache pages and
+    // no writeback on this machine's two cores (BENCHMARKS.md). Where the
+    // filesystem cannot, what is more than kDropBehind behind the end goes
+    // out of memory once on disk, so the build reuses the same pages
+    // instead of touching fresh ones.
+    w_->bypass_cache();
     w_->drop_behind(kDropBehind);
   }
   void write(const char* p, size_t n) override {
@@ -483,23 +506,27 @@ class StagingSink : public Sink {
       used_ += k;
       p += k;
       n -= k;
-      if (used_ == cur_.size()) {
-        aw_.push(std::move(cur_), used_);
-        cur_ = aw_.take();
-        used_ = 0;
-      }
+      if (used_ == cur_.size()) hand_over();
     }
   }
   // Waits for everything to be written; returns the diff_id.
   core::Digest finish() {
-    aw_.push(std::move(cur_), used_);
+    if (used_) hand_over();
     aw_.finish();
     w_->close();
     return h_.finish();
   }
 
  private:
+  void hand_over() {
+    auto buf = std::make_shared<const storage::Buffer>(std::move(cur_));
+    published_(buf, used_);
+    aw_.push(std::move(buf), used_);
+    cur_ = aw_.take();
+    used_ = 0;
+  }
   std::unique_ptr<storage::UploadWriter> w_;
+  std::function<void(std::shared_ptr<const storage::Buffer>, size_t)> published_;
   core::Hasher h_;
   storage::AsyncWriter aw_;
   storage::Buffer cur_;
@@ -511,6 +538,33 @@ class StagingSink : public Sink {
 namespace {
 constexpr uint64_t kNotifyStep = 4 << 20;
 }  // namespace
+
+void Job::trim_recent() {
+  uint64_t slowest = available_;
+  for (const auto& [_, at] : readers_) slowest = std::min(slowest, at);
+  while (!recent_.empty()) {
+    const Piece& p = recent_.front();
+    const bool on_disk = p.offset + p.size <= written_;
+    const bool wanted = p.offset + p.size > slowest && recent_.size() <= kRecentPieces;
+    if (!on_disk || wanted) break;
+    recent_.pop_front();
+  }
+}
+int Job::attach(uint64_t at) {
+  std::lock_guard lk(mu_);
+  readers_[++next_reader_] = at;
+  return next_reader_;
+}
+void Job::advance(int reader, uint64_t at) {
+  std::lock_guard lk(mu_);
+  readers_[reader] = at;
+  trim_recent();
+}
+void Job::detach(int reader) {
+  std::lock_guard lk(mu_);
+  readers_.erase(reader);
+  trim_recent();
+}
 
 void Service::build(const std::shared_ptr<Job>& job) {
   const Image& img = job->image_;
@@ -538,20 +592,36 @@ void Service::build(const std::shared_ptr<Job>& job) {
     job->notify();
     int64_t touched = now_s();
     uint64_t told = 0;
-    StagingSink sink(blobs_.append_upload(staging), [&](uint64_t n) {
-      job->available_ = n;
+    auto published = [&](std::shared_ptr<const storage::Buffer> buf, size_t n) {
+      uint64_t end;
+      {
+        std::lock_guard lk(job->mu_);
+        uint64_t at = job->available_.load();
+        job->recent_.push_back({at, n, std::move(buf)});
+        end = at + n;
+        job->available_ = end;
+        job->trim_recent();
+      }
       // Followers are woken per 4 MiB (and at the end): fewer, larger
-      // sendfiles, fewer wake-ups of the client.
-      if (n - told >= kNotifyStep || n == plan.tar_size) {
-        told = n;
+      // writes, fewer wake-ups of the client.
+      if (end - told >= kNotifyStep || end == plan.tar_size) {
+        told = end;
         job->notify();
+      }
+    };
+    auto written = [&](uint64_t total) {
+      {
+        std::lock_guard lk(job->mu_);
+        job->written_ = total;
+        job->trim_recent();
       }
       core::crash_point("squash-mid-build");
       if (now_s() - touched >= 10) {  // keep the expiry purge away from a long build
         touched = now_s();
         meta_.touch_upload(staging, touched);
       }
-    });
+    };
+    StagingSink sink(blobs_.append_upload(staging), published, written);
     ChunkAccess chunks;
     chunks.open_at = [&](uint32_t i, uint64_t off) { return blobs_.open(*core::Digest::parse(img.layer_digests[i]), off); };
     chunks.unchanged = [&](uint32_t i, const std::string& stamp) {
@@ -580,6 +650,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
       job->layer_digest_ = diff_id.str();
       job->config_ = config;
       job->state_ = Job::State::Done;
+      job->recent_.clear();  // readers go on from the committed blob
     }
     metrics.add("wharf_squash_bytes_built_total", plan.tar_size);
     job->notify();
@@ -616,6 +687,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
       std::lock_guard lk(job->mu_);
       job->failure_ = err;
       job->state_ = Job::State::Failed;
+      job->recent_.clear();
     }
     if (!staging.empty()) {
       blobs_.delete_upload(staging);

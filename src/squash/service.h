@@ -28,6 +28,7 @@
 #include "meta/metadata_store.h"
 #include "squash/build.h"
 #include "squash/limits.h"
+#include "storage/async_writer.h"
 #include "storage/blob_store.h"
 
 namespace wharf::squash {
@@ -61,8 +62,30 @@ class Job {
   State state() const;
   // Valid once Writing: the exact size of layer.tar.
   uint64_t layer_size() const;
-  // Bytes of layer.tar readable now.
+  // Bytes of layer.tar readable now (from memory or from disk).
   uint64_t available() const;
+  // Bytes of layer.tar on disk, which open_at reads (all of it once Done).
+  uint64_t written() const;
+  // A build keeps the layer's most recent MiB in memory (its staging file is
+  // written around the page cache), so readers that follow it closely send
+  // them from there: the bytes from `offset` to the end of the piece holding
+  // it, valid while `keep` is held; nullopt when `offset` is not in memory
+  // (then it is on disk, below written()).
+  struct Recent {
+    std::shared_ptr<const storage::Buffer> keep;
+    const char* data = nullptr;
+    size_t size = 0;
+  };
+  std::optional<Recent> recent(uint64_t offset) const;
+  // Where the bytes held in memory begin (available() when none are);
+  // everything before it is on disk.
+  uint64_t in_memory_from() const;
+  // A reader says where it is, so the pieces behind every reader leave
+  // memory at once and those a reader still needs stay (up to
+  // kRecentPieces); a detached reader holds nothing.
+  int attach(uint64_t at);
+  void advance(int reader, uint64_t at);
+  void detach(int reader);
   // Done: the squashed config. Failed: the failure (a core::Error).
   std::string config() const;
   std::exception_ptr failure() const;
@@ -74,7 +97,7 @@ class Job {
   };
   std::optional<Gzip> gzip() const;
   // Opens layer.tar at `offset` (Writing or Done); reads no further than
-  // available() at the time of the call.
+  // written() at the time of the call.
   std::unique_ptr<storage::BlobReader> open_at(uint64_t offset);
   // Opens the cached gzip piece (when gzip() has one); nullptr if it vanished.
   std::unique_ptr<storage::BlobReader> open_gzip();
@@ -85,10 +108,23 @@ class Job {
  private:
   friend class Service;
   void notify();
+  // Keeps what is not on disk yet, and what an attached reader has still to
+  // send, at most kRecentPieces pieces of it (REQUIRES mu_).
+  void trim_recent();
+  static constexpr size_t kRecentPieces = 8;
+  std::map<int, uint64_t> readers_;  // attached reader -> offset it has sent up to
+  int next_reader_ = 0;
   mutable std::mutex mu_;
   State state_ = State::Queued;
   uint64_t layer_size_ = 0;
   std::atomic<uint64_t> available_{0};
+  std::atomic<uint64_t> written_{0};
+  struct Piece {
+    uint64_t offset;
+    size_t size;
+    std::shared_ptr<const storage::Buffer> buf;
+  };
+  std::deque<Piece> recent_;  // contiguous, ending at available_ (trim_recent says what stays)
   std::string staging_id_;
   std::string layer_digest_;
   std::string config_;

@@ -45,8 +45,10 @@ class BufferPool {
   }
 
  private:
-  // Two writers' worth (a queue of kDepth per thread and the buffer being
-  // filled); more only while more uploads run at once.
+  // A squash build's worth (its in-memory pieces, Job::kRecentPieces, the
+  // queues and the buffer being filled), so a build or a push recycles every
+  // buffer it uses: a smaller pool made the allocator churn (fresh pages,
+  // pushes 9.8 -> 17.6 ms and a higher peak RSS, BENCHMARKS.md).
   static constexpr size_t kKeep = 16;
   std::mutex mu_;
   std::vector<char*> free_;
@@ -86,7 +88,7 @@ AsyncWriter::~AsyncWriter() {
   if (writer_.joinable()) writer_.join();
 }
 
-void AsyncWriter::push(Buffer buf, size_t n) {
+void AsyncWriter::push(std::shared_ptr<const Buffer> buf, size_t n) {
   if (!n) return;
   auto piece = std::make_shared<Piece>(Piece{std::move(buf), n});
   std::unique_lock lk(mu_);
@@ -116,9 +118,9 @@ void AsyncWriter::run(Queue& q, bool hash, bool write) {
     }
     bool failed = false;
     try {
-      if (hash) hash_.update(piece->buf.data(), piece->n);
+      if (hash) hash_.update(piece->buf->data(), piece->n);
       if (write) {
-        out_.write(piece->buf.data(), piece->n);
+        out_.write(piece->buf->data(), piece->n);
         total_ += piece->n;  // only the writing thread touches it
         if (progress_) progress_(total_);
       }
@@ -127,7 +129,7 @@ void AsyncWriter::run(Queue& q, bool hash, bool write) {
       std::lock_guard lk(mu_);
       if (!error_) error_ = std::current_exception();
     }
-    piece.reset();  // the buffer goes back to the pool once both threads are done with it
+    piece.reset();  // the buffer goes back to the pool once both threads (and the caller) are done with it
     std::lock_guard lk(mu_);
     --busy_;
     if (failed) {

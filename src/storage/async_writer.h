@@ -66,15 +66,17 @@ class AsyncWriter {
 
   Buffer take() { return Buffer::take(); }
   // Queues the first `n` bytes of `buf` for hashing and writing; blocks
-  // while kDepth buffers wait.
-  void push(Buffer buf, size_t n);
+  // while kDepth buffers wait. The shared form lets the caller keep reading
+  // the buffer (it must not change it) after handing it over.
+  void push(Buffer buf, size_t n) { push(std::make_shared<const Buffer>(std::move(buf)), n); }
+  void push(std::shared_ptr<const Buffer> buf, size_t n);
   // Waits until everything pushed is hashed and written.
   void finish();
 
  private:
   static constexpr size_t kDepth = 4;
   struct Piece {
-    Buffer buf;
+    std::shared_ptr<const Buffer> buf;
     size_t n;
   };
   using Queue = std::deque<std::shared_ptr<Piece>>;  // a piece is shared by the hash and write queues
