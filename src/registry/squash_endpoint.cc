@@ -34,12 +34,12 @@ std::string request_host(const http::Request& req, const SquashOptions& o) {
   return p == std::string::npos ? "" : base.substr(p + 3);
 }
 
-// Waits (without blocking the thread) until the job changes from what the
-// caller last saw, or a short while passes.
 // How much a reader that fell behind a build reads from disk before it
 // looks at what the build holds in memory again.
 constexpr uint64_t kDiskStep = 4 << 20;
 
+// Waits (without blocking the thread) until the job changes from what the
+// caller last saw, or a short while passes.
 asio::awaitable<void> wait_for_progress(Job& job, uint64_t seen_available, Job::State seen_state) {
   auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
   std::weak_ptr<asio::steady_timer> weak = timer;
@@ -362,7 +362,7 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
       }
       // Further behind: from disk, a few MiB at a time up to where memory
       // begins, so a reader that catches up goes back to memory.
-      avail = std::min({avail, job->written(), job->in_memory_from(), sent + kDiskStep});
+      avail = std::min({avail, job->disk_end(), sent + kDiskStep});
       if (avail <= sent) {
         co_await wait_for_progress(*job, job->available(), st);
         continue;

@@ -1,20 +1,19 @@
-#include "core/clock.h"
 #include "squash/service.h"
 
 #include <openssl/rand.h>
+#include <pthread.h>
 
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
-
-#include "core/digest.h"
-#include "core/crash.h"
-#include "core/error.h"
-#include "core/metrics.h"
-
-#include <pthread.h>
 #include <set>
 #include <spdlog/spdlog.h>
+
+#include "core/clock.h"
+#include "core/crash.h"
+#include "core/digest.h"
+#include "core/error.h"
+#include "core/metrics.h"
 #include "core/reference.h"
 #include "image/manifest.h"
 #include "image/platform.h"
@@ -114,6 +113,32 @@ class StoredIndexes : public IndexCache {
     return std::nullopt;
   }
   void abandon(uint32_t i) override { release(i); }
+  void store(uint32_t i, LayerIndex& idx) override {
+    struct Release {
+      StoredIndexes* s;
+      uint32_t i;
+      ~Release() { s->release(i); }
+    } release{this, i};
+    core::Metrics::global().add("wharf_squash_layers_indexed_total");
+    try {
+      auto& cp = idx.checkpoints;
+      {
+        std::lock_guard lk(indexing_.mu);
+        if (auto it = stamps_.find(i); it != stamps_.end() && !cp.chunks.empty()) cp.blob_stamp = it->second;
+      }
+      if (cp.states && !cp.states->empty()) {
+        auto sd = core::sha256_of(*cp.states);
+        blobs_.put(sd, *cp.states);
+        cp.states_digest = sd.str();
+      }
+      std::string bytes = encode_index(idx);
+      auto d = core::sha256_of(bytes);
+      blobs_.put(d, bytes);
+      meta_.put_layer_index({layers_[i], kIndexFormat, d.str(), idx.entries.size(), cp.states_digest});
+    } catch (const std::exception&) {
+      // an index that cannot be stored is rebuilt next time
+    }
+  }
   ~StoredIndexes() override {
     for (uint32_t i : std::set<uint32_t>(claimed_)) release(i);
   }
@@ -142,35 +167,6 @@ class StoredIndexes : public IndexCache {
     return idx;
   }
 
- public:
-  void store(uint32_t i, LayerIndex& idx) override {
-    struct Release {
-      StoredIndexes* s;
-      uint32_t i;
-      ~Release() { s->release(i); }
-    } release{this, i};
-    core::Metrics::global().add("wharf_squash_layers_indexed_total");
-    try {
-      auto& cp = idx.checkpoints;
-      {
-        std::lock_guard lk(indexing_.mu);
-        if (auto it = stamps_.find(i); it != stamps_.end() && !cp.chunks.empty()) cp.blob_stamp = it->second;
-      }
-      if (cp.states && !cp.states->empty()) {
-        auto sd = core::sha256_of(*cp.states);
-        blobs_.put(sd, *cp.states);
-        cp.states_digest = sd.str();
-      }
-      std::string bytes = encode_index(idx);
-      auto d = core::sha256_of(bytes);
-      blobs_.put(d, bytes);
-      meta_.put_layer_index({layers_[i], kIndexFormat, d.str(), idx.entries.size(), cp.states_digest});
-    } catch (const std::exception&) {
-      // an index that cannot be stored is rebuilt next time
-    }
-  }
-
- private:
   storage::BlobStore& blobs_;
   meta::MetadataStore& meta_;
   const std::vector<std::string>& layers_;
@@ -205,10 +201,9 @@ uint64_t Job::layer_size() const {
   return layer_size_;
 }
 uint64_t Job::available() const { return available_.load(); }
-uint64_t Job::written() const { return written_.load(); }
-uint64_t Job::in_memory_from() const {
+uint64_t Job::disk_end() const {
   std::lock_guard lk(mu_);
-  return recent_.empty() ? available_.load() : recent_.front().offset;
+  return std::min(written_, recent_.empty() ? available_.load() : recent_.front().offset);
 }
 std::optional<Job::Recent> Job::recent(uint64_t offset) const {
   std::lock_guard lk(mu_);
@@ -230,6 +225,33 @@ std::exception_ptr Job::failure() const {
 std::optional<Job::Gzip> Job::gzip() const {
   std::lock_guard lk(mu_);
   return gzip_;
+}
+
+void Job::trim_recent() {
+  uint64_t slowest = available_;
+  for (const auto& [_, at] : readers_) slowest = std::min(slowest, at);
+  while (!recent_.empty()) {
+    const Piece& p = recent_.front();
+    const bool on_disk = p.offset + p.size <= written_;
+    const bool wanted = p.offset + p.size > slowest && recent_.size() <= kRecentPieces;
+    if (!on_disk || wanted) break;
+    recent_.pop_front();
+  }
+}
+int Job::attach(uint64_t at) {
+  std::lock_guard lk(mu_);
+  readers_[++next_reader_] = at;
+  return next_reader_;
+}
+void Job::advance(int reader, uint64_t at) {
+  std::lock_guard lk(mu_);
+  readers_[reader] = at;
+  trim_recent();
+}
+void Job::detach(int reader) {
+  std::lock_guard lk(mu_);
+  readers_.erase(reader);
+  trim_recent();
 }
 
 std::unique_ptr<storage::BlobReader> Job::open_at(uint64_t offset) {
@@ -488,7 +510,7 @@ class StagingSink : public Sink {
               std::function<void(uint64_t)> written)
       : w_(std::move(w)),
         published_(std::move(published)),
-        aw_(*w_, h_, std::move(written), storage::AsyncWriter::WriteOn::Thread),
+        aw_(*w_, h_, std::move(written)),
         cur_(aw_.take()) {
     // Readers send the newest bytes from memory, so the file is written
     // around the page cache (O_DIRECT): no copy into page-cache pages and
@@ -533,38 +555,11 @@ class StagingSink : public Sink {
   size_t used_ = 0;
 };
 
-}  // namespace
-
-namespace {
+// Followers of a build are woken per 4 MiB (and at the end): fewer, larger
+// writes, fewer wake-ups of the client.
 constexpr uint64_t kNotifyStep = 4 << 20;
-}  // namespace
 
-void Job::trim_recent() {
-  uint64_t slowest = available_;
-  for (const auto& [_, at] : readers_) slowest = std::min(slowest, at);
-  while (!recent_.empty()) {
-    const Piece& p = recent_.front();
-    const bool on_disk = p.offset + p.size <= written_;
-    const bool wanted = p.offset + p.size > slowest && recent_.size() <= kRecentPieces;
-    if (!on_disk || wanted) break;
-    recent_.pop_front();
-  }
-}
-int Job::attach(uint64_t at) {
-  std::lock_guard lk(mu_);
-  readers_[++next_reader_] = at;
-  return next_reader_;
-}
-void Job::advance(int reader, uint64_t at) {
-  std::lock_guard lk(mu_);
-  readers_[reader] = at;
-  trim_recent();
-}
-void Job::detach(int reader) {
-  std::lock_guard lk(mu_);
-  readers_.erase(reader);
-  trim_recent();
-}
+}  // namespace
 
 void Service::build(const std::shared_ptr<Job>& job) {
   const Image& img = job->image_;
@@ -602,8 +597,6 @@ void Service::build(const std::shared_ptr<Job>& job) {
         job->available_ = end;
         job->trim_recent();
       }
-      // Followers are woken per 4 MiB (and at the end): fewer, larger
-      // writes, fewer wake-ups of the client.
       if (end - told >= kNotifyStep || end == plan.tar_size) {
         told = end;
         job->notify();

@@ -64,22 +64,20 @@ class Job {
   uint64_t layer_size() const;
   // Bytes of layer.tar readable now (from memory or from disk).
   uint64_t available() const;
-  // Bytes of layer.tar on disk, which open_at reads (all of it once Done).
-  uint64_t written() const;
   // A build keeps the layer's most recent MiB in memory (its staging file is
   // written around the page cache), so readers that follow it closely send
   // them from there: the bytes from `offset` to the end of the piece holding
   // it, valid while `keep` is held; nullopt when `offset` is not in memory
-  // (then it is on disk, below written()).
+  // (then it is on disk, below disk_end()).
   struct Recent {
     std::shared_ptr<const storage::Buffer> keep;
     const char* data = nullptr;
     size_t size = 0;
   };
   std::optional<Recent> recent(uint64_t offset) const;
-  // Where the bytes held in memory begin (available() when none are);
-  // everything before it is on disk.
-  uint64_t in_memory_from() const;
+  // Where the bytes a reader behind the memory should read from disk end:
+  // the first byte held in memory, at most what is on disk.
+  uint64_t disk_end() const;
   // A reader says where it is, so the pieces behind every reader leave
   // memory at once and those a reader still needs stay (up to
   // kRecentPieces); a detached reader holds nothing.
@@ -96,8 +94,7 @@ class Job {
     uint32_t layer_crc = 0;
   };
   std::optional<Gzip> gzip() const;
-  // Opens layer.tar at `offset` (Writing or Done); reads no further than
-  // written() at the time of the call.
+  // Opens layer.tar at `offset` (Writing or Done): what is on disk.
   std::unique_ptr<storage::BlobReader> open_at(uint64_t offset);
   // Opens the cached gzip piece (when gzip() has one); nullptr if it vanished.
   std::unique_ptr<storage::BlobReader> open_gzip();
@@ -118,7 +115,7 @@ class Job {
   State state_ = State::Queued;
   uint64_t layer_size_ = 0;
   std::atomic<uint64_t> available_{0};
-  std::atomic<uint64_t> written_{0};
+  uint64_t written_ = 0;  // bytes of the staging file on disk; guarded by mu_
   struct Piece {
     uint64_t offset;
     size_t size;

@@ -62,19 +62,17 @@ Buffer Buffer::take() {
 
 void Buffer::Release::operator()(char* p) const noexcept { BufferPool::global().give(p); }
 
-AsyncWriter::AsyncWriter(UploadWriter& out, core::Hasher& hash, std::function<void(uint64_t)> progress,
-                         WriteOn where)
+AsyncWriter::AsyncWriter(UploadWriter& out, core::Hasher& hash, std::function<void(uint64_t)> progress)
     : out_(out),
       hash_(hash),
-      where_(where),
       progress_(std::move(progress)),
-      hasher_(start("wharf-hashwrite", hashq_, true, where == WriteOn::Worker)),
-      writer_(where == WriteOn::Thread ? start("wharf-write", writeq_, false, true) : std::thread()) {}
+      hasher_(start("wharf-hash", hashq_, false)),
+      writer_(start("wharf-write", writeq_, true)) {}
 
-std::thread AsyncWriter::start(const char* name, Queue& q, bool hash, bool write) {
-  return std::thread([this, name, &q, hash, write] {
+std::thread AsyncWriter::start(const char* name, Queue& q, bool write) {
+  return std::thread([this, name, &q, write] {
     pthread_setname_np(pthread_self(), name);  // visible in top -H / perf
-    run(q, hash, write);
+    run(q, write);
   });
 }
 
@@ -85,17 +83,16 @@ AsyncWriter::~AsyncWriter() {
   }
   cv_.notify_all();
   hasher_.join();
-  if (writer_.joinable()) writer_.join();
+  writer_.join();
 }
 
 void AsyncWriter::push(std::shared_ptr<const Buffer> buf, size_t n) {
   if (!n) return;
-  auto piece = std::make_shared<Piece>(Piece{std::move(buf), n});
   std::unique_lock lk(mu_);
   cv_.wait(lk, [&] { return (hashq_.size() < kDepth && writeq_.size() < kDepth) || error_; });
   if (error_) std::rethrow_exception(error_);
-  hashq_.push_back(piece);
-  if (where_ == WriteOn::Thread) writeq_.push_back(std::move(piece));
+  hashq_.push_back({buf, n});
+  writeq_.push_back({std::move(buf), n});
   cv_.notify_all();
 }
 
@@ -105,9 +102,9 @@ void AsyncWriter::finish() {
   if (error_) std::rethrow_exception(error_);
 }
 
-void AsyncWriter::run(Queue& q, bool hash, bool write) {
+void AsyncWriter::run(Queue& q, bool write) {
   for (;;) {
-    std::shared_ptr<Piece> piece;
+    Piece piece;
     {
       std::unique_lock lk(mu_);
       cv_.wait(lk, [&] { return !q.empty() || closing_ || failed_; });
@@ -118,10 +115,11 @@ void AsyncWriter::run(Queue& q, bool hash, bool write) {
     }
     bool failed = false;
     try {
-      if (hash) hash_.update(piece->buf->data(), piece->n);
-      if (write) {
-        out_.write(piece->buf->data(), piece->n);
-        total_ += piece->n;  // only the writing thread touches it
+      if (!write) {
+        hash_.update(piece.buf->data(), piece.n);
+      } else {
+        out_.write(piece.buf->data(), piece.n);
+        total_ += piece.n;  // only the write thread touches it
         if (progress_) progress_(total_);
       }
     } catch (...) {
@@ -129,7 +127,7 @@ void AsyncWriter::run(Queue& q, bool hash, bool write) {
       std::lock_guard lk(mu_);
       if (!error_) error_ = std::current_exception();
     }
-    piece.reset();  // the buffer goes back to the pool once both threads (and the caller) are done with it
+    piece.buf.reset();  // the buffer goes back to the pool once both threads (and the caller) are done with it
     std::lock_guard lk(mu_);
     --busy_;
     if (failed) {

@@ -1,15 +1,16 @@
-// storage/async_writer.h — hashes buffers on a thread of its own and writes
-// them either on that thread or on a second one, so whoever produces them (a
-// socket read, a layer decoder) goes on while the previous buffer is hashed
-// and written: on two cores a stream then moves at the speed of its slowest
-// part instead of the sum of all of them.
+// storage/async_writer.h — hashes buffers on one thread of its own and
+// writes them on another, so whoever produces them (a socket read, a layer
+// decoder) goes on while the previous buffers are hashed and written: on two
+// cores a stream then moves at the speed of its slowest part instead of the
+// sum of all of them, and a write that waits for the device (O_DIRECT,
+// UploadWriter::bypass_cache) holds nobody up.
 //
-// Buffers are 1 MiB, 4 KiB-aligned (so a driver may write them with O_DIRECT,
-// UploadWriter::bypass_cache) and come from a process-wide pool (at most 16
-// kept); they go back to it once hashed and written, so neither a long stream
-// nor a new request touches fresh memory per chunk (costly on the 2-core VM,
-// BENCHMARKS.md). Not thread-safe for callers: one producer. Errors of the
-// worker threads come back from the next push/finish.
+// Buffers are 1 MiB, 4 KiB-aligned (so a driver may write them with O_DIRECT)
+// and come from a process-wide pool (at most 16 kept); they go back to it
+// once hashed and written, so neither a long stream nor a new request
+// touches fresh memory per chunk (costly on the 2-core VM, BENCHMARKS.md).
+// Not thread-safe for callers: one producer. Errors of the worker threads
+// come back from the next push/finish.
 #pragma once
 
 #include <condition_variable>
@@ -37,7 +38,6 @@ class Buffer {
   Buffer& operator=(Buffer&&) noexcept = default;
   char* data() const { return p_.get(); }
   static constexpr size_t size() { return kSize; }
-  explicit operator bool() const { return p_ != nullptr; }
 
  private:
   struct Release {
@@ -49,17 +49,8 @@ class Buffer {
 
 class AsyncWriter {
  public:
-  static constexpr size_t kChunk = Buffer::kSize;
-
-  // Where each buffer is written: on a write thread of its own, in parallel
-  // with its hashing (Thread; a write that waits for the device — O_DIRECT —
-  // then holds nobody up), or after its hashing on the hashing thread
-  // (Worker; one thread fewer, for producers that are CPU-bound themselves,
-  // like a layer decoder, whose readers follow the written end).
-  enum class WriteOn { Thread, Worker };
-  // `progress(total)` runs after each buffer is written, on the thread that wrote it.
-  AsyncWriter(UploadWriter& out, core::Hasher& hash, std::function<void(uint64_t)> progress = {},
-              WriteOn where = WriteOn::Thread);
+  // `progress(total)` runs on the write thread after each buffer is written.
+  AsyncWriter(UploadWriter& out, core::Hasher& hash, std::function<void(uint64_t)> progress = {});
   ~AsyncWriter();  // drains and joins; errors are dropped (call finish() to see them)
   AsyncWriter(const AsyncWriter&) = delete;
   AsyncWriter& operator=(const AsyncWriter&) = delete;
@@ -79,13 +70,13 @@ class AsyncWriter {
     std::shared_ptr<const Buffer> buf;
     size_t n;
   };
-  using Queue = std::deque<std::shared_ptr<Piece>>;  // a piece is shared by the hash and write queues
-  void run(Queue& q, bool hash, bool write);
-  std::thread start(const char* name, Queue& q, bool hash, bool write);
+  using Queue = std::deque<Piece>;  // both queues get every piece; the buffer is shared
+  // The body of both threads: takes pieces from `q` and hashes or writes them.
+  void run(Queue& q, bool write);
+  std::thread start(const char* name, Queue& q, bool write);
 
   UploadWriter& out_;
   core::Hasher& hash_;
-  WriteOn where_;
   std::function<void(uint64_t)> progress_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -57,8 +57,8 @@ class UploadWriter {
   // Says the bytes will not be read back soon: the driver may write them
   // around its cache (the fs driver: O_DIRECT for 4 KiB-aligned buffers at
   // aligned offsets, when the store drops committed pages anyway). Such a
-  // write returns once the device has the bytes, so call it from a thread
-  // that may wait (AsyncWriter::WriteOn::Thread). Default: nothing.
+  // write returns once the device has the bytes, so write from a thread
+  // that may wait (AsyncWriter's write thread). Default: nothing.
   virtual void bypass_cache() {}
 };
 
