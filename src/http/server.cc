@@ -353,6 +353,14 @@ class Conn final : public Exchange, public Tracked {
   }
 
   // Sends file bytes as they are: sendfile on plain TCP, pread + write on TLS.
+  // Each sendfile call is capped at kSendfileStep. Measured on loopback with a
+  // 1.2 GB cached squash (bench/squash.sh's cached row): one call per socket
+  // buffer's worth (tens of MB at a time) served at 0.36-0.40 s, like nginx
+  // (whose sendfile_max_chunk is 2 MiB); 128 KiB calls at 0.17-0.18 s, 256 KiB
+  // 0.18-0.19 s, 512 KiB 0.24 s. A long call holds the socket lock, so the
+  // peer's ACKs wait in the socket's backlog until it returns; short calls let
+  // them through and the window keeps moving.
+  static constexpr uint64_t kSendfileStep = 128 * 1024;
   asio::awaitable<void> file_body(int fd, uint64_t offset, uint64_t length) {
     if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
       auto& sock = raw_socket(stream_);
@@ -360,7 +368,7 @@ class Conn final : public Exchange, public Tracked {
       off_t off = static_cast<off_t>(offset);
       uint64_t left = length;
       while (left) {
-        ssize_t n = ::sendfile(sock.native_handle(), fd, &off, std::min<uint64_t>(left, 1u << 30));
+        ssize_t n = ::sendfile(sock.native_handle(), fd, &off, std::min<uint64_t>(left, kSendfileStep));
         if (n > 0) {
           left -= static_cast<uint64_t>(n);
           bytes_out += static_cast<uint64_t>(n);

@@ -38,9 +38,9 @@ std::string request_host(const http::Request& req, const SquashOptions& o) {
 // looks at what the build holds in memory again.
 constexpr uint64_t kDiskStep = 4 << 20;
 
-// Waits (without blocking the thread) until the job changes from what the
-// caller last saw, or a short while passes.
-asio::awaitable<void> wait_for_progress(Job& job, uint64_t seen_available, Job::State seen_state) {
+// Waits (without blocking the thread) until the job changes after `seen`
+// (its changes() read before the caller looked at it), or a short while passes.
+asio::awaitable<void> wait_for_progress(Job& job, uint64_t seen) {
   auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
   std::weak_ptr<asio::steady_timer> weak = timer;
   auto exec = timer->get_executor();
@@ -54,7 +54,7 @@ asio::awaitable<void> wait_for_progress(Job& job, uint64_t seen_available, Job::
     int id;
     ~Unsub() { j.unsubscribe(id); }
   } unsub{job, id};
-  if (job.available() == seen_available && job.state() == seen_state) {
+  if (job.changes() == seen) {
     timer->expires_after(std::chrono::milliseconds(100));
     co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
   }
@@ -276,10 +276,14 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
   auto job = svc_.acquire(img);
   // Until the plan exists nothing is sent: failures here are JSON errors.
   for (;;) {
+    uint64_t seen = job->changes();
     auto st = job->state();
     if (st == Job::State::Failed) std::rethrow_exception(job->failure());
-    if (st == Job::State::Writing || st == Job::State::Done) break;
-    co_await wait_for_progress(*job, job->available(), st);
+    if (st == Job::State::Done) break;
+    // Writing: stream as it grows; but once the layer is complete (config
+    // known) the entry is being committed: wait, and serve it cached.
+    if (st == Job::State::Writing && job->config().empty()) break;
+    co_await wait_for_progress(*job, seen);
   }
   layout.layer_size = job->layer_size();
   const std::string head = squash::archive_head(layout);
@@ -343,12 +347,13 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
   } attached{*job, job->attach(0)};
   std::vector<char> buf(1 << 20);
   while (sent < layout.layer_size) {
+    uint64_t seen = job->changes();
     uint64_t avail = job->available();
     auto st = job->state();
     if (st == Job::State::Failed) throw std::runtime_error("squash build failed mid-stream");
     if (st == Job::State::Done) avail = layout.layer_size;
     if (avail <= sent) {
-      co_await wait_for_progress(*job, avail, st);
+      co_await wait_for_progress(*job, seen);
       continue;
     }
     if (st != Job::State::Done) {
@@ -364,7 +369,7 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
       // begins, so a reader that catches up goes back to memory.
       avail = std::min({avail, job->disk_end(), sent + kDiskStep});
       if (avail <= sent) {
-        co_await wait_for_progress(*job, job->available(), st);
+        co_await wait_for_progress(*job, seen);
         continue;
       }
     }
@@ -386,11 +391,15 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
     }
     job->advance(attached.id, sent);
   }
-  while (job->state() != Job::State::Done) {
+  // The tail needs the config: known once the layer is hashed, before the
+  // entry is committed.
+  std::string config;
+  for (uint64_t seen = job->changes(); (config = job->config()).empty(); seen = job->changes()) {
     if (job->state() == Job::State::Failed) throw std::runtime_error("squash build failed at the end");
-    co_await wait_for_progress(*job, job->available(), job->state());
+    co_await wait_for_progress(*job, seen);
   }
-  std::string tail = squash::archive_tail(layout, job->config());
+  if (job->state() == Job::State::Failed) throw std::runtime_error("squash build failed at the end");
+  std::string tail = squash::archive_tail(layout, config);
   co_await emit(tail.data(), tail.size());
   if (deflater) {
     deflater->finish();

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <spdlog/spdlog.h>
+#include <tuple>
 
 #include "core/clock.h"
 #include "core/crash.h"
@@ -255,10 +256,25 @@ void Job::detach(int reader) {
 }
 
 std::unique_ptr<storage::BlobReader> Job::open_at(uint64_t offset) {
-  std::lock_guard lk(mu_);  // the build commits under this lock: we open the right file
-  if (state_ == State::Done) return blobs_->open(*core::Digest::parse(layer_digest_), offset);
-  if (state_ == State::Writing) return blobs_->read_upload(staging_id_, offset);
-  throw std::runtime_error("squash build failed");
+  // Files are opened outside the lock. While Writing the layer is the staging
+  // upload until the commit renames it to the blob named by the layer digest,
+  // which is set before the commit starts: if the upload is gone, the digest
+  // read after that is set and names the file.
+  auto look = [&] {
+    std::lock_guard lk(mu_);
+    return std::tuple{state_, staging_id_, layer_digest_};
+  };
+  auto [st, staging, layer] = look();
+  std::unique_ptr<storage::BlobReader> r;
+  if (st == State::Writing) {
+    r = blobs_->read_upload(staging, offset);
+    if (!r) std::tie(st, staging, layer) = look();
+  }
+  if (!r && (st == State::Writing || st == State::Done) && !layer.empty())
+    r = blobs_->open(*core::Digest::parse(layer), offset);
+  if (st == State::Failed) throw std::runtime_error("squash build failed");
+  if (!r) throw std::runtime_error("squash layer is missing from storage");
+  return r;
 }
 
 std::unique_ptr<storage::BlobReader> Job::open_gzip() {
@@ -277,6 +293,7 @@ void Job::unsubscribe(int id) {
   subs_.erase(id);
 }
 void Job::notify() {
+  changes_.fetch_add(1);
   std::lock_guard lk(mu_);
   for (auto& [_, cb] : subs_) cb();
 }
@@ -633,15 +650,26 @@ void Service::build(const std::shared_ptr<Job>& job) {
                 opts_.spill_dir, &chunks);
     core::Digest diff_id = sink.finish();
     std::string config = squashed_config(img.config, diff_id.str(), img.manifest_digest);
-    meta::SquashRecord rec{img.key, img.manifest_digest, diff_id.str(), plan.tar_size, img.layer_dir, config,
-                           now_ms(), now_ms(), "", 0, 0};
+    // The body is complete: readers that have sent the whole layer send the
+    // tail now instead of waiting for the commit below (fsync, rename, the
+    // record: 1 ms, or 150+ ms when the rename replaces a 1 GB blob of the
+    // same digest that another image's squash left).
     {
       std::lock_guard lk(job->mu_);
-      blobs_.commit_upload(staging, diff_id);
-      meta_.delete_upload(staging);
-      meta_.put_squash(rec);
-      job->layer_digest_ = diff_id.str();
       job->config_ = config;
+      job->layer_digest_ = diff_id.str();
+    }
+    job->notify();
+    meta::SquashRecord rec{img.key, img.manifest_digest, diff_id.str(), plan.tar_size, img.layer_dir, config,
+                           now_ms(), now_ms(), "", 0, 0};
+    // Not under the job's lock: readers keep going (Job::open_at finds the
+    // layer under either name) while this waits for the disk.
+    blobs_.commit_upload(staging, diff_id);
+    core::crash_point("squash-layer-renamed");
+    meta_.delete_upload(staging);
+    meta_.put_squash(rec);
+    {
+      std::lock_guard lk(job->mu_);
       job->state_ = Job::State::Done;
       job->recent_.clear();  // readers go on from the committed blob
     }

@@ -84,7 +84,10 @@ class Job {
   int attach(uint64_t at);
   void advance(int reader, uint64_t at);
   void detach(int reader);
-  // Done: the squashed config. Failed: the failure (a core::Error).
+  // The squashed config, once the layer is complete and hashed: set while
+  // the job is still Writing (its cache entry being committed), so readers
+  // that have the whole layer can finish; empty before. Failed: the failure
+  // (a core::Error).
   std::string config() const;
   std::exception_ptr failure() const;
   // Done: the cached gzip piece of the layer, if it exists yet.
@@ -98,6 +101,10 @@ class Job {
   std::unique_ptr<storage::BlobReader> open_at(uint64_t offset);
   // Opens the cached gzip piece (when gzip() has one); nullptr if it vanished.
   std::unique_ptr<storage::BlobReader> open_gzip();
+  // Counts the job's changes (state, config, bytes available): a waiter
+  // reads it before looking at the job, subscribes, then sleeps only if it
+  // is unchanged, so no change between its look and its sleep is missed.
+  uint64_t changes() const { return changes_.load(); }
   // `cb` runs (on a build thread) whenever the job makes progress.
   int subscribe(std::function<void()> cb);
   void unsubscribe(int id);
@@ -115,6 +122,7 @@ class Job {
   State state_ = State::Queued;
   uint64_t layer_size_ = 0;
   std::atomic<uint64_t> available_{0};
+  std::atomic<uint64_t> changes_{0};
   uint64_t written_ = 0;  // bytes of the staging file on disk; guarded by mu_
   struct Piece {
     uint64_t offset;
