@@ -248,7 +248,12 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
   const bool gzip = accepts_gzip(req);
   Response r;
   r.headers.add("Content-Type", "application/x-tar");
-  r.headers.add("ETag", etag_for(img, layout.repo_tag, gzip));
+  // Strong for bytes that are the same on every request (identity, and gzip
+  // from the cached piece); weak for gzip compressed on the fly, whose bytes
+  // differ from the cached piece's though they inflate to the same archive.
+  const std::string etag = etag_for(img, layout.repo_tag, gzip);
+  auto set_etag = [&](bool weak) { r.headers.set("ETag", weak ? "W/" + etag : etag); };
+  set_etag(gzip);
   r.headers.add("Vary", "Accept-Encoding");
   r.headers.add("X-Wharf-Source-Manifest", img.manifest_digest);
   std::string file = name.substr(name.rfind('/') + 1) + "-" + (by_digest ? img.manifest_digest.substr(7, 12) : ref);
@@ -262,6 +267,7 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
       auto [pre, post] = gzip_wrapping(squash::archive_head(layout), squash::archive_tail(layout, rec->config),
                                        rec->layer_crc, rec->layer_size);
       r.content_length = pre.size() + rec->gz_size + post.size();
+      set_etag(false);
     } else if (gzip) {
       r.headers.add("Content-Encoding", "gzip");  // compressed on the fly: length unknown until sent
       r.length_unknown = true;  // chunked, as the GET will be; never "Content-Length: 0"
@@ -297,6 +303,7 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
       auto piece = job->open_gzip();
       if (piece) {
         r.headers.add("Content-Encoding", "gzip");
+        set_etag(false);
         auto [pre, post] = gzip_wrapping(head, tail, gz->layer_crc, layout.layer_size);
         segs.push_back({pre, nullptr, pre.size()});
         segs.push_back({"", std::move(piece), gz->size});

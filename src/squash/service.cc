@@ -757,21 +757,33 @@ void Service::compress(const meta::SquashRecord& rec) {
 
 void Service::evict(const std::string& keep) {
   auto records = meta_.squash_records();  // least recently used first
+  // What the cache holds on disk: each squashed layer and gzip piece once,
+  // however many entries share it (images with the same layers squash to
+  // the same bytes). Layer indexes are not counted: they belong to the
+  // pushed layers and go when those are collected.
+  struct Held {
+    int users = 0;
+    uint64_t size = 0;
+  };
+  std::map<std::string, Held> held;
   uint64_t total = 0;
-  std::map<std::string, int> users;  // blobs several entries share (same squashed bytes)
+  auto hold = [&](const std::string& d, uint64_t size) {
+    if (d.empty()) return;
+    auto& h = held[d];
+    if (h.users++ == 0) total += (h.size = size);
+  };
   for (const auto& r : records) {
-    total += r.layer_size;
-    ++users[r.layer_digest];
-    if (!r.gz_digest.empty()) ++users[r.gz_digest];
+    hold(r.layer_digest, r.layer_size);
+    hold(r.gz_digest, r.gz_size);
   }
   for (const auto& r : records) {
     if (total <= opts_.cache_max_bytes) break;
     if (r.key == keep) continue;  // the entry just built stays, even alone over the bound
     meta_.delete_squash(r.key);
-    total -= r.layer_size;
     // A blob goes when no other entry uses it and no repository links it (a pushed blob may have the same bytes).
     for (const auto& d : {r.layer_digest, r.gz_digest}) {
-      if (d.empty() || --users[d] > 0) continue;
+      if (d.empty() || --held[d].users > 0) continue;
+      total -= held[d].size;
       if (meta_.repositories_with_blob(d, 1).empty()) blobs_.remove(*core::Digest::parse(d));
     }
     core::Metrics::global().add("wharf_squash_evictions_total");

@@ -40,7 +40,7 @@ struct ServiceOptions {
   unsigned workers = 2;        // builds at a time
   size_t queue_max = 16;       // builds waiting; past that: 503 Retry-After
   std::string default_platform = "linux/amd64";
-  uint64_t cache_max_bytes = 50ull << 30;  // LRU eviction beyond this
+  uint64_t cache_max_bytes = 50ull << 30;  // squashed layers + gzip pieces on disk; LRU eviction beyond this
   std::string spill_dir = "/tmp";          // scratch for layers decoded ahead on other cores
   uint64_t checkpoint_spacing = 4 << 20;   // inflate checkpoints in layer indexes (0: none), build.h
 };

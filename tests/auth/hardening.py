@@ -155,6 +155,22 @@ check("Origin: null refused (403)", r.status == 403, str(r.status))
 r, _ = token(None, ["repository:x/y%d:pull" % i for i in range(100)])
 check("100 scopes in one token request: 400", r.status == 400, str(r.status))
 
+# Auto-prime set per repository through the management API: a push of a tag
+# there builds its squash cache entry; a repository without it is not primed.
+check("auto_prime on through the API",
+      (api(admin, "PUT", "repository/acme/app", {"auto_prime": True}).json() or {}).get("auto_prime") is True)
+check("push to acme/app:auto", push(admin, "acme/app", "autoprime", tag="auto") == 201)
+check("push to legacy/app:auto", push(admin, "legacy/app", "not-autoprimed", tag="auto") == 201)
+def squash_cached(repo, tag):
+    r = http.request("HEAD", "/c1/squash/%s/%s" % (repo, tag), basic(*admin))
+    return r.status == 200 and r.h("Accept-Ranges") == "bytes"
+for _ in range(100):
+    if squash_cached("acme/app", "auto"):
+        break
+    time.sleep(0.1)
+check("a push to a repository with auto_prime builds its squash entry", squash_cached("acme/app", "auto"))
+check("... and a repository without it is not primed", not squash_cached("legacy/app", "auto"))
+
 # 6. One address guessing many accounts runs out of its own budget (last: it
 # blocks this address). 100 failures (auth.max_failed_logins_per_address).
 # Earlier checks already spent a few failures of this address's budget.

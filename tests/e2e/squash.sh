@@ -209,6 +209,16 @@ t_gzip() {
   assert_eq "$len" "$(stat -c%s "$E2E_WORK/g2.gz")" "Content-Length of the cached gzip response"
   grep -qi '^content-encoding: gzip' "$E2E_WORK/gh2" || fail "no Content-Encoding: gzip"
   single_member_inflates_to "$E2E_WORK/g2.gz" "$E2E_WORK/plain.tar" || fail "cached gzip response"
+  # The on-the-fly and the cached gzip bodies differ byte for byte: only the
+  # cached one may carry a strong ETag.
+  local e1 e2
+  e1=$(tr -d '\r' <"$E2E_WORK/gh1" | awk -F': ' 'tolower($1)=="etag"{print $2}')
+  e2=$(tr -d '\r' <"$E2E_WORK/gh2" | awk -F': ' 'tolower($1)=="etag"{print $2}')
+  case "$e1" in W/\"*) ;; *) fail "ETag of gzip compressed on the fly is not weak: '$e1'" ;; esac
+  case "$e2" in \"*) ;; *) fail "ETag of the cached gzip response is not strong: '$e2'" ;; esac
+  if cmp -s "$E2E_WORK/g1.gz" "$E2E_WORK/g2.gz"; then :; else
+    [ "$e1" != "$e2" ] || fail "different gzip bodies under one ETag"
+  fi
   assert_eq "$(curl -sfI -H 'Accept-Encoding: gzip' "$u" | tr -d '\r' | awk -F': ' 'tolower($1)=="content-length"{print $2}')" \
     "$len" "HEAD Content-Length of the cached gzip response"
 }

@@ -9,6 +9,8 @@ make_work squashops
 bash "$here/../lib/make-oci-image.sh" "$work/img" v1 >/dev/null
 bash "$here/../lib/make-oci-image.sh" "$work/img2" v1 >/dev/null
 bash "$here/../lib/make-oci-image.sh" "$work/img3" v1 >/dev/null  # cache entries are per image: each case its own
+bash "$here/../lib/make-oci-image.sh" "$work/img4" v1 >/dev/null
+bash "$here/../lib/make-oci-image.sh" "$work/img5" v1 >/dev/null
 push() { skopeo copy -q --dest-tls-verify=false "oci:$1:v1" "docker://127.0.0.1:$port/$2"; }
 metric() { curl -sf "http://127.0.0.1:$port/metrics" | awk -v n="$1" '$1==n{print $2}' | tail -1; }
 cached() { curl -sfI "http://127.0.0.1:$port/c1/squash/$1" | tr -d '\r' | grep -qi '^accept-ranges: bytes'; }
@@ -16,7 +18,7 @@ cached() { curl -sfI "http://127.0.0.1:$port/c1/squash/$1" | tr -d '\r' | grep -
 port=$(free_port)
 cat >"$work/cfg.yaml" <<EOC
 squash:
-  auto_prime: {namespaces: [auto]}
+  auto_prime: {namespaces: [auto], repositories: [solo/repo]}
   cache_max_bytes: 150000
 EOC
 start_wharf "$port" "$work/data" "$work/wharf.log" --config "$work/cfg.yaml"; PIDS=("$WHARF_PID")
@@ -57,17 +59,48 @@ code=$(curl -s -o "$work/prime.json" -w '%{http_code}' -X POST "http://127.0.0.1
 [ "$code" = 202 ] || fail "POST prime gave $code"
 for _ in $(seq 50); do cached ns/post/v1 && break; sleep 0.1; done
 cached ns/post/v1 || fail "POST prime did not cache"
-push "$work/img2" auto/repo:v1
+# Each image pushed here is new to the server (an image primed before would be cached already).
+cached auto/repo/v1 && fail "auto/repo:v1 cached before its push"
+push "$work/img4" auto/repo:v1
 for _ in $(seq 50); do cached auto/repo/v1 && break; sleep 0.1; done
 cached auto/repo/v1 || fail "a push to an auto-prime namespace was not primed"
+push "$work/img5" solo/repo:v1
+for _ in $(seq 50); do cached solo/repo/v1 && break; sleep 0.1; done
+cached solo/repo/v1 || fail "a push to an auto-prime repository was not primed"
+[ "$(metric wharf_squash_auto_primes_total)" = 2 ] || fail "auto primes: $(metric wharf_squash_auto_primes_total), expected 2"
 push "$work/img3" other/repo:v1
+push "$work/img3" solo/other:v1
 sleep 0.5
 cached other/repo/v1 && fail "a namespace without auto-prime was primed"
-echo "PASS POST .../prime and squash.auto_prime on push"
+cached solo/other/v1 && fail "a repository not listed for auto-prime was primed"
+[ "$(metric wharf_squash_auto_primes_total)" = 2 ] || fail "auto primes after pushes elsewhere: $(metric wharf_squash_auto_primes_total)"
+echo "PASS POST .../prime and squash.auto_prime on push (by namespace and by repository)"
 
 # --- LRU eviction: cache_max_bytes holds one ~110 KB entry at a time
 cached ns/cli/v1 && fail "the least recently used entry was not evicted"
 echo "PASS the cache is bounded by squash.cache_max_bytes (least recently used evicted)"
+stop_pid "$WHARF_PID"
+
+# --- least recently used, not oldest: three entries of ~213 KB each (a ~112 KB
+# layer.tar and its ~101 KB gzip piece, both counted) where two fit
+port=$(free_port)
+printf 'squash:\n  cache_max_bytes: 500000\n' >"$work/lru.yaml"
+start_wharf "$port" "$work/data-lru" "$work/wharf-lru.log" --config "$work/lru.yaml"; PIDS=("$WHARF_PID")
+push "$work/img" lru/a:v1; push "$work/img2" lru/b:v1; push "$work/img3" lru/c:v1
+gz_ready() { curl -sfI -H 'Accept-Encoding: gzip' "http://127.0.0.1:$port/c1/squash/$1" | tr -d '\r' | grep -qi '^content-length'; }
+for r in a b; do
+  curl -sf -o /dev/null "http://127.0.0.1:$port/c1/squash/lru/$r/v1"
+  for _ in $(seq 50); do gz_ready "lru/$r/v1" && break; sleep 0.1; done
+done
+cached lru/a/v1 && cached lru/b/v1 || fail "two entries did not fit in cache_max_bytes"
+curl -sf -o /dev/null "http://127.0.0.1:$port/c1/squash/lru/a/v1"  # a is now used more recently than b
+curl -sf -o /dev/null "http://127.0.0.1:$port/c1/squash/lru/c/v1"
+for _ in $(seq 50); do cached lru/b/v1 || break; sleep 0.1; done
+cached lru/b/v1 && fail "the least recently used entry (b) was not evicted"
+cached lru/a/v1 || fail "the entry used after b (a) was evicted"
+cached lru/c/v1 || fail "the entry just built (c) was evicted"
+[ "$(metric wharf_squash_evictions_total)" = 1 ] || fail "evictions: $(metric wharf_squash_evictions_total), expected 1"
+echo "PASS eviction takes the least recently used entry, counting layers and gzip pieces"
 stop_pid "$WHARF_PID"
 
 # --- limits: a 4xx that names the limit, and nothing cached
