@@ -1,5 +1,6 @@
 #include "registry/squash_endpoint.h"
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <cstdlib>
 #include <boost/asio/as_tuple.hpp>
@@ -58,6 +59,34 @@ asio::awaitable<void> wait_for_progress(Job& job, uint64_t seen) {
     timer->expires_after(std::chrono::milliseconds(100));
     co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
   }
+}
+
+// The exact layer.tar size, planned by the service on a worker: this
+// thread serves other connections meanwhile. Throws what planning threw.
+asio::awaitable<uint64_t> planned_layer_size(squash::Service& svc, const squash::Image& img) {
+  struct Result {
+    std::atomic<bool> done{false};
+    uint64_t size = 0;
+    std::exception_ptr error;
+  };
+  auto res = std::make_shared<Result>();
+  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
+  std::weak_ptr<asio::steady_timer> weak = timer;
+  auto exec = timer->get_executor();  // the connection's strand: the cancel is serialised with us
+  svc.plan_layer_size(img, [res, weak, exec](uint64_t size, std::exception_ptr e) {
+    res->size = size;
+    res->error = e;
+    res->done = true;
+    asio::post(exec, [weak] {
+      if (auto t = weak.lock()) t->cancel();
+    });
+  });
+  while (!res->done) {  // woken by the cancel; the timeout only covers a cancel that came first
+    timer->expires_after(std::chrono::milliseconds(100));
+    co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (res->error) std::rethrow_exception(res->error);
+  co_return res->size;
 }
 
 std::string etag_for(const squash::Image& img, const std::optional<std::string>& repo_tag, bool gzip) {
@@ -261,7 +290,7 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
 
   if (req.is_head()) {
     auto rec = svc_.cached(img);
-    layout.layer_size = rec ? rec->layer_size : svc_.planned_layer_size(img);
+    layout.layer_size = rec ? rec->layer_size : co_await planned_layer_size(svc_, img);
     if (gzip && rec && rec->gz_size) {
       r.headers.add("Content-Encoding", "gzip");
       auto [pre, post] = gzip_wrapping(squash::archive_head(layout), squash::archive_tail(layout, rec->config),

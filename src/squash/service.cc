@@ -309,12 +309,16 @@ Service::Service(ServiceOptions opts, storage::BlobStore& blobs, meta::MetadataS
 }
 
 Service::~Service() {
+  std::deque<Planning> unplanned;
   {
     std::lock_guard lk(mu_);
     stopping_ = true;
+    unplanned.swap(planning_);
   }
   cv_.notify_all();
   for (auto& t : threads_) t.join();
+  for (auto& p : unplanned)  // every waiter hears back
+    p.done(0, std::make_exception_ptr(Error(ErrorCode::Unavailable, "the server is stopping")));
 }
 
 Image Service::resolve(const std::string& repo, const std::string& ref, const std::string& platform) {
@@ -435,13 +439,27 @@ std::shared_ptr<Job> Service::acquire(const Image& img) {
   return j;
 }
 
-uint64_t Service::planned_layer_size(const Image& img) {
-  if (auto r = cached(img)) return r->layer_size;
+void Service::plan_layer_size(const Image& img, SizeCallback done) {
+  std::lock_guard lk(mu_);
+  if (queue_.size() + planning_.size() >= opts_.queue_max + idle_workers_)
+    throw Error(ErrorCode::Unavailable, "too many squash builds running and waiting; retry shortly");
+  planning_.push_back({img, std::move(done)});
+  cv_.notify_one();
+}
+
+void Service::plan(Planning& p) {
+  uint64_t size = 0;
+  std::exception_ptr err;
   try {
-    return plan_merge(index_image(img, std::thread::hardware_concurrency())).tar_size;
+    try {
+      size = plan_merge(index_image(p.img, std::thread::hardware_concurrency())).tar_size;
+    } catch (...) {
+      rethrow_as_error(std::current_exception());
+    }
   } catch (...) {
-    rethrow_as_error(std::current_exception());
+    err = std::current_exception();
   }
+  p.done(size, err);
 }
 
 LayerOpener Service::verified_layers(const Image& img) {
@@ -458,6 +476,7 @@ std::vector<LayerIndex> Service::index_image(const Image& img, unsigned parallel
   // that contribute nothing: a missing blob is a JSON error, not a cut body.
   for (const auto& d : img.layer_digests)
     if (!blobs_.stat(*core::Digest::parse(d))) throw LayerError("layer " + d + " is missing from storage");
+  core::crash_point("squash-index-image");
   StoredIndexes stored(blobs_, meta_, img.layer_digests, indexing_);
   return index_layers(img.layer_digests.size(), verified_layers(img), opts_.limits, parallel, &stored,
                       opts_.checkpoint_spacing);
@@ -485,20 +504,28 @@ void Service::forget_manifest(const std::string& digest) {
 void Service::worker() {
   for (;;) {
     std::shared_ptr<Job> job;
+    std::optional<Planning> planning;
     std::function<void()> task;
     {
       std::unique_lock lk(mu_);
       ++idle_workers_;
-      cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !background_.empty(); });
+      cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !planning_.empty() || !background_.empty(); });
       --idle_workers_;
       if (stopping_) return;
       if (!queue_.empty()) {
         job = queue_.front();
         queue_.pop_front();
+      } else if (!planning_.empty()) {
+        planning = std::move(planning_.front());
+        planning_.pop_front();
       } else {
         task = std::move(background_.front());
         background_.pop_front();
       }
+    }
+    if (planning) {
+      plan(*planning);
+      continue;
     }
     if (task) {
       task();

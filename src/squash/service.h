@@ -164,8 +164,13 @@ class Service {
   std::shared_ptr<Job> acquire(const Image& img);
   // The cached record for `img`, if any (does not start anything).
   std::optional<meta::SquashRecord> cached(const Image& img);
-  // Exact layer.tar size without building it (indexes and plans the layers).
-  uint64_t planned_layer_size(const Image& img);
+  // The exact size of layer.tar without building it: planned on a worker
+  // (indexing layers that have no index yet), never on the caller's thread.
+  // `done` runs once, on that worker, with the size or the failure (a
+  // core::Error); with an error too if the service stops first. Throws
+  // core::Error UNAVAILABLE when the queue is full, like acquire().
+  using SizeCallback = std::function<void(uint64_t, std::exception_ptr)>;
+  void plan_layer_size(const Image& img, SizeCallback done);
   // Indexes the layers of image manifest `digest` in `repo` in the
   // background (when no build waits), so its first squash decodes each layer
   // once. Quietly does nothing for anything that is not an image.
@@ -181,6 +186,8 @@ class Service {
   std::vector<LayerIndex> index_image(const Image& img, unsigned parallel);
   void worker();
   void build(const std::shared_ptr<Job>& job);
+  struct Planning;
+  void plan(Planning& p);
   // Evicts least recently used entries beyond cache_max_bytes, never `keep`.
   void evict(const std::string& keep);
   // Makes the cached gzip piece of a committed layer (after the build, on
@@ -193,7 +200,12 @@ class Service {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> queue_;
-  std::deque<std::function<void()>> background_;  // runs only when queue_ is empty
+  struct Planning {
+    Image img;
+    SizeCallback done;
+  };
+  std::deque<Planning> planning_;                 // sizes requests wait for (HEAD); after queue_
+  std::deque<std::function<void()>> background_;  // runs only when queue_ and planning_ are empty
   std::map<std::string, std::shared_ptr<Job>> inflight_;
   LayersBeingIndexed indexing_;
   unsigned idle_workers_ = 0;

@@ -223,3 +223,22 @@ curl -sf "$u" | sha256sum >"$work/cached.sum"
 [ "$(metric 'wharf_squash_stream_bytes_total{from="disk"}')" -gt 0 ] || fail "the slow reader never read from disk (the test proves nothing)"
 [ "$(metric wharf_squash_builds_total)" = 1 ] || fail "more than one build"
 echo "PASS a reader gets the whole body before the entry is committed; one far behind reads on across the commit's rename"
+
+# --- HEAD of an uncached image plans on a squash worker, not on the thread
+# serving connections: with one I/O thread and the planning held 2 s
+# (WHARF_PAUSE_AT, a slow index), other requests are answered meanwhile
+stop_pid "$WHARF_PID"
+port=$(free_port)
+printf 'threads: 1\nsquash: {index_on_push: false}\n' >"$work/head.yaml"
+WHARF_PAUSE_AT=squash-index-image:2000 start_wharf "$port" "$work/data-head" "$work/wharf-head.log" --config "$work/head.yaml"; PIDS=("$WHARF_PID")
+push "$work/img" ns/head:v1
+curl -sfI "http://127.0.0.1:$port/c1/squash/ns/head/v1" | tr -d '\r' >"$work/head.h" & head_pid=$!
+sleep 0.3
+curl -sf -m 1 -o /dev/null "http://127.0.0.1:$port/v2/" || fail "GET /v2/ waited for a HEAD's planning"
+kill -0 "$head_pid" 2>/dev/null || fail "the HEAD was answered before /v2/ (the test proves nothing)"
+wait "$head_pid" || fail "HEAD of an uncached image failed"
+len=$(awk -F': ' 'tolower($1)=="content-length"{print $2}' "$work/head.h")
+[ -z "$(metric wharf_squash_builds_total)" ] || fail "a HEAD started a build"
+got=$(curl -sf "http://127.0.0.1:$port/c1/squash/ns/head/v1" | wc -c)
+[ "$len" = "$got" ] || fail "HEAD said Content-Length $len, the GET sent $got bytes"
+echo "PASS HEAD of an uncached image: planned off the I/O thread (other requests answered meanwhile), no build, exact length"
