@@ -165,10 +165,9 @@ void TarReader::skip(uint64_t n) {
   }
 }
 
-std::string TarReader::read_blob(uint64_t size, uint64_t limit, const char* what) {
+std::string TarReader::read_blob(uint64_t size, uint64_t limit, const char* what, const char* limit_name) {
   if (size > limit)
-    throw LimitError(std::string(what) + " of " + std::to_string(size) +
-                     " bytes is over the squash limit (squash.limits.max_pax_bytes / max_path_bytes)");
+    throw LimitError(std::string(what) + " of " + std::to_string(size) + " bytes is over " + limit_name);
   std::string s(size, '\0');
   read_exact(s.data(), size);
   skip(tar_padding(size));
@@ -234,7 +233,7 @@ void TarReader::read_sparse_map_v1() {
   };
   uint64_t count = 0;
   next_number(count);
-  if (count > limits_.max_pax_bytes / 4) throw LimitError("a sparse file has more pieces than the limits allow");
+  if (count > limits_.max_pax_bytes / 4) throw LimitError("a sparse file has more pieces than squash.limits.max_pax_bytes allows (4 bytes each)");
   for (uint64_t i = 0; i < count; ++i) {
     uint64_t off = 0, len = 0;
     next_number(off);
@@ -275,12 +274,12 @@ bool TarReader::next(TarEntry& e) {
     char type = h[kType.off];
     switch (type) {
       case 'L':
-        long_name = read_blob(size, limits_.max_path_bytes + 1, "GNU long name");
+        long_name = read_blob(size, limits_.max_path_bytes + 1, "a GNU long name", "squash.limits.max_path_bytes");
         long_name.resize(strnlen(long_name.data(), long_name.size()));
         have_long_name = true;
         continue;
       case 'K':
-        long_link = read_blob(size, limits_.max_path_bytes + 1, "GNU long link name");
+        long_link = read_blob(size, limits_.max_path_bytes + 1, "a GNU long link name", "squash.limits.max_path_bytes");
         long_link.resize(strnlen(long_link.data(), long_link.size()));
         have_long_link = true;
         continue;
@@ -289,7 +288,7 @@ bool TarReader::next(TarEntry& e) {
         continue;
       case 'x':
       case 'X': {
-        std::string body = read_blob(size, limits_.max_pax_bytes, "PAX extended header");
+        std::string body = read_blob(size, limits_.max_pax_bytes, "a PAX extended header", "squash.limits.max_pax_bytes");
         std::string_view b = body;
         while (!b.empty()) {
           auto sp = b.find(' ');
@@ -352,7 +351,7 @@ bool TarReader::next(TarEntry& e) {
           F off{24 * static_cast<size_t>(i), 12}, len{12 + 24 * static_cast<size_t>(i), 12};
           if (x[off.off] == 0 && x[len.off] == 0) break;
           sparse_.emplace_back(field_num(x, off, &ok), field_num(x, len, &ok));
-          if (sparse_.size() > limits_.max_pax_bytes / 4) throw LimitError("a sparse file has too many pieces");
+          if (sparse_.size() > limits_.max_pax_bytes / 4) throw LimitError("a sparse file has more pieces than squash.limits.max_pax_bytes allows (4 bytes each)");
         }
         extended = x[504] != 0;
       }

@@ -66,7 +66,8 @@ class TarReader {
   void read_exact(char* buf, size_t n);
   size_t read_some(char* buf, size_t n);
   void skip(uint64_t n);
-  std::string read_blob(uint64_t size, uint64_t limit, const char* what);
+  // Reads a header's payload of `size` bytes; over `limit`: a LimitError naming `limit_name`.
+  std::string read_blob(uint64_t size, uint64_t limit, const char* what, const char* limit_name);
 
   ByteSource& src_;
   Limits limits_;

@@ -603,6 +603,23 @@ case("err-limit-zstd-window", "a zstd layer whose frame asks for a 128 MiB windo
     Layer([D("ok"), F("ok/file", "f (only in err-limit-zstd-window)\n")], compress="zstd-long"),
 ], error=dict(hint=r"zstd_window_log_max"))
 
+_p5000 = "toolong/" + "/".join(["p" * 200] * 25)  # 5 032 bytes: over max_path_bytes (4096)
+case("err-limit-path-pax", "a file whose PAX path is 5 032 bytes, over the default squash.limits.max_path_bytes "
+     "(4096): a 4xx naming the limit", [
+    Layer([D("ok"), F(_p5000, "deep\n")]),
+], error=dict(hint=r"max_path_bytes"))
+case("err-limit-path-gnu", "the same path as a GNU long name", [
+    Layer([D("ok"), F(_p5000, "deep\n")], fmt="gnu"),
+], error=dict(hint=r"max_path_bytes"))
+case("err-limit-pax", "a PAX extended header of 1.1 MB (one xattr value), over the default "
+     "squash.limits.max_pax_bytes (1 MiB): a 4xx naming the limit", [
+    Layer([D("ok"), F("ok/big-xattr", "x\n", xattrs={"user.big": "v" * 1100000})]),
+], error=dict(hint=r"max_pax_bytes"))
+case("err-limit-uncompressed", "a layer of 52 MiB uncompressed (zeros, a small gzip blob), over "
+     "squash.limits.max_uncompressed_bytes, which run.sh's wharfs set to 48 MiB: a 4xx naming the limit", [
+    Layer([D("ok"), F("ok/zeros", bytes(52 << 20))]),
+], error=dict(hint=r"max_uncompressed_bytes"))
+
 case("err-foreign-layer", "a non-distributable layer whose descriptor has urls and whose blob the registry "
      "does not have: a clear error, and the urls are never fetched", [
     Layer([D("ok"), F("ok/file", "f\n")]),

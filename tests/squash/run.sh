@@ -54,10 +54,11 @@ export SQUASH_FOREIGN_URL SQUASH_FOREIGN_LOG=$WORK/foreign.log
 # a layer in one piece.
 PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
-printf 'squash:\n  inflate_checkpoint_bytes: 1024\n' >"$WORK/main.yaml"
+# Both take at most 48 MiB of uncompressed layers per image (err-limit-uncompressed).
+printf 'squash:\n  inflate_checkpoint_bytes: 1024\n  limits: {max_uncompressed_bytes: 50331648}\n' >"$WORK/main.yaml"
 start_wharf "$PORT" "$WORK/data" "$WORK/wharf.log" --config "$WORK/main.yaml"
 BG_PIDS+=("$WHARF_PID")
-printf 'squash:\n  index_on_push: false\n' >"$WORK/noindex.yaml"
+printf 'squash:\n  index_on_push: false\n  limits: {max_uncompressed_bytes: 50331648}\n' >"$WORK/noindex.yaml"
 PORT2=$(free_port)
 BASE2=http://127.0.0.1:$PORT2
 start_wharf "$PORT2" "$WORK/data-noindex" "$WORK/wharf-noindex.log" --config "$WORK/noindex.yaml"
