@@ -497,7 +497,7 @@ CHECK
   IMG_AMD64_DIFFIDS="${lf[0]} ${lf[1]} ${lf[2]}"
 
   # arm64 config + manifest (shares layer 2's blob with amd64)
-  printf '{"created":"%s","architecture":"arm64","variant":"v8","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["%s","%s"]},"history":[{"created":"%s","created_by":"e2e layer 2: whiteouts"},{"created":"%s","created_by":"e2e arm64 layer"}]}' \
+  printf '{"created":"%s","architecture":"arm64","variant":"v8","os":"linux","config":{"Env":["PATH=/bin","A=1"],"Cmd":["/bin/sh"],"Entrypoint":["/bin/env"],"WorkingDir":"/srv","User":"1000:1000","ExposedPorts":{"8080/tcp":{}},"Volumes":{"/data":{}},"Labels":{"org.wharf.e2e":"arm64"},"StopSignal":"SIGINT","Healthcheck":{"Test":["CMD","true"],"Interval":30000000000}},"rootfs":{"type":"layers","diff_ids":["%s","%s"]},"history":[{"created":"%s","created_by":"e2e layer 2: whiteouts"},{"created":"%s","created_by":"e2e arm64 layer"}]}' \
     "$created" "${lf[1]}" "${lf[3]}" "$created" "$created" >"$w/cfg-arm64.json"
   _e2e_add_blob "$out" "$w/cfg-arm64.json"
   printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"%s","digest":"%s","size":%s},"layers":[{"mediaType":"%s","digest":"%s","size":%s},{"mediaType":"%s","digest":"%s","size":%s}]}' \

@@ -135,6 +135,38 @@ t_http() {
   assert_eq "[]" "$(tar -xOf "$E2E_WORK/bydigest.tar" manifest.json | jq -c '.[0].RepoTags')" "RepoTags of a by-digest archive"
   tar -xOf "$E2E_WORK/b1" manifest.json | jq -e --arg t "$REGISTRY/$N/http:v1" '.[0].RepoTags == [$t]' >/dev/null ||
     fail "RepoTags of a by-tag archive"
+  # The repositories file (older engines): repository -> tag -> the layer's directory.
+  local ldir
+  ldir=$(tar -xOf "$E2E_WORK/b1" manifest.json | jq -r '.[0].Layers[0]' | cut -d/ -f1)
+  tar -xOf "$E2E_WORK/b1" repositories | jq -e --arg r "$REGISTRY/$N/http" --arg d "$ldir" '.[$r].v1 == $d' >/dev/null ||
+    fail "repositories file: $(tar -xOf "$E2E_WORK/b1" repositories)"
+  tr -d '\r' <"$E2E_WORK/h1" | grep -qi '^vary: accept-encoding' || fail "no Vary: Accept-Encoding"
+  # History: every original entry kept as empty_layer, one new entry naming the source manifest.
+  local cfgname orig
+  cfgname=$(tar -xOf "$E2E_WORK/b1" manifest.json | jq -r '.[0].Config')
+  tar -xOf "$E2E_WORK/b1" "$cfgname" >"$E2E_WORK/sq-config.json"
+  orig=$(curl -sf -H "Accept: $E2E_DOCKER_MANIFEST" "$BASE/v2/$N/http/manifests/v1" | jq -r .config.digest)
+  curl -sf "$BASE/v2/$N/http/blobs/$orig" >"$E2E_WORK/orig-config.json"
+  jq -e --slurpfile o "$E2E_WORK/orig-config.json" --arg m "$dg" '
+      (.history | length) == ($o[0].history | length) + 1
+      and ([.history[:-1][] | .empty_layer] | all)
+      and ((.history[:-1] | map(del(.empty_layer))) == ($o[0].history | map(del(.empty_layer))))
+      and (.history[-1].empty_layer | not)
+      and (.history[-1].created_by | contains($m))
+      and (.rootfs.diff_ids | length) == 1
+      and .config == $o[0].config and .architecture == $o[0].architecture and .os == $o[0].os' \
+    "$E2E_WORK/sq-config.json" >/dev/null || fail "squashed config vs the original: $(jq -c .history "$E2E_WORK/sq-config.json")"
+  # A second tag of the same image shares the cache entry: a hit, no build.
+  e2e_skopeo copy --dest-tls-verify=false --format v2s2 "oci:$L:arm64" "docker://$REGISTRY/$N/http:second"
+  local builds hits
+  builds=$(metric wharf_squash_builds_total); hits=$(metric wharf_squash_cache_hits_total)
+  squash_get "$N/http/second" "$E2E_WORK/second.tar"
+  assert_eq "$builds" "$(metric wharf_squash_builds_total)" "builds for a second tag of a squashed image"
+  assert_eq $((hits + 1)) "$(metric wharf_squash_cache_hits_total)" "cache hits for a second tag of a squashed image"
+  # RepoTags is left out when the Host is not valid in an image reference.
+  curl -sf -H 'Host: not_a_host:5000' "$BASE/c1/squash/$N/http/v1" -o "$E2E_WORK/badhost.tar"
+  assert_eq "[]" "$(tar -xOf "$E2E_WORK/badhost.tar" manifest.json | jq -c '.[0].RepoTags')" "RepoTags with a Host invalid in a reference"
+  assert_eq "{}" "$(tar -xOf "$E2E_WORK/badhost.tar" repositories)" "repositories with a Host invalid in a reference"
 }
 
 t_concurrent() {

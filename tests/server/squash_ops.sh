@@ -103,6 +103,46 @@ cached lru/c/v1 || fail "the entry just built (c) was evicted"
 echo "PASS eviction takes the least recently used entry, counting layers and gzip pieces"
 stop_pid "$WHARF_PID"
 
+# --- the cache survives a restart; squash.repo_host names the host in RepoTags
+printf 'squash:\n  cache_max_bytes: 500000\n  repo_host: registry.example.com\n' >"$work/lru2.yaml"
+start_wharf "$port" "$work/data-lru" "$work/wharf-lru.log" --config "$work/lru2.yaml"; PIDS=("$WHARF_PID")
+curl -sf "http://127.0.0.1:$port/c1/squash/lru/a/v1" -o "$work/a.tar"
+[ -z "$(metric wharf_squash_builds_total)" ] || fail "an entry cached before the restart was built again"
+[ "$(metric wharf_squash_cache_hits_total)" = 1 ] || fail "no cache hit after the restart"
+[ "$(tar -xOf "$work/a.tar" manifest.json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["RepoTags"])')" = "['registry.example.com/lru/a:v1']" ] ||
+  fail "RepoTags with squash.repo_host: $(tar -xOf "$work/a.tar" manifest.json)"
+echo "PASS the cache survives a restart; squash.repo_host sets the host in RepoTags"
+
+# --- what is not a runnable image gets a 4xx JSON error naming why, and nothing is built
+blob_put() {  # FILE -> digest; uploads it to lru/art
+  local d; d=sha256:$(sha256sum "$1" | cut -d' ' -f1)
+  curl -sf -X POST --data-binary @"$1" -H 'Content-Type: application/octet-stream' \
+    "http://127.0.0.1:$port/v2/lru/art/blobs/uploads/?digest=$d" -o /dev/null || fail "blob upload failed"
+  echo "$d"
+}
+printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"$work/empty-cfg.json"
+printf 'some data' >"$work/data.bin"
+printf '{}' >"$work/art-cfg.json"
+ec=$(blob_put "$work/empty-cfg.json"); db=$(blob_put "$work/data.bin"); ac=$(blob_put "$work/art-cfg.json")
+man() {  # TAG CONFIG_TYPE CONFIG_DIGEST CONFIG_SIZE LAYERS_JSON
+  curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+    --data-binary "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"$2\",\"digest\":\"$3\",\"size\":$4},\"layers\":$5}" \
+    "http://127.0.0.1:$port/v2/lru/art/manifests/$1" -o /dev/null || fail "manifest $1 refused"
+}
+layer='[{"mediaType":"application/vnd.example.data","digest":"'$db'","size":9}]'
+man artifact application/vnd.example.config+json "$ac" 2 "$layer"
+man nolayers application/vnd.oci.image.config.v1+json "$ec" "$(stat -c%s "$work/empty-cfg.json")" '[]'
+man datalayer application/vnd.oci.image.config.v1+json "$ec" "$(stat -c%s "$work/empty-cfg.json")" "$layer"
+for t in artifact:artifact nolayers:'no layers' datalayer:'not a tar layer'; do
+  code=$(curl -s -o "$work/art.json" -w '%{http_code}' "http://127.0.0.1:$port/c1/squash/lru/art/${t%%:*}")
+  case "$code" in 4??) ;; *) fail "squash of ${t%%:*} gave $code" ;; esac
+  python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["errors"][0]; assert sys.argv[2] in e["message"], e' "$work/art.json" "${t#*:}" ||
+    fail "the error for ${t%%:*} does not say '${t#*:}': $(cat "$work/art.json")"
+done
+[ -z "$(metric wharf_squash_builds_total)" ] || fail "something that is not an image started a build"
+echo "PASS an artifact, an image without layers and one with a non-tar layer get a 4xx naming why"
+stop_pid "$WHARF_PID"
+
 # --- limits: a 4xx that names the limit, and nothing cached
 port=$(free_port)
 printf 'squash:\n  limits: {max_entries: 3}\n' >"$work/limits.yaml"
