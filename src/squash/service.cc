@@ -629,6 +629,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
       job->state_ = Job::State::Writing;
     }
     job->notify();
+    core::crash_point("squash-writing");
     int64_t touched = now_s();
     uint64_t told = 0;
     auto published = [&](std::shared_ptr<const storage::Buffer> buf, size_t n) {

@@ -282,3 +282,53 @@ len=$(awk -F': ' 'tolower($1)=="content-length"{print $2}' "$work/head.h")
 got=$(curl -sf "http://127.0.0.1:$port/c1/squash/ns/head/v1" | wc -c)
 [ "$len" = "$got" ] || fail "HEAD said Content-Length $len, the GET sent $got bytes"
 echo "PASS HEAD of an uncached image: planned off the I/O thread (other requests answered meanwhile), no build, exact length"
+
+# --- sharing, hanging up and failing, with each build held 1.5 s once its
+# plan is made and the archive's first bytes are out (WHARF_PAUSE_AT), so
+# the clients below are certain to overlap it
+stop_pid "$WHARF_PID"
+port=$(free_port)
+WHARF_PAUSE_AT=squash-writing:1500 start_wharf "$port" "$work/data-held" "$work/wharf-held.log"; PIDS=("$WHARF_PID")
+push "$work/img" held/shared:v1; push "$work/img2" held/gone:v1; push "$work/img3" held/bad:v1
+for _ in $(seq 100); do [ "$(metric wharf_squash_background_indexes_total)" = 3 ] && break; sleep 0.1; done
+# 20 clients at once: one build, 19 join it, 20 identical bodies.
+clients=()
+for i in $(seq 20); do
+  ( curl -sf "http://127.0.0.1:$port/c1/squash/held/shared/v1" | sha256sum >"$work/s$i"; echo "${PIPESTATUS[0]}" >"$work/r$i" ) &
+  clients+=($!)
+done
+wait "${clients[@]}"
+[ "$(cat "$work"/r{1..20} | sort -u)" = 0 ] || fail "some of 20 concurrent clients failed"
+[ "$(metric wharf_squash_builds_total)" = 1 ] || fail "20 concurrent clients caused $(metric wharf_squash_builds_total) builds"
+[ "$(metric wharf_squash_joined_builds_total)" = 19 ] || fail "$(metric wharf_squash_joined_builds_total) of 19 clients joined the build"
+[ "$(cat "$work"/s{1..20} | sort -u | wc -l)" = 1 ] || fail "20 concurrent clients got different bodies"
+echo "PASS 20 clients at once on a cold image: one build, 19 joined it, identical bodies"
+# A client that hangs up mid-build does not stop it: it completes and is cached.
+curl -s -N "http://127.0.0.1:$port/c1/squash/held/gone/v1" -o "$work/gone.part" & gone=$!
+sleep 0.5
+kill "$gone"; wait "$gone" 2>/dev/null || true
+[ -s "$work/gone.part" ] || fail "the client that hung up had no bytes yet (the test proves nothing)"
+cached held/gone/v1 && fail "the entry was cached before the held build went on (the test proves nothing)"
+for _ in $(seq 50); do cached held/gone/v1 && break; sleep 0.1; done
+cached held/gone/v1 || fail "the build a client hung up on was not completed and cached"
+[ "$(metric wharf_squash_builds_total)" = 2 ] || fail "builds after the hang-up: $(metric wharf_squash_builds_total)"
+echo "PASS a client that hangs up mid-build: the build completes and is cached"
+# A build that fails after bytes went out cuts every attached response short
+# and caches nothing: a layer blob damaged on disk after it was indexed.
+bad=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/held/bad/manifests/v1" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][-1]["digest"].split(":")[1])')
+f="$work/data-held/blobs/sha256/${bad:0:2}/$bad"
+printf '\xff' | dd of="$f" bs=1 seek=$(( $(stat -c%s "$f") / 2 )) conv=notrunc 2>/dev/null
+clients=()
+for i in 1 2 3; do
+  ( rc=0; curl -sf "http://127.0.0.1:$port/c1/squash/held/bad/v1" -o "$work/bad$i.tar" || rc=$?; echo $rc >"$work/badrc$i" ) &
+  clients+=($!)
+done
+wait "${clients[@]}"
+for i in 1 2 3; do
+  [ "$(cat "$work/badrc$i")" != 0 ] || fail "client $i of a failing build got a whole body"
+  [ -s "$work/bad$i.tar" ] || fail "client $i got no bytes: the failure came before the body (the test proves nothing)"
+done
+[ "$(metric wharf_squash_build_failures_total)" = 1 ] || fail "build failures: $(metric wharf_squash_build_failures_total)"
+cached held/bad/v1 && fail "a failed build left a cache entry"
+echo "PASS a build failing mid-stream cuts all 3 attached responses short (curl -f fails) and caches nothing"
