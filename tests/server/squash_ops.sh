@@ -51,6 +51,15 @@ wait $catpid
 [ ! -e "$work/out.fifo.partial" ] || fail "wharf squash --to FIFO left a .partial file"
 cmp "$work/from-fifo.tar" "$work/offline.tar" || fail "the archive written into a fifo differs"
 echo "PASS wharf squash --to a fifo writes into it and leaves it a fifo"
+# On a terminal (script(1) gives it one) the offline squash draws a progress
+# bar: bytes done of the total, the rate and an ETA; into a file, nothing.
+script -qec "'$WHARF_BIN' squash --from 'oci:$work/img:v1' --to '$work/tty.tar'" /dev/null >"$work/tty.out"
+tr '\r' '\n' <"$work/tty.out" | grep -qE '^\[#+ *\] +[0-9.]+/ +[0-9.]+ MiB +[0-9.]+ MiB/s ETA +[0-9]+s' ||
+  fail "no progress bar on a terminal: $(head -c 300 "$work/tty.out")"
+cmp "$work/tty.tar" "$work/offline.tar" || fail "the archive written with a progress bar differs"
+"$WHARF_BIN" squash --from "oci:$work/img:v1" --to "$work/notty.tar" 2>"$work/notty.err"
+[ ! -s "$work/notty.err" ] || fail "a progress bar without a terminal: $(head -c 300 "$work/notty.err")"
+echo "PASS wharf squash draws a progress bar (bytes, rate, ETA) on a terminal and none otherwise"
 sleep 0.05  # the entries below are used later than this one
 
 # --- POST prime endpoint and auto-prime on push
@@ -239,6 +248,23 @@ for _ in $(seq 100); do [ "$(metric wharf_squash_background_indexes_total)" = 1 
 [ "$(metric wharf_squash_layers_indexed_total)" = 1 ] ||
   fail "the layer was indexed $(metric wharf_squash_layers_indexed_total) times (the pull and the background index each decoded it)"
 echo "PASS a squash right after the push waits for the background index: the layer is decoded for indexing once"
+
+# --- a slow client slows neither the build nor a client that comes after it:
+# one reading at 20 MB/s (a 1 GiB body: ~50 s) is still reading when the
+# build is cached and a second client has its whole body
+m=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/ns/fresh/manifests/v1" |
+  python3 -c 'import json,sys; m=json.load(sys.stdin); m["annotations"]={"wharf.test":"slowclient"}; print(json.dumps(m))')
+curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "$m" \
+  "http://127.0.0.1:$port/v2/ns/fresh/manifests/slow" -o /dev/null
+curl -s --limit-rate 20M -o /dev/null "http://127.0.0.1:$port/c1/squash/ns/fresh/slow" & slowc=$!
+for _ in $(seq 200); do cached ns/fresh/slow && break; sleep 0.1; done
+cached ns/fresh/slow || fail "the build behind a slow client was not cached within 20 s"
+got=$(curl -sf "http://127.0.0.1:$port/c1/squash/ns/fresh/slow" | wc -c)
+kill -0 "$slowc" 2>/dev/null || fail "the slow client finished first (the test proves nothing)"
+kill "$slowc"; wait "$slowc" 2>/dev/null || true
+want=$(curl -sfI "http://127.0.0.1:$port/c1/squash/ns/fresh/slow" | tr -d '\r' | awk -F': ' 'tolower($1)=="content-length"{print $2}')
+[ "$got" = "$want" ] || fail "the client after the slow one got $got of $want bytes"
+echo "PASS a client reading at 20 MB/s: the build is cached and another client served in full while it still reads"
 
 # --- a build's readers get the whole body before its cache entry is committed,
 # and a reader far behind goes on reading the layer while the commit renames it
