@@ -374,6 +374,10 @@ void Job::notify() {
 
 Service::Service(ServiceOptions opts, storage::BlobStore& blobs, meta::MetadataStore& meta)
     : opts_(std::move(opts)), blobs_(blobs), meta_(meta) {
+  threads_.emplace_back([this] {  // sizes for HEAD: not behind the builds
+    pthread_setname_np(pthread_self(), "wharf-plan");
+    planner();
+  });
   for (unsigned i = 0; i < std::max(1u, opts_.workers); ++i) threads_.emplace_back([this] {
       pthread_setname_np(pthread_self(), "wharf-squash");
       worker();
@@ -388,6 +392,7 @@ Service::~Service() {
     unplanned.swap(planning_);
   }
   cv_.notify_all();
+  plan_cv_.notify_all();
   for (auto& t : threads_) t.join();
   for (auto& p : unplanned)  // every waiter hears back
     p.done(0, std::make_exception_ptr(Error(ErrorCode::Unavailable, "the server is stopping")));
@@ -513,10 +518,24 @@ std::shared_ptr<Job> Service::acquire(const Image& img) {
 
 void Service::plan_layer_size(const Image& img, SizeCallback done) {
   std::lock_guard lk(mu_);
-  if (queue_.size() + planning_.size() >= opts_.queue_max + idle_workers_)
-    throw Error(ErrorCode::Unavailable, "too many squash builds running and waiting; retry shortly");
+  if (planning_.size() > opts_.queue_max)
+    throw Error(ErrorCode::Unavailable, "too many squash sizes being planned; retry shortly");
   planning_.push_back({img, std::move(done)});
-  cv_.notify_one();
+  plan_cv_.notify_one();
+}
+
+void Service::planner() {
+  for (;;) {
+    std::optional<Planning> p;
+    {
+      std::unique_lock lk(mu_);
+      plan_cv_.wait(lk, [&] { return stopping_ || !planning_.empty(); });
+      if (stopping_) return;
+      p = std::move(planning_.front());
+      planning_.pop_front();
+    }
+    plan(*p);
+  }
 }
 
 void Service::plan(Planning& p) {
@@ -576,28 +595,20 @@ void Service::forget_manifest(const std::string& digest) {
 void Service::worker() {
   for (;;) {
     std::shared_ptr<Job> job;
-    std::optional<Planning> planning;
     std::function<void()> task;
     {
       std::unique_lock lk(mu_);
       ++idle_workers_;
-      cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !planning_.empty() || !background_.empty(); });
+      cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !background_.empty(); });
       --idle_workers_;
       if (stopping_) return;
       if (!queue_.empty()) {
         job = queue_.front();
         queue_.pop_front();
-      } else if (!planning_.empty()) {
-        planning = std::move(planning_.front());
-        planning_.pop_front();
       } else {
         task = std::move(background_.front());
         background_.pop_front();
       }
-    }
-    if (planning) {
-      plan(*planning);
-      continue;
     }
     if (task) {
       task();

@@ -164,11 +164,12 @@ class Service {
   std::shared_ptr<Job> acquire(const Image& img);
   // The cached record for `img`, if any (does not start anything).
   std::optional<meta::SquashRecord> cached(const Image& img);
-  // The exact size of layer.tar without building it: planned on a worker
-  // (indexing layers that have no index yet), never on the caller's thread.
-  // `done` runs once, on that worker, with the size or the failure (a
+  // The exact size of layer.tar without building it: planned on the
+  // service's planning thread (indexing layers that have no index yet, so
+  // it may take a while), never on the caller's and never behind builds.
+  // `done` runs once, on that thread, with the size or the failure (a
   // core::Error); with an error too if the service stops first. Throws
-  // core::Error UNAVAILABLE when the queue is full, like acquire().
+  // core::Error UNAVAILABLE when more than queue_max sizes wait.
   using SizeCallback = std::function<void(uint64_t, std::exception_ptr)>;
   void plan_layer_size(const Image& img, SizeCallback done);
   // Indexes the layers of image manifest `digest` in `repo` in the
@@ -187,6 +188,7 @@ class Service {
   void worker();
   void build(const std::shared_ptr<Job>& job);
   struct Planning;
+  void planner();  // the planning thread: takes planning_
   void plan(Planning& p);
   // Evicts least recently used entries beyond cache_max_bytes, never `keep`.
   void evict(const std::string& keep);
@@ -198,14 +200,15 @@ class Service {
   storage::BlobStore& blobs_;
   meta::MetadataStore& meta_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;       // workers: queue_, background_
+  std::condition_variable plan_cv_;  // the planner: planning_
   std::deque<std::shared_ptr<Job>> queue_;
   struct Planning {
     Image img;
     SizeCallback done;
   };
-  std::deque<Planning> planning_;                 // sizes requests wait for (HEAD); after queue_
-  std::deque<std::function<void()>> background_;  // runs only when queue_ and planning_ are empty
+  std::deque<Planning> planning_;                 // sizes requests wait for (HEAD): the planner's
+  std::deque<std::function<void()>> background_;  // runs only when queue_ is empty
   std::map<std::string, std::shared_ptr<Job>> inflight_;
   LayersBeingIndexed indexing_;
   unsigned idle_workers_ = 0;
