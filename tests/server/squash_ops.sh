@@ -238,6 +238,7 @@ echo "PASS 4 concurrent requests for a cold 1 GiB image: one build, $joined join
 
 # --- a pull right after a push waits for the layer's background index instead
 # of decoding the layer a second time (the 1 GiB layer takes about a second)
+stop_pid "$WHARF_PID"
 port=$(free_port)
 start_wharf "$port" "$work/data-fresh" "$work/wharf-fresh.log"; PIDS=("$WHARF_PID")
 push "$work/bigimg" ns/fresh:v1
