@@ -3,6 +3,7 @@
 #include <atomic>
 #include <boost/asio.hpp>
 #include <cstdlib>
+#include <functional>
 #include <boost/asio/as_tuple.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -39,30 +40,44 @@ std::string request_host(const http::Request& req, const SquashOptions& o) {
 // looks at what the build holds in memory again.
 constexpr uint64_t kDiskStep = 4 << 20;
 
+// A nap on the connection's strand that another thread can cut short:
+// wake() may run anywhere; it posts the cancel to the strand, so it is
+// serialised with the coroutine. A wake that comes before the nap starts is
+// lost, hence the short nap and the callers' re-checks.
+class Nap {
+ public:
+  explicit Nap(asio::any_io_executor exec) : timer_(std::make_shared<asio::steady_timer>(exec)) {}
+  std::function<void()> waker() const {
+    return [weak = std::weak_ptr<asio::steady_timer>(timer_), exec = timer_->get_executor()] {
+      asio::post(exec, [weak] {
+        if (auto t = weak.lock()) t->cancel();
+      });
+    };
+  }
+  asio::awaitable<void> operator()() {
+    timer_->expires_after(std::chrono::milliseconds(100));
+    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+
+ private:
+  std::shared_ptr<asio::steady_timer> timer_;
+};
+
 // Waits (without blocking the thread) until the job changes after `seen`
 // (its changes() read before the caller looked at it), or a short while passes.
 asio::awaitable<void> wait_for_progress(Job& job, uint64_t seen) {
-  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
-  std::weak_ptr<asio::steady_timer> weak = timer;
-  auto exec = timer->get_executor();
-  int id = job.subscribe([weak, exec] {
-    asio::post(exec, [weak] {
-      if (auto t = weak.lock()) t->cancel();
-    });
-  });
+  Nap nap(co_await asio::this_coro::executor);
+  int id = job.subscribe(nap.waker());
   struct Unsub {
     Job& j;
     int id;
     ~Unsub() { j.unsubscribe(id); }
   } unsub{job, id};
-  if (job.changes() == seen) {
-    timer->expires_after(std::chrono::milliseconds(100));
-    co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
-  }
+  if (job.changes() == seen) co_await nap();
 }
 
-// The exact layer.tar size, planned by the service on a worker: this
-// thread serves other connections meanwhile. Throws what planning threw.
+// The exact layer.tar size, planned by the service on its planning thread:
+// this thread serves other connections meanwhile. Throws what planning threw.
 asio::awaitable<uint64_t> planned_layer_size(squash::Service& svc, const squash::Image& img) {
   struct Result {
     std::atomic<bool> done{false};
@@ -70,21 +85,14 @@ asio::awaitable<uint64_t> planned_layer_size(squash::Service& svc, const squash:
     std::exception_ptr error;
   };
   auto res = std::make_shared<Result>();
-  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
-  std::weak_ptr<asio::steady_timer> weak = timer;
-  auto exec = timer->get_executor();  // the connection's strand: the cancel is serialised with us
-  svc.plan_layer_size(img, [res, weak, exec](uint64_t size, std::exception_ptr e) {
+  Nap nap(co_await asio::this_coro::executor);
+  svc.plan_layer_size(img, [res, wake = nap.waker()](uint64_t size, std::exception_ptr e) {
     res->size = size;
     res->error = e;
     res->done = true;
-    asio::post(exec, [weak] {
-      if (auto t = weak.lock()) t->cancel();
-    });
+    wake();
   });
-  while (!res->done) {  // woken by the cancel; the timeout only covers a cancel that came first
-    timer->expires_after(std::chrono::milliseconds(100));
-    co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
-  }
+  while (!res->done) co_await nap();
   if (res->error) std::rethrow_exception(res->error);
   co_return res->size;
 }
