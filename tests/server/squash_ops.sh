@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Operating squashed downloads: priming (CLI while the server runs, the POST
 # endpoint, auto-prime on push by config), the offline `wharf squash`, limits
-# answered with a 4xx naming the limit (and no cache entry), and LRU eviction.
+# answered with a 4xx naming the limit (and no cache entry), LRU eviction and
+# restarts, the build queue, and how builds and their readers behave when
+# they overlap (sharing, slow, hanging-up and failing clients, the commit,
+# HEAD), with builds held at named points by WHARF_PAUSE_AT (core/crash.h).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
@@ -300,8 +303,8 @@ cmp "$work/slow.sum" "$work/cached.sum" || fail "the body read across the commit
 [ "$(metric wharf_squash_builds_total)" = 2 ] || fail "builds: $(metric wharf_squash_builds_total), expected 2"
 echo "PASS a reader gets the whole body before the entry is committed; one far behind reads on across the commit's rename"
 
-# --- HEAD of an uncached image plans on a squash worker, not on the thread
-# serving connections: with one I/O thread and the planning held 2 s
+# --- HEAD of an uncached image plans on the squash service's planning thread,
+# not on the thread serving connections: with one I/O thread and the planning held 2 s
 # (WHARF_PAUSE_AT, a slow index), other requests are answered meanwhile
 stop_pid "$WHARF_PID"
 port=$(free_port)
