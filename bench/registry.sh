@@ -188,10 +188,12 @@ WH_PORT=$(free_port); DI_PORT=$(free_port); NG_PORT=$(free_port)
 while [ "$DI_PORT" = "$WH_PORT" ]; do DI_PORT=$(free_port); done
 while [ "$NG_PORT" = "$WH_PORT" ] || [ "$NG_PORT" = "$DI_PORT" ]; do NG_PORT=$(free_port); done
 
-# wharf: defaults, request logging off
+# wharf: defaults, request logging off, no per-client connection cap (wrk's
+# 1000 connections all come from 127.0.0.1; distribution and nginx have no cap)
 mkdir -p "$W/wharf"
 cat >"$W/wharf/config.yml" <<EOF
 log: {requests: false}
+limits: {max_connections_per_client: 0}
 EOF
 (
   [ "$NOPIPE" = 1 ] && trap '' PIPE

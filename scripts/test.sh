@@ -58,7 +58,10 @@ stage_squash() { bash tests/squash/run.sh; }
 stage_fuzz() { FUZZ_WORK="$work/fuzz" bash tests/fuzz/run.sh 30; }
 stage_auth() { bash tests/auth/matrix.sh && bash tests/auth/hardening.sh && bash tests/auth/clients.sh; }
 stage_ui() { bash tests/ui/run.sh; }
-stage_server() { bash tests/server/tls_and_logs.sh && bash tests/server/squash_ops.sh && bash tests/server/gc.sh; }
+stage_server() {
+  bash tests/server/tls_and_logs.sh && python3 tests/server/http_limits.py "$root/build/wharf" "$work/http-limits" &&
+    bash tests/server/squash_ops.sh && bash tests/server/gc.sh
+}
 
 stage_e2e() {
   local port; port=$(free_port)
@@ -78,7 +81,7 @@ for s in "${stages[@]}"; do
     durability) run_stage "durability (kill -9 at named points)" stage_durability ;;
     auth) run_stage "auth (permission matrix; docker/podman/skopeo/ctr through the token flow)" stage_auth ;;
     ui) run_stage "ui (Playwright + chromium: Fetch Tag to docker run)" stage_ui ;;
-    server) run_stage "server (TLS, logs, SIGTERM drain, squash operations, gc)" stage_server ;;
+    server) run_stage "server (TLS, logs, SIGTERM drain, slow clients, connection limits, framing, squash operations, gc)" stage_server ;;
     e2e) run_stage "e2e real clients" stage_e2e ;;
     squash) run_stage "squash merge semantics vs umoci (generated cases)" stage_squash ;;
     fuzz) run_stage "fuzz (libFuzzer: layer decoder, tar reader, planner; 30 s)" stage_fuzz ;;

@@ -374,6 +374,15 @@ int serve(core::Config cfg) {
   so.threads = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(4u, 2 * cores));
   so.header_timeout = std::chrono::seconds(cfg.header_timeout_seconds);
   so.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);
+  so.send_timeout = std::chrono::seconds(cfg.send_timeout_seconds);
+  so.idle_timeout = std::chrono::seconds(cfg.idle_timeout_seconds);
+  so.max_connections = cfg.max_connections;
+  if (!so.max_connections) {
+    // Each connection may hold a file too (a blob, a squash entry): half the descriptors are left for those.
+    struct rlimit rl;
+    so.max_connections = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur / 2 : 16384;
+  }
+  so.max_connections_per_client = cfg.max_connections_per_client;
   so.drain_timeout = std::chrono::seconds(cfg.drain_timeout_seconds);
   so.trusted_proxies = cfg.trusted_proxies;
   so.on_complete = [&cfg](const http::Exchange& ex, std::chrono::steady_clock::duration d) {

@@ -80,12 +80,16 @@ Config load_config(const std::string& path) {
       get(u, "purge_interval_seconds", c.upload_purge_interval_seconds);
     }
     if (auto l = root["limits"]) {
-      check_keys(l, "limits", {"max_manifest_bytes", "page_size_max"});
+      check_keys(l, "limits", {"max_manifest_bytes", "page_size_max", "max_connections", "max_connections_per_client"});
+      get(l, "max_connections", c.max_connections);
+      get(l, "max_connections_per_client", c.max_connections_per_client);
       get(l, "max_manifest_bytes", c.max_manifest_bytes);
       get(l, "page_size_max", c.page_size_max);
     }
     if (auto t = root["timeouts"]) {
-      check_keys(t, "timeouts", {"header_seconds", "body_seconds", "drain_seconds"});
+      check_keys(t, "timeouts", {"header_seconds", "body_seconds", "send_seconds", "idle_seconds", "drain_seconds"});
+      get(t, "send_seconds", c.send_timeout_seconds);
+      get(t, "idle_seconds", c.idle_timeout_seconds);
       get(t, "header_seconds", c.header_timeout_seconds);
       get(t, "body_seconds", c.body_timeout_seconds);
       get(t, "drain_seconds", c.drain_timeout_seconds);

@@ -30,7 +30,13 @@ struct Config {
   int upload_expiry_seconds = 24 * 3600;  // abandoned upload sessions expire
   int upload_purge_interval_seconds = 600;
   int header_timeout_seconds = 30;        // time to receive a request's headers
-  int body_timeout_seconds = 120;         // max silence while reading a body
+  int body_timeout_seconds = 120;         // max silence while reading a body (per read)
+  int send_timeout_seconds = 60;          // max wait for a client to take bytes (per write)
+  int idle_timeout_seconds = 60;          // keep-alive connection with no request
+  // Open connections in all (0: half the descriptor limit) and from one
+  // peer address (0: none; trusted proxies exempt).
+  uint64_t max_connections = 0;
+  uint64_t max_connections_per_client = 256;
   int drain_timeout_seconds = 30;         // SIGTERM: how long requests in flight may finish
   // Staleness bound of the in-process cache of tags and manifests. Writes
   // through this process invalidate at once; writes by other replicas are seen

@@ -111,7 +111,11 @@ RangeResult parse_range(std::string_view v, uint64_t size, ByteRange& out) {
     if (b.empty()) {
       last = size ? size - 1 : 0;
     } else {
-      if (!parse_u64(b, last) || last < first) return RangeResult::None;
+      if (!parse_u64(b, last)) return RangeResult::None;
+      // last before first: RFC 9110 §14.2 lets a server ignore it, but the
+      // distribution spec's conformance tests read a 200 as "ranges
+      // unsupported": answer 416.
+      if (last < first) return RangeResult::Unsatisfiable;
       if (last >= size) last = size ? size - 1 : 0;
     }
     if (first >= size) return RangeResult::Unsatisfiable;

@@ -73,7 +73,7 @@ enum class RangeResult { None, Ok, Unsatisfiable };
 // Parses a Range header value against a representation of `size` bytes:
 // "bytes=a-b", "bytes=a-", "bytes=-n". A malformed value or several ranges
 // is None (serve the whole representation, as RFC 9110 allows); a range that
-// starts at or after the end is Unsatisfiable.
+// starts at or after the end, or ends before it starts, is Unsatisfiable.
 RangeResult parse_range(std::string_view value, uint64_t size, ByteRange& out);
 
 std::string_view reason_phrase(int status);

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 namespace wharf::http {
 
@@ -61,7 +62,50 @@ struct Server::Impl {
   std::list<asio::steady_timer> periodic;
   std::optional<asio::steady_timer> drain_timer;
 
+  // Connection accounting (under mu): open connections in all and per peer
+  // address, and connections being turned away (each gets one short answer;
+  // beyond kMaxRejecting they are closed at once).
+  size_t open_total = 0;
+  size_t rejecting = 0;
+  std::unordered_map<std::string, size_t> open_per_addr;
+  static constexpr size_t kMaxRejecting = 256;
+
   Impl(ServerOptions o, Handler h) : opts(std::move(o)), handler(std::move(h)) {}
+
+  bool trusted(const std::string& addr) const {
+    for (auto& t : opts.trusted_proxies)
+      if (t == addr) return true;
+    return false;
+  }
+  // 0: admitted (counted until release()); 429/503: to be turned away with
+  // that status (counted in `rejecting` until unreject()); -1: close at once.
+  int admit(const std::string& addr) {
+    std::lock_guard lk(mu);
+    int verdict = 0;
+    if (opts.max_connections && open_total >= opts.max_connections)
+      verdict = 503;
+    else if (opts.max_connections_per_client && !trusted(addr) && open_per_addr[addr] >= opts.max_connections_per_client)
+      verdict = 429;
+    if (verdict) {
+      if (open_per_addr[addr] == 0) open_per_addr.erase(addr);
+      if (rejecting >= kMaxRejecting) return -1;
+      ++rejecting;
+      return verdict;
+    }
+    ++open_total;
+    ++open_per_addr[addr];
+    return 0;
+  }
+  void release(const std::string& addr) {
+    std::lock_guard lk(mu);
+    --open_total;
+    auto it = open_per_addr.find(addr);
+    if (it != open_per_addr.end() && --it->second == 0) open_per_addr.erase(it);
+  }
+  void unreject() {
+    std::lock_guard lk(mu);
+    --rejecting;
+  }
 
   void add(Tracked* c) {
     std::lock_guard lk(mu);
@@ -81,7 +125,10 @@ namespace {
 template <class Stream>
 class Conn final : public Exchange, public Tracked {
  public:
-  Conn(Server::Impl& srv, Stream stream, bool tls) : srv_(srv), stream_(std::move(stream)), tls_(tls) {
+  // `reject` (429 or 503): the connection is over a limit; its first
+  // request gets that answer and the connection is closed.
+  Conn(Server::Impl& srv, Stream stream, bool tls, int reject)
+      : srv_(srv), stream_(std::move(stream)), tls_(tls), reject_(reject), send_timer_(tcp_layer(stream_).get_executor()) {
     srv_.add(this);
   }
   ~Conn() override { srv_.remove(this); }
@@ -114,7 +161,7 @@ class Conn final : public Exchange, public Tracked {
     if (expect_continue_) {
       expect_continue_ = false;
       static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      co_await asio::async_write(stream_, asio::buffer(kContinue, sizeof kContinue - 1), asio::use_awaitable);
+      co_await send_all(asio::buffer(kContinue, sizeof kContinue - 1));
     }
     if (direct_) {
       // Content-Length body: what came with the headers first, then straight
@@ -138,6 +185,7 @@ class Conn final : public Exchange, public Tracked {
           }
         }
         auto [ec, got] = co_await stream_.async_read_some(asio::buffer(buf.data(), want), kTuple);
+        tcp_layer(stream_).expires_never();
         if (ec) throw beast::system_error(ec);
         n = got;
         if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
@@ -164,7 +212,10 @@ class Conn final : public Exchange, public Tracked {
       parser_->get().body().size = buf.size();
       tcp_layer(stream_).expires_after(srv_.opts.body_timeout);
       auto [ec, n] = co_await bhttp::async_read_some(stream_, inbuf_, *parser_, kTuple);
+      tcp_layer(stream_).expires_never();
       if (ec == bhttp::error::need_buffer) ec = {};
+      if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category())
+        bad_body_ = true;  // malformed framing (chunk sizes, ...): the client's fault, a 400
       if (ec) throw beast::system_error(ec);
       size_t got = buf.size() - parser_->get().body().size;
       bytes_in += got;
@@ -196,9 +247,9 @@ class Conn final : public Exchange, public Tracked {
     if (!streaming_ || !length) co_return;
     if (chunked_out_) {
       std::string pre = hex(length) + "\r\n";
-      co_await asio::async_write(stream_, asio::buffer(pre), asio::use_awaitable);
+      co_await send_all(asio::buffer(pre));
       co_await file_body(fd, offset, length);
-      co_await asio::async_write(stream_, asio::buffer("\r\n", 2), asio::use_awaitable);
+      co_await send_all(asio::buffer("\r\n", 2));
     } else {
       co_await file_body(fd, offset, length);
     }
@@ -216,46 +267,83 @@ class Conn final : public Exchange, public Tracked {
       std::string pre = hex(data.size()) + "\r\n";
       std::array<asio::const_buffer, 3> bufs{asio::buffer(pre), asio::buffer(data.data(), data.size()),
                                              asio::buffer("\r\n", 2)};
-      co_await asio::async_write(stream_, bufs, asio::use_awaitable);
+      co_await send_all(bufs);
     } else {
-      co_await asio::async_write(stream_, asio::buffer(data.data(), data.size()), asio::use_awaitable);
+      co_await send_all(asio::buffer(data.data(), data.size()));
     }
     bytes_out += data.size();
   }
   asio::awaitable<void> end() override {
-    if (streaming_ && chunked_out_) co_await asio::async_write(stream_, asio::buffer("0\r\n\r\n", 5), asio::use_awaitable);
+    if (streaming_ && chunked_out_) co_await send_all(asio::buffer("0\r\n\r\n", 5));
     streaming_ = false;
   }
 
  private:
+  // Answers a request the handler never sees (bad framing, over a limit)
+  // and ends the connection.
+  asio::awaitable<void> refuse(int status, std::string_view code, std::string_view message) {
+    keep_alive_ = false;
+    Response r;
+    r.status = status;
+    r.headers.add("Content-Type", "application/json");
+    if (status == 429 || status == 503) r.headers.add("Retry-After", "1");
+    std::string msg;
+    for (char c : message) msg += (c == '"' || c == '\\') ? ' ' : c;
+    r.body = std::string(R"({"errors":[{"code":")") + std::string(code) + R"(","message":")" + msg + R"("}]})";
+    co_await send(r);
+    co_await linger();
+  }
+
   asio::awaitable<void> loop() {
-    for (;;) {
+    for (bool first = true;; first = false) {
       parser_.emplace();
       parser_->body_limit(boost::none);
       parser_->header_limit(64 * 1024);
       in_request_ = false;
       if (srv_.stopping) co_return;
       reset_lowat();  // also after a body the handler left unread
-      tcp_layer(stream_).expires_after(srv_.opts.header_timeout);
-      auto [ec, n] = co_await bhttp::async_read_header(stream_, inbuf_, *parser_, kTuple);
+      if (!first && inbuf_.size() == 0) {
+        // Keep-alive: wait for the next request's first byte up to the idle timeout.
+        tcp_layer(stream_).expires_after(srv_.opts.idle_timeout);
+        auto [ec, n] = co_await stream_.async_read_some(inbuf_.prepare(16 * 1024), kTuple);
+        if (ec) co_return;
+        inbuf_.commit(n);
+      }
+      tcp_layer(stream_).expires_after(reject_ ? std::chrono::seconds(2) : srv_.opts.header_timeout);
+      beast::error_code ec = co_await read_header();
+      tcp_layer(stream_).expires_never();  // writes and body reads set their own, per operation
       if (ec) {
         if (ec == bhttp::error::header_limit) {
           Response r;
           r.status = 431;
           keep_alive_ = false;
           co_await send(r);
+        } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
+                   ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+          co_await refuse(400, "UNSUPPORTED", std::string("malformed request: ") + ec.message());
         }
         co_return;
       }
       in_request_ = true;
       auto started = std::chrono::steady_clock::now();
       prepare_request();
+      if (reject_ == 503) {
+        co_return co_await refuse(503, "TOOMANYREQUESTS", "the server has too many open connections; retry later");
+      } else if (reject_) {
+        co_return co_await refuse(429, "TOOMANYREQUESTS",
+                                  "too many open connections from " + req_.remote_addr + " (limit " +
+                                      std::to_string(srv_.opts.max_connections_per_client) + ")");
+      }
+      if (framing_status_) co_return co_await refuse(framing_status_, "UNSUPPORTED", framing_message_);
       bool failed = false;
       try {
         co_await srv_.handler(*this);
       } catch (const std::exception&) {
         if (responded_) throw;  // mid-body failure: drop the connection, truncating the body
         failed = true;
+      }
+      if (failed && bad_body_) {
+        co_return co_await refuse(400, "UNSUPPORTED", "malformed chunked request body");
       }
       if (failed) {
         keep_alive_ = false;
@@ -303,15 +391,133 @@ class Conn final : public Exchange, public Tracked {
     for (auto& t : srv_.opts.trusted_proxies) req_.via_trusted_proxy = req_.via_trusted_proxy || t == req_.remote_addr;
     req_.tls = tls_;
     keep_alive_ = m.keep_alive();
+    check_framing();
     auto expect = req_.headers.get("Expect");
     expect_continue_ = expect && (*expect == "100-continue" || *expect == "100-Continue");
     responded_ = false;
     streaming_ = false;
     chunked_out_ = false;
+    bad_body_ = false;
     route = "other";
     common_headers = Headers{};
     bytes_in = bytes_out = 0;
     status = 0;
+  }
+
+  // RFC 9112 §6.1 and §6.3: a request's Transfer-Encoding must end in
+  // `chunked` (else the body's length cannot be known: 400, and the
+  // connection closes); codings before it we do not implement (501); with
+  // both Transfer-Encoding and Content-Length the transfer coding frames the
+  // body and the connection closes after the response. Sets framing_status_.
+  void check_framing() {
+    framing_status_ = 0;
+    framing_message_.clear();
+    auto te = req_.headers.all("Transfer-Encoding");
+    if (te.empty()) return;
+    std::vector<std::string> codings;
+    for (auto v : te) {
+      size_t i = 0;
+      while (i <= v.size()) {
+        size_t j = v.find(',', i);
+        if (j == std::string_view::npos) j = v.size();
+        std::string_view c = v.substr(i, j - i);
+        while (!c.empty() && (c.front() == ' ' || c.front() == '\t')) c.remove_prefix(1);
+        while (!c.empty() && (c.back() == ' ' || c.back() == '\t')) c.remove_suffix(1);
+        if (auto semi = c.find(';'); semi != std::string_view::npos) c = c.substr(0, semi);
+        if (!c.empty()) {
+          std::string low(c);
+          for (auto& ch : low) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          codings.push_back(low);
+        }
+        i = j + 1;
+      }
+    }
+    if (both_lengths_) keep_alive_ = false;
+    if (codings.empty() || codings.back() != "chunked") {
+      framing_status_ = 400;
+      framing_message_ = "Transfer-Encoding must end in chunked";
+      return;
+    }
+    if (codings.size() > 1) {
+      framing_status_ = 501;
+      framing_message_ = "transfer coding not implemented: " + codings.front();
+    }
+  }
+
+  // Reads a request's header block into inbuf_ and parses it, consuming it
+  // only when it parsed: with both Transfer-Encoding and Content-Length
+  // (which Beast refuses) the block is parsed again without Content-Length,
+  // as RFC 9112 §6.1 allows (the transfer coding frames the body; the
+  // connection closes after the response).
+  asio::awaitable<beast::error_code> read_header() {
+    both_lengths_ = false;
+    size_t from = 0;
+    for (;;) {
+      std::string_view in(static_cast<const char*>(inbuf_.data().data()), inbuf_.size());
+      size_t end = in.find("\r\n\r\n", from);
+      if (end != std::string_view::npos) {
+        beast::error_code ec;
+        size_t used = parser_->put(inbuf_.data(), ec);
+        if ((ec == bhttp::error::bad_transfer_encoding || ec == bhttp::error::bad_content_length) &&
+            !both_lengths_ && drop_content_length()) {
+          both_lengths_ = true;
+          parser_.emplace();
+          parser_->body_limit(boost::none);
+          parser_->header_limit(64 * 1024);
+          continue;
+        }
+        if (ec == bhttp::error::need_more) {  // blank lines before the request line
+          inbuf_.consume(used);
+          from = 0;
+          if (used == 0) from = end + 1;
+        } else {
+          if (!ec) inbuf_.consume(used);
+          co_return ec;
+        }
+      } else {
+        from = in.size() >= 3 ? in.size() - 3 : 0;
+      }
+      if (inbuf_.size() > 64 * 1024) co_return bhttp::error::header_limit;
+      auto [ec, n] = co_await stream_.async_read_some(inbuf_.prepare(16 * 1024), kTuple);
+      if (ec) co_return ec == asio::error::eof && inbuf_.size() == 0 ? bhttp::error::end_of_stream : ec;
+      inbuf_.commit(n);
+    }
+  }
+
+  // If the buffered header block has both Transfer-Encoding and
+  // Content-Length, removes its Content-Length fields; true when it did.
+  bool drop_content_length() {
+    std::string_view in(static_cast<const char*>(inbuf_.data().data()), inbuf_.size());
+    size_t end = in.find("\r\n\r\n");
+    if (end == std::string_view::npos) return false;
+    std::string head;
+    bool te = false, cl = false;
+    size_t i = 0;
+    while (i < end + 2) {
+      size_t j = in.find("\r\n", i);
+      std::string_view line = in.substr(i, j - i);
+      auto starts = [&](std::string_view name) {
+        return line.size() > name.size() && beast::iequals(line.substr(0, name.size()), name) &&
+               line[name.size()] == ':';
+      };
+      if (starts("Content-Length")) {
+        cl = true;
+      } else {
+        te = te || starts("Transfer-Encoding");
+        head.append(line);
+        head += "\r\n";
+      }
+      i = j + 2;
+    }
+    if (!te || !cl) return false;
+    head += "\r\n";
+    std::string rest(in.substr(end + 4));
+    inbuf_.consume(inbuf_.size());
+    auto out = inbuf_.prepare(head.size() + rest.size());
+    std::memcpy(out.data(), head.data(), head.size());
+    std::memcpy(static_cast<char*>(out.data()) + head.size(), rest.data(), rest.size());
+    inbuf_.commit(head.size() + rest.size());
+    return true;
   }
 
   std::string header_block(const Response& r, uint64_t len, bool chunked) {
@@ -373,7 +579,7 @@ class Conn final : public Exchange, public Tracked {
           left -= static_cast<uint64_t>(n);
           bytes_out += static_cast<uint64_t>(n);
         } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-          co_await sock.async_wait(tcp::socket::wait_write, asio::use_awaitable);
+          co_await wait_writable(sock);
         } else if (n == 0) {
           throw std::runtime_error("file ended early");
         } else {
@@ -386,7 +592,7 @@ class Conn final : public Exchange, public Tracked {
       while (left) {
         ssize_t n = ::pread(fd, buf.data(), std::min<uint64_t>(left, buf.size()), static_cast<off_t>(off));
         if (n <= 0) throw std::runtime_error("file ended early");
-        co_await asio::async_write(stream_, asio::buffer(buf.data(), static_cast<size_t>(n)), asio::use_awaitable);
+        co_await send_all(asio::buffer(buf.data(), static_cast<size_t>(n)));
         off += n;
         left -= n;
         bytes_out += n;
@@ -396,8 +602,34 @@ class Conn final : public Exchange, public Tracked {
 
   asio::awaitable<void> write_raw(const std::string& head, std::string_view body) {
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body.data(), body.size())};
-    co_await asio::async_write(stream_, bufs, asio::use_awaitable);
+    co_await send_all(bufs);
     bytes_out += body.size();
+  }
+
+  // Writes all of `bufs`. The send timeout applies to each write: a client
+  // that takes bytes, however slowly, is never cut off; one that takes none
+  // for send_timeout is dropped (the write throws).
+  template <class Buffers>
+  asio::awaitable<void> send_all(const Buffers& bufs) {
+    beast::buffers_suffix<Buffers> rest(bufs);
+    while (beast::buffer_bytes(rest) > 0) {
+      tcp_layer(stream_).expires_after(srv_.opts.send_timeout);
+      auto [ec, n] = co_await stream_.async_write_some(rest, kTuple);
+      tcp_layer(stream_).expires_never();
+      if (ec) throw beast::system_error(ec);
+      rest.consume(n);
+    }
+  }
+
+  // Waits until the socket takes bytes again, at most send_timeout (sendfile's wait).
+  asio::awaitable<void> wait_writable(tcp::socket& sock) {
+    send_timer_.expires_after(srv_.opts.send_timeout);
+    send_timer_.async_wait([&sock](beast::error_code ec) {
+      if (!ec) sock.cancel();
+    });
+    auto [ec] = co_await sock.async_wait(tcp::socket::wait_write, kTuple);
+    send_timer_.cancel();
+    if (ec) throw beast::system_error(ec);
   }
 
   // Reads and discards up to `limit` bytes of unread request body. False
@@ -439,6 +671,12 @@ class Conn final : public Exchange, public Tracked {
   Server::Impl& srv_;
   Stream stream_;
   bool tls_;
+  int reject_ = 0;
+  asio::steady_timer send_timer_;
+  int framing_status_ = 0;  // set by check_framing()
+  std::string framing_message_;
+  bool bad_body_ = false;   // read_body met malformed chunked framing
+  bool both_lengths_ = false;  // the request had Transfer-Encoding and Content-Length
   beast::flat_buffer inbuf_;
   std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
   Request req_;
@@ -466,11 +704,23 @@ class Conn final : public Exchange, public Tracked {
 }  // namespace
 
 asio::awaitable<void> Server::Impl::serve_socket(tcp::socket sock) {
+  beast::error_code aec;
+  auto peer = sock.remote_endpoint(aec);
+  if (aec) co_return;
+  const std::string addr = peer.address().to_string();
+  const int reject = admit(addr);
+  if (reject < 0) co_return;
+  struct Admission {
+    Impl& im;
+    const std::string& addr;
+    int reject;
+    ~Admission() { reject ? im.unreject() : im.release(addr); }
+  } admission{*this, addr, reject};
   sock.set_option(tcp::no_delay(true));
   // Peek the first byte: 0x16 is a TLS ClientHello.
   unsigned char first = 0;
   {
-    asio::steady_timer t(sock.get_executor(), opts.header_timeout);
+    asio::steady_timer t(sock.get_executor(), reject ? std::chrono::seconds(2) : opts.header_timeout);
     t.async_wait([&sock](beast::error_code ec) {
       if (!ec) sock.cancel();
     });
@@ -480,10 +730,10 @@ asio::awaitable<void> Server::Impl::serve_socket(tcp::socket sock) {
   }
   if (first == 0x16 && tls) {
     beast::ssl_stream<beast::tcp_stream> s(beast::tcp_stream(std::move(sock)), *tls);
-    s.next_layer().expires_after(opts.header_timeout);
+    s.next_layer().expires_after(reject ? std::chrono::seconds(2) : opts.header_timeout);
     auto [ec] = co_await s.async_handshake(ssl::stream_base::server, kTuple);
     if (ec) co_return;
-    auto c = std::make_unique<Conn<beast::ssl_stream<beast::tcp_stream>>>(*this, std::move(s), true);
+    auto c = std::make_unique<Conn<beast::ssl_stream<beast::tcp_stream>>>(*this, std::move(s), true, reject);
     co_await c->run();
   } else if (first == 0x16 || tls) {
     // TLS client on a plain port (clients then retry over HTTP), or plain
@@ -495,7 +745,7 @@ asio::awaitable<void> Server::Impl::serve_socket(tcp::socket sock) {
     beast::error_code ec2;
     sock.shutdown(tcp::socket::shutdown_both, ec2);
   } else {
-    auto c = std::make_unique<Conn<beast::tcp_stream>>(*this, beast::tcp_stream(std::move(sock)), false);
+    auto c = std::make_unique<Conn<beast::tcp_stream>>(*this, beast::tcp_stream(std::move(sock)), false, reject);
     co_await c->run();
   }
 }

@@ -71,9 +71,23 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:5000";
   std::string tls_cert, tls_key;  // both set: TLS
   int threads = 2;
+  // Time to receive a request's headers once its first byte came.
   std::chrono::seconds header_timeout{30};
+  // Longest silence while a request body is read (per read, not per body).
   std::chrono::seconds body_timeout{120};
+  // Longest a write may wait for the client to take bytes (per write, as
+  // nginx's send_timeout): a slow but live client gets its whole body however
+  // long it takes; one that stops reading is dropped after this.
+  std::chrono::seconds send_timeout{60};
+  // A keep-alive connection with no request in progress is closed after this.
+  std::chrono::seconds idle_timeout{60};
   std::chrono::seconds drain_timeout{30};
+  // Open connections in all, and from one peer address (trusted proxies are
+  // exempt from the second: behind a load balancer that cap is the proxy's).
+  // Beyond them a connection gets one 503 (total) or 429 (per client) JSON
+  // answer with Retry-After and is closed. 0: no limit.
+  size_t max_connections = 0;
+  size_t max_connections_per_client = 0;
   // Peer addresses whose X-Forwarded-For/-Proto/-Host are believed.
   std::vector<std::string> trusted_proxies;
   // Called after every exchange, from the connection's thread.

@@ -252,6 +252,13 @@ D_RANGE_416_BODY = difference(
     "MUST have the following format\"; issue 2 makes JSON the rule for "
     "wharf: \"every error in the spec's JSON error format\"")
 
+D_RANGE_INVERTED = difference(
+    "blob-range-inverted",
+    "Range: bytes=500-0 (last before first) is ignored: 200 with the whole blob",
+    "spec.md: \"A registry SHOULD support the `Range` request header in "
+    "accordance with RFC 9110\"; the spec's conformance tests expect 416 for "
+    "\"range 500-0\" and count a 200 as ranges unsupported")
+
 
 # --------------------------------------------------------------------------
 # Failures and small assertion helpers
@@ -737,6 +744,19 @@ def blob_range_unsatisfiable_416(t):
     cr = r.h("Content-Range")
     expect(cr is None or cr == "bytes */100",
            "%s: Content-Range %r, expected bytes */100" % (r, cr))
+
+
+@test(differs={DIST: D_RANGE_INVERTED})
+def blob_range_last_before_first_416(t):
+    """spec.md: "A registry SHOULD support the `Range` request header in
+    accordance with RFC 9110 (section 14)"; the spec's conformance suite
+    (TestBlobAPIs, "range 500-0") expects 416 and reads a 200 as "range
+    request unsupported"."""
+    repo = t.repo()
+    d = t.push_blob(repo, os.urandom(2048))
+    r = t.reg.get(blob_url(repo, d), headers={"Range": "bytes=500-0"},
+                  tolerate_truncation=True)
+    expect_status(r, 416)
 
 
 @test(differs={DIST: D_RANGE_416_BODY})

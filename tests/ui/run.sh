@@ -26,6 +26,6 @@ rc=0
 WHARF_URL="http://127.0.0.1:$port" WHARF_PORT=$port ADMIN_PASSWORD=$WHARF_ADMIN_PASSWORD \
   LAYOUT="$E2E_WORK/layout" IMG_ID=$IMG_ID ARTIFACTS="$root/tests/ui/artifacts" POLICY="$(e2e_policy_json)" \
   WHARF_BIN="$WHARF_BIN" WHARF_DATA="$data" \
-  node --test --test-concurrency=1 tests/ui/ui.test.mjs || rc=$?
+  node --test tests/ui/ui.test.mjs || rc=$?
 [ $rc = 0 ] || tail -20 "$E2E_WORK/wharf.log" >&2
 exit $rc
