@@ -38,6 +38,13 @@ stage_api() {
   python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf
   local rc=$?
   stop_pid "$WHARF_PID"
+  # sparse manifests are opt-in: their tests against a server that has them on
+  port=$(free_port)
+  printf 'manifests: {allow_sparse: true}\n' >"$work/api-sparse.yaml"
+  start_wharf "$port" "$work/api-sparse-data" "$work/api-sparse.log" --config "$work/api-sparse.yaml" || return 1
+  PIDS+=("$WHARF_PID")
+  python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf-sparse -k sparse || rc=1
+  stop_pid "$WHARF_PID"
   return $rc
 }
 

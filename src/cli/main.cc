@@ -363,6 +363,8 @@ int serve(core::Config cfg) {
   ro.max_manifest_bytes = cfg.max_manifest_bytes;
   ro.external_url = cfg.external_url;
   ro.page_size_max = cfg.page_size_max;
+  ro.sparse_manifests = cfg.manifests_allow_sparse;
+  ro.max_tags_per_push = cfg.manifests_max_tags_per_push;
   ro.upload_expiry_seconds = cfg.upload_expiry_seconds;
   registry::Registry reg(ro, *blobs, *meta);
 

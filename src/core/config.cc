@@ -32,7 +32,13 @@ Config load_config(const std::string& path) {
   if (root.IsNull()) return c;
   try {
     check_keys(root, "", {"listen", "data_dir", "tls", "log", "external_url", "threads", "delete", "uploads",
-                          "limits", "timeouts", "cache", "storage", "metadata", "squash", "auth", "trusted_proxies"});
+                          "limits", "timeouts", "cache", "storage", "metadata", "squash", "auth", "trusted_proxies",
+                          "manifests"});
+    if (auto m = root["manifests"]) {
+      check_keys(m, "manifests", {"allow_sparse", "max_tags_per_push"});
+      get(m, "allow_sparse", c.manifests_allow_sparse);
+      get(m, "max_tags_per_push", c.manifests_max_tags_per_push);
+    }
     get(root, "trusted_proxies", c.trusted_proxies);
     if (auto a = root["auth"]) {
       check_keys(a, "auth",

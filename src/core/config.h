@@ -43,6 +43,10 @@ struct Config {
   // within this many milliseconds.
   int metadata_cache_ttl_ms = 2000;
   int page_size_max = 10000;  // largest `n` accepted for tags/list and _catalog
+  // Accept manifests whose blobs or child manifests were not pushed (sparse
+  // manifests, for mirrors that copy some platforms of an index).
+  bool manifests_allow_sparse = false;
+  uint64_t manifests_max_tags_per_push = 100;  // `tag` parameters of one PUT (414 beyond)
 
   // Squashed downloads (/c1/squash).
   std::string squash_default_platform = "linux/amd64";

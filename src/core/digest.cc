@@ -52,6 +52,12 @@ std::optional<Digest> Digest::parse(std::string_view s) {
   return std::nullopt;
 }
 
+std::optional<DigestAlgorithm> parse_digest_algorithm(std::string_view name) {
+  if (name == "sha256") return DigestAlgorithm::Sha256;
+  if (name == "sha512") return DigestAlgorithm::Sha512;
+  return std::nullopt;
+}
+
 std::string_view Digest::algorithm_name() const {
   return algo_ == DigestAlgorithm::Sha256 ? "sha256" : "sha512";
 }

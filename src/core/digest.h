@@ -62,5 +62,7 @@ class Hasher {
 // One-shot convenience.
 Digest sha256_of(std::string_view data);
 Digest digest_of(DigestAlgorithm a, std::string_view data);
+// "sha256" / "sha512" -> the algorithm; anything else: nullopt.
+std::optional<DigestAlgorithm> parse_digest_algorithm(std::string_view name);
 
 }  // namespace wharf::core

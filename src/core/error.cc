@@ -33,6 +33,7 @@ Row row(ErrorCode c) {
     case ErrorCode::UploadRangeInvalid: return {"BLOB_UPLOAD_INVALID", 416};
     case ErrorCode::RangeNotSatisfiable: return {"SIZE_INVALID", 416};
     case ErrorCode::ManifestTooLarge: return {"SIZE_INVALID", 413};
+    case ErrorCode::TooManyTags: return {"UNSUPPORTED", 414};
     case ErrorCode::Unavailable: return {"UNAVAILABLE", 503};
     case ErrorCode::Internal: return {"INTERNAL_ERROR", 500};
     case ErrorCode::BadRequest: return {"BAD_REQUEST", 400};

@@ -38,6 +38,7 @@ enum class ErrorCode {
   UploadRangeInvalid,   // 416 BLOB_UPLOAD_INVALID: a chunk that does not continue the upload
   RangeNotSatisfiable,  // 416 SIZE_INVALID: a blob Range past the end
   ManifestTooLarge,  // 413
+  TooManyTags,       // 414 UNSUPPORTED: more tag parameters than one push may carry
   Unavailable,       // 503
   Internal,          // 500
   BadRequest,        // 400: a malformed management API request or token request

@@ -36,9 +36,9 @@ class CachedStore : public MetadataStore {
   bool unlink_blob(std::string_view r, std::string_view d) override { return in_->unlink_blob(r, d); }
 
   void put_manifest(std::string_view repo, const ManifestRecord& m, const std::vector<std::string>& refs,
-                    std::optional<std::string_view> tag) override {
-    in_->put_manifest(repo, m, refs, tag);
-    if (tag) drop_tag(repo, *tag);
+                    const std::vector<std::string>& tags) override {
+    in_->put_manifest(repo, m, refs, tags);
+    for (const auto& t : tags) drop_tag(repo, t);
   }
   std::optional<ManifestRecord> get_manifest(std::string_view repo, std::string_view digest) override {
     auto k = key(repo, digest);

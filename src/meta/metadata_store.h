@@ -91,9 +91,10 @@ class MetadataStore {
   virtual bool unlink_blob(std::string_view repo, std::string_view digest) = 0;
 
   // Stores manifest `m` in `repo` with the digests it references (blobs and
-  // child manifests) and, when `tag` is set, points the tag at it.
+  // child manifests) and points every tag in `tags` at it (none: untagged),
+  // all in one transaction.
   virtual void put_manifest(std::string_view repo, const ManifestRecord& m, const std::vector<std::string>& refs,
-                            std::optional<std::string_view> tag) = 0;
+                            const std::vector<std::string>& tags) = 0;
   virtual std::optional<ManifestRecord> get_manifest(std::string_view repo, std::string_view digest) = 0;
   virtual std::optional<std::string> resolve_tag(std::string_view repo, std::string_view tag) = 0;
   // Tags in byte order, strictly after `after`, at most `limit`.

@@ -160,7 +160,7 @@ class SqliteStore : public MetadataStore {
   }
 
   void put_manifest(std::string_view repo, const ManifestRecord& m, const std::vector<std::string>& refs,
-                    std::optional<std::string_view> tag) override {
+                    const std::vector<std::string>& tags) override {
     write([&](Conn& c) {
       int64_t id = repo_id(c, repo, true);
       c.prepare(
@@ -181,12 +181,12 @@ class SqliteStore : public MetadataStore {
             .bind(m.digest)
             .bind(r)
             .run();
-      if (tag) {
+      for (const auto& tag : tags) {
         core::crash_point("before-tag-commit");
         c.prepare("INSERT INTO tags(repo_id, name, digest, updated) VALUES(?,?,?,?) "
                   "ON CONFLICT(repo_id, name) DO UPDATE SET digest = excluded.digest, updated = excluded.updated")
             .bind(id)
-            .bind(*tag)
+            .bind(tag)
             .bind(m.digest)
             .bind(now_s())
             .run();

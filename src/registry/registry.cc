@@ -399,6 +399,10 @@ struct Registry::Impl {
 
   asio::awaitable<void> manifest_get(Exchange& ex, const std::string& name, const std::string& ref) {
     ex.route = "manifest_get";
+    // A reference that is neither a tag nor a digest names no manifest: 404
+    // (the spec's v1.1 conformance tests GET/HEAD ".INVALID_MANIFEST_NAME").
+    if (ref.find(':') == std::string::npos && !core::valid_tag(ref))
+      throw Error(ErrorCode::ManifestUnknown, "manifest unknown: not a valid tag or digest", ref);
     bool by_digest;
     auto digest = resolve(name, ref, by_digest);
     if (!digest) throw Error(ErrorCode::ManifestUnknown, "manifest unknown", ref);
@@ -425,6 +429,19 @@ struct Registry::Impl {
       want = parse_digest_or_throw(ref);
     else if (!core::valid_tag(ref))
       throw Error(ErrorCode::TagInvalid, "invalid tag", ref);
+    // Tags: the reference when it is one, and every `tag` parameter (the
+    // spec's main branch: "When pushing a manifest by digest, the registry
+    // MAY support the pushing of tags specified by addition of `tag` query
+    // parameters"; each accepted one is named in an OCI-Tag header).
+    std::vector<std::string> tags;
+    if (!by_digest) tags.push_back(ref);
+    for (auto& t : req.params("tag")) {
+      if (!core::valid_tag(t)) throw Error(ErrorCode::TagInvalid, "invalid tag in the tag parameter", t);
+      if (std::find(tags.begin(), tags.end(), t) == tags.end()) tags.push_back(t);
+    }
+    if (tags.size() > opts.max_tags_per_push) {
+      throw Error(ErrorCode::TooManyTags, "at most " + std::to_string(opts.max_tags_per_push) + " tags per manifest push");
+    }
     const uint64_t limit = opts.max_manifest_bytes;
     if (req.content_length && *req.content_length > limit)
       throw Error(ErrorCode::ManifestTooLarge, "manifest is larger than the limit of " + std::to_string(limit) + " bytes");
@@ -444,31 +461,37 @@ struct Registry::Impl {
                   "content hashes to " + got.str());
     auto parsed = image::parse_manifest(body, req.headers.get("Content-Type").value_or(""));
     std::vector<std::string> refs;
+    // With sparse manifests allowed, what was not pushed is still recorded
+    // as referenced: pushed later, it is kept by this manifest.
     for (const auto& b : parsed.blobs) {
       if (b.has_urls) continue;
-      if (!meta.linked_blob_size(name, b.digest))
+      if (!opts.sparse_manifests && !meta.linked_blob_size(name, b.digest))
         throw Error(ErrorCode::ManifestBlobUnknown, "blob unknown to registry", b.digest);
       refs.push_back(b.digest);
     }
     for (const auto& c : parsed.children) {
-      if (!meta.get_manifest(name, c.digest))
+      if (!opts.sparse_manifests && !meta.get_manifest(name, c.digest))
         throw Error(ErrorCode::ManifestBlobUnknown, "manifest references a manifest unknown to this repository",
                     c.digest);
       refs.push_back(c.digest);
     }
     meta::ManifestRecord rec{got.str(), parsed.media_type, std::move(body), parsed.artifact_type,
                              parsed.subject ? parsed.subject->digest : "", parsed.annotations};
-    std::optional<std::string_view> tag;
-    if (!by_digest) tag = ref;
-    meta.put_manifest(name, rec, refs, tag);
+    meta.put_manifest(name, rec, refs, tags);
     if (opts.on_manifest_pushed && !parsed.is_index) opts.on_manifest_pushed(name, rec.digest);
-    if (tag && opts.on_tag_pushed) opts.on_tag_pushed(name, ref);
-    if (opts.access)
-      opts.access->audit(req, nullptr, "push", name, json{{"digest", rec.digest}, {"tag", tag ? std::string(*tag) : ""}});
+    if (opts.on_tag_pushed)
+      for (const auto& t : tags) opts.on_tag_pushed(name, t);
+    if (opts.access) {
+      json audit{{"digest", rec.digest}, {"tag", tags.empty() ? "" : tags.front()}};
+      if (tags.size() > 1) audit["tags"] = tags;
+      opts.access->audit(req, nullptr, "push", name, audit);
+    }
     Response r;
     r.status = 201;
     r.headers.add("Location", location(req, "/v2/" + name + "/manifests/" + rec.digest));
     r.headers.add("Docker-Content-Digest", rec.digest);
+    if (!req.params("tag").empty())
+      for (const auto& t : tags) r.headers.add("OCI-Tag", t);
     if (parsed.subject) r.headers.add("OCI-Subject", parsed.subject->digest);
     co_await ex.send(r);
   }
@@ -585,6 +608,16 @@ struct Registry::Impl {
     }
     std::optional<Digest> mono;
     if (auto dg = req.param("digest")) mono = parse_digest_or_throw(*dg);
+    // The spec's main branch: a POST for a blob hashed with another algorithm
+    // than sha256 "SHOULD include the `digest-algorithm` parameter"; one we
+    // cannot compute is a 400 now rather than at the final PUT.
+    if (auto alg = req.param("digest-algorithm")) {
+      auto a = core::parse_digest_algorithm(*alg);
+      if (!a) throw Error(ErrorCode::DigestInvalid, "unsupported digest algorithm (supported: sha256, sha512)", *alg);
+      if (mono && mono->algorithm() != *a)
+        throw Error(ErrorCode::DigestInvalid, "the digest parameter does not use the digest-algorithm parameter's algorithm",
+                    mono->str());
+    }
     std::string id = new_upload_id();
     blobs.create_upload(id);
     int64_t t = now_s();

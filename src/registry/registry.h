@@ -27,6 +27,12 @@ struct Options {
   std::string external_url;  // overrides Host / X-Forwarded-* in Location headers
   int page_size_max = 10000;
   int upload_expiry_seconds = 24 * 3600;
+  // Accept manifests whose blobs or child manifests were not pushed (OCI
+  // distribution-spec v1.1 sparse manifests: a mirror copying only some
+  // platforms of an index). Off: such a push is MANIFEST_BLOB_UNKNOWN.
+  bool sparse_manifests = false;
+  // Most `tag` parameters one manifest PUT may carry (414 beyond).
+  size_t max_tags_per_push = 100;
   // Access control; null: an open registry (every request allowed).
   auth::AccessControl* access = nullptr;
   // Called after a manifest is deleted (e.g. to drop derived caches).

@@ -50,7 +50,7 @@ TEST_P(MetaSuite, BlobLinksAreIsolatedPerRepository) {
 
 TEST_P(MetaSuite, ManifestsTagsAndDeletion) {
   meta::ManifestRecord m{kA, "application/vnd.oci.image.manifest.v1+json", "{ \"x\" : 1 }", "t", "", ""};
-  store_->put_manifest("r", m, {kB}, std::string_view("v1"));
+  store_->put_manifest("r", m, {kB}, {"v1"});
   EXPECT_EQ(store_->resolve_tag("r", "v1").value(), kA);
   auto got = store_->get_manifest("r", kA);
   ASSERT_TRUE(got);
@@ -59,9 +59,9 @@ TEST_P(MetaSuite, ManifestsTagsAndDeletion) {
   EXPECT_FALSE(store_->get_manifest("other", kA));
 
   meta::ManifestRecord m2{kC, m.media_type, "{}", "t", "", ""};
-  store_->put_manifest("r", m2, {}, std::string_view("v1"));  // tag moves
+  store_->put_manifest("r", m2, {}, {"v1"});  // tag moves
   EXPECT_EQ(store_->resolve_tag("r", "v1").value(), kC);
-  store_->put_manifest("r", m, {}, std::string_view("v2"));
+  store_->put_manifest("r", m, {}, {"v2"});
   EXPECT_EQ(store_->list_tags("r", "", 10), (std::vector<std::string>{"v1", "v2"}));
   EXPECT_EQ(store_->list_tags("r", "v1", 10), (std::vector<std::string>{"v2"}));
 
@@ -76,8 +76,8 @@ TEST_P(MetaSuite, ManifestsTagsAndDeletion) {
 TEST_P(MetaSuite, TagSummaryRepositoryDeletionAndBlobUse) {
   meta::ManifestRecord m{kA, "application/vnd.oci.image.manifest.v1+json", "{}", "t", "", ""};
   EXPECT_EQ(store_->tag_summary("r").count, 0u);
-  store_->put_manifest("r", m, {kB}, std::string_view("v1"));
-  store_->put_manifest("r", m, {kB}, std::string_view("v2"));
+  store_->put_manifest("r", m, {kB}, {"v1"});
+  store_->put_manifest("r", m, {kB}, {"v2"});
   auto sum = store_->tag_summary("r");
   EXPECT_EQ(sum.count, 2u);
   EXPECT_GT(sum.last_updated, 0);
@@ -110,7 +110,7 @@ TEST_P(MetaSuite, TagSummaryRepositoryDeletionAndBlobUse) {
 
 TEST_P(MetaSuite, TagsInByteOrder) {
   meta::ManifestRecord m{kA, "t", "{}", "", "", ""};
-  for (auto t : {"b", "B", "a", "_", "10", "9"}) store_->put_manifest("r", m, {}, std::string_view(t));
+  for (auto t : {"b", "B", "a", "_", "10", "9"}) store_->put_manifest("r", m, {}, {std::string(t)});
   EXPECT_EQ(store_->list_tags("r", "", 100), (std::vector<std::string>{"10", "9", "B", "_", "a", "b"}));
   EXPECT_EQ(store_->list_tags("r", "", 2), (std::vector<std::string>{"10", "9"}));
 }
@@ -119,8 +119,8 @@ TEST_P(MetaSuite, Referrers) {
   meta::ManifestRecord sig{kB, "application/vnd.oci.image.manifest.v1+json", "{}", "application/x-sig", kA, ""};
   meta::ManifestRecord sbom{kC, "application/vnd.oci.image.manifest.v1+json", "{}", "application/x-sbom", kA,
                             R"({"k":"v"})"};
-  store_->put_manifest("r", sbom, {}, std::nullopt);
-  store_->put_manifest("r", sig, {}, std::nullopt);
+  store_->put_manifest("r", sbom, {}, {});
+  store_->put_manifest("r", sig, {}, {});
   auto refs = store_->referrers("r", kA);
   ASSERT_EQ(refs.size(), 2u);
   EXPECT_EQ(refs[0].digest, kB);
