@@ -192,11 +192,19 @@ Plan plan_merge(const std::vector<LayerIndex>& layers) {
   plan.data.resize(layers.size());
   std::unordered_map<uint64_t, std::vector<const std::string*>> paths_of;
   std::vector<uint64_t> inode_order;  // by first path
-  for (const auto& [path, n] : tree) {
+  for (auto it = tree.begin(); it != tree.end(); ++it) {
+    const auto& [path, n] = *it;
     if (n.dir) {
       OutEntry o;
       o.path = path;
       if (n.layer == kSynthetic) {
+        // A parent no layer declares is not invented: extracting the
+        // squashed layer creates it, as extracting the layers did (with the
+        // extractor's mode and time, not ours). Only one left empty (its
+        // children deleted by a later whiteout) must be written, or it would
+        // vanish.
+        auto child = tree.lower_bound(path + '/');
+        if (child != tree.end() && child->first < path + '0') continue;
         o.synthetic_dir = true;
       } else {
         o.layer = n.layer;

@@ -16,6 +16,9 @@
 // left lands where the symlink points, inside the root — as extracting the
 // layers in order does (umoci, containerd).
 //
+// Directories no layer declares (parents of declared entries) are not
+// emitted: an extractor creates them, as it did for the layers.
+//
 // Output order: first every directory (parents before children, byte order),
 // then other header-only entries (symlinks, devices, fifos, empty files and
 // their hardlinks), then the regular files with data in the order their data
@@ -44,7 +47,9 @@ struct OutEntry {
   std::string path;        // output path (cleaned)
   bool hardlink = false;   // emit as a hardlink to link_to
   std::string link_to;
-  bool synthetic_dir = false;  // a parent no layer created: 0755 root, mtime 0
+  // A parent no layer created, left empty by a whiteout (0755 root, mtime 0).
+  // Implied parents that still have children are not emitted at all.
+  bool synthetic_dir = false;
 };
 
 struct Plan {

@@ -221,6 +221,7 @@ def check_archive(sq_tar):
         members = tf.getmembers()
     except tarfile.TarError as e:
         return problems + ["layer.tar does not read as a tar: %s" % e]
+    present = {norm(m.name) for m in members}
     for m in members:
         p = norm(m.name)
         if p in seen:
@@ -231,9 +232,11 @@ def check_archive(sq_tar):
             parts = p.split("/")
             for i in range(1, len(parts)):
                 anc = "/".join(parts[:i])
-                if anc not in seen:
-                    problems.append("%r comes before (or without) its directory %r" % (p, anc))
+                if anc not in seen and anc in present:
+                    problems.append("%r comes before its directory %r" % (p, anc))
                     break
+                if anc not in seen:
+                    continue  # implied: no layer declares it, the extractor creates it
                 if seen[anc] != tarfile.DIRTYPE:
                     problems.append("%r is under %r, which is not a directory" % (p, anc))
                     break
@@ -372,9 +375,30 @@ def check_expect(root, exp):
     return bad
 
 
+def check_implied(sq_tar, c, ref_dir, sq_dir):
+    """Implied directories: absent from layer.tar, and in both unpacked trees
+    with a time of this run (an invented entry would give 1970)."""
+    bad = []
+    with tarfile.open(sq_tar) as outer:
+        man = json.load(outer.extractfile("manifest.json"))
+        layer = outer.extractfile(man[0]["Layers"][0]).read()
+    names = {norm(m.name) for m in tarfile.open(fileobj=io.BytesIO(layer), mode="r:").getmembers()}
+    recent = time.time() - 3600
+    for p in c.get("implied", []):
+        if p in names:
+            bad.append("implied directory %r has an entry in layer.tar (no layer declares it)" % p)
+        for who, root in (("umoci", ref_dir), ("wharf", sq_dir)):
+            st = os.lstat(os.path.join(root, p))
+            if st.st_mtime < recent:
+                bad.append("implied directory %r has mtime %s in the %s tree, not the time of the run"
+                           % (p, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(st.st_mtime)), who))
+    return bad
+
+
 def compare(gen, name, sq_tar, ref_dir, sq_dir):
     c = load_cases(gen)[name]
     problems = ["layer.tar: " + p for p in check_archive(sq_tar)]
+    problems += check_implied(sq_tar, c, ref_dir, sq_dir)
     ign = [i["path"] for i in c["ignore_time"]]
     problems += ["mtree " + d for d in diff_lines(mtree(ref_dir, ign), mtree(sq_dir, ign), "umoci", "wharf")]
     xr, xs = xattr_dump(ref_dir), xattr_dump(sq_dir)

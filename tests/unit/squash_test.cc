@@ -327,9 +327,14 @@ TEST(Plan, HardlinkKeepsContentWhenTargetDeletedOrReplaced) {
   EXPECT_EQ(got, (std::vector<std::string>{"l 0 L0 4", "t 0 L1 7"}));
 }
 
-TEST(Plan, MissingParentsAreSynthesizedAndRootIsKept) {
+// Parents no layer declares are not invented (the extractor creates them,
+// as it did for the layers); one a whiteout leaves empty is written so it
+// still exists.
+TEST(Plan, MissingParentsAreNotInventedAndRootIsKept) {
   auto got = listing(L{layer({file("", "", EntryType::Dir), sized("a/b/c", 1)})});
-  EXPECT_EQ(got, (std::vector<std::string>{" 5", "a 5", "a/b 5", "a/b/c 0 L0 1"}));
+  EXPECT_EQ(got, (std::vector<std::string>{" 5", "a/b/c 0 L0 1"}));
+  got = listing(L{layer({sized("e/x/gone", 1), sized("k/f", 1)}), layer({wh("e/x/.wh.gone")})});
+  EXPECT_EQ(got, (std::vector<std::string>{"e/x 5", "k/f 0 L0 1"}));
 }
 
 TEST(Plan, HardlinkToNothingIsAnError) {
