@@ -33,7 +33,10 @@
 
 namespace wharf::squash {
 
-inline constexpr int kFormatVersion = 1;
+// Part of every cache key: bumped whenever the squashed bytes for the same
+// image change, so entries built by an older wharf are rebuilt, not served.
+// 2: parents no layer declares are no longer emitted.
+inline constexpr int kFormatVersion = 2;
 
 struct ServiceOptions {
   Limits limits;
