@@ -11,6 +11,7 @@
 #include "auth/manage.h"
 #include "core/error.h"
 #include "core/reference.h"
+#include "image/platform.h"
 
 namespace wharf::api {
 
@@ -787,11 +788,9 @@ struct Api::Impl {
       auto j = json::parse(m->body, nullptr, false);
       if (j.is_object() && j.contains("manifests") && j["manifests"].is_array()) {
         for (auto& d : j["manifests"]) {
-          auto p = d.value("platform", json::object());
-          if (!p.is_object() || p.value("os", "") == "unknown" || p.value("os", "").empty()) continue;
-          std::string s = p.value("os", "") + "/" + p.value("architecture", "");
-          if (!p.value("variant", "").empty()) s += "/" + p.value("variant", "");
-          platforms.push_back(s);
+          auto p = image::descriptor_platform(d);
+          if (!p || p->os == "unknown" || p->os.empty()) continue;
+          platforms.push_back(p->str());
         }
       } else if (j.is_object()) {
         uint64_t total = 0;

@@ -46,6 +46,33 @@ Descriptor descriptor(const json& j, const std::string& where) {
   return d;
 }
 
+// Platform values of an index entry, checked at push: only what no real
+// client sends is refused (non-string values, values over kMaxPlatformValue
+// bytes, control characters); any other string is kept as it is (BuildKit's
+// attestation entries say unknown/unknown).
+constexpr size_t kMaxPlatformValue = 256;
+void check_platform_string(const json& v, const std::string& where) {
+  if (!v.is_string()) invalid(where + " must be a string");
+  const auto& s = v.get_ref<const std::string&>();
+  if (s.size() > kMaxPlatformValue)
+    invalid(where + " is longer than " + std::to_string(kMaxPlatformValue) + " bytes");
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f) invalid(where + " contains a control character");
+}
+void check_platform(const json& m, const std::string& where) {
+  if (!m.contains("platform")) return;
+  const auto& p = m["platform"];
+  if (!p.is_object()) invalid(where + ".platform must be an object");
+  for (const char* k : {"architecture", "os", "os.version", "variant"})
+    if (p.contains(k)) check_platform_string(p[k], where + ".platform." + k);
+  for (const char* k : {"os.features", "features"}) {
+    if (!p.contains(k)) continue;
+    if (!p[k].is_array()) invalid(where + ".platform." + k + " must be an array of strings");
+    size_t i = 0;
+    for (const auto& f : p[k]) check_platform_string(f, where + ".platform." + k + "[" + std::to_string(i++) + "]");
+  }
+}
+
 bool known(std::string_view t) {
   return t == kOciManifest || t == kOciIndex || t == kDockerManifest || t == kDockerList;
 }
@@ -90,7 +117,11 @@ ParsedManifest parse_manifest(std::string_view body, std::string_view content_ty
   if (p.is_index) {
     if (!j.contains("manifests") || !j["manifests"].is_array()) invalid("index has no manifests array");
     size_t i = 0;
-    for (const auto& m : j["manifests"]) p.children.push_back(descriptor(m, "manifests[" + std::to_string(i++) + "]"));
+    for (const auto& m : j["manifests"]) {
+      std::string where = "manifests[" + std::to_string(i++) + "]";
+      p.children.push_back(descriptor(m, where));
+      check_platform(m, where);
+    }
   } else {
     if (!j.contains("config")) invalid("image manifest has no config descriptor");
     p.blobs.push_back(descriptor(j["config"], "config"));

@@ -30,14 +30,27 @@ std::optional<Platform> parse_platform(std::string_view s) {
   return normalize(p);
 }
 
+std::optional<Platform> descriptor_platform(const nlohmann::json& m) {
+  if (!m.is_object() || !m.contains("platform") || !m["platform"].is_object()) return std::nullopt;
+  const auto& pj = m["platform"];
+  Platform p;
+  for (auto [key, out] : {std::pair{"os", &p.os}, {"architecture", &p.arch}, {"variant", &p.variant}}) {
+    if (!pj.contains(key)) continue;
+    if (!pj[key].is_string()) return std::nullopt;
+    *out = pj[key].get<std::string>();
+  }
+  return p;
+}
+
 IndexChoice choose_platform(const std::string& index_json, const Platform& want) {
   IndexChoice c;
   auto j = nlohmann::json::parse(index_json);
   Platform w = normalize(want);
-  for (const auto& m : j.value("manifests", nlohmann::json::array())) {
-    if (!m.contains("platform") || !m["platform"].is_object()) continue;
-    const auto& pj = m["platform"];
-    Platform p{pj.value("os", ""), pj.value("architecture", ""), pj.value("variant", "")};
+  auto list = j.value("manifests", nlohmann::json::array());
+  for (const auto& m : list.is_array() ? list : nlohmann::json::array()) {
+    auto pp = descriptor_platform(m);
+    if (!pp || !m.contains("digest") || !m["digest"].is_string()) continue;
+    Platform p = *pp;
     if (p.os == "unknown" || p.arch == "unknown") continue;  // attestations
     p = normalize(p);
     c.available.push_back(p.str());

@@ -4,6 +4,7 @@
 // are never chosen.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,11 @@ struct Platform {
   std::string str() const { return os + "/" + arch + (variant.empty() ? "" : "/" + variant); }
   bool operator==(const Platform&) const = default;
 };
+
+// The platform of an index entry (its descriptor's "platform" object) as
+// pushed, not normalized; nullopt when it has none or a value is not a string
+// (manifests stored before pushes were validated).
+std::optional<Platform> descriptor_platform(const nlohmann::json& descriptor);
 
 // Parses and normalizes "os/arch[/variant]"; nullopt when malformed.
 std::optional<Platform> parse_platform(std::string_view s);

@@ -1504,6 +1504,43 @@ def manifest_sparse_accepted_when_enabled(t):
                            headers={"Accept": MT_OCI_MANIFEST}), 404, "MANIFEST_UNKNOWN")
 
 
+@test(differs={DIST: difference(
+    "platform-values",
+    "index platform values are not checked (a control character or a 300-"
+    "character os is stored)",
+    "image-index.md: `platform` `architecture` and `os` are strings naming "
+    "a CPU architecture and an operating system (issue 12: values no real "
+    "client sends broke shell quoting, tag listings and squashes)")})
+def index_platform_values_checked(t):
+    """Platform values no real client sends (non-strings, over-long values,
+    control characters) are MANIFEST_INVALID naming the field; what clients
+    do send is kept, BuildKit's unknown/unknown attestation entries and any
+    printable string included. (image-index.md: platform `architecture` and
+    `os` "string"; a numeric os made tag listings and squashes fail.)"""
+    repo = t.repo()
+    child = t.push_image(repo)
+
+    def idx(platform):
+        m = {"schemaVersion": 2, "mediaType": MT_OCI_INDEX,
+             "manifests": [child.descriptor(platform={"architecture": "amd64", "os": "linux"}),
+                           child.descriptor(platform=platform)]}
+        return json.dumps(m).encode()
+
+    for bad, field in (({"architecture": "amd64", "os": 7}, "manifests[1].platform.os"),
+                       ({"architecture": ["amd64"], "os": "linux"}, "manifests[1].platform.architecture"),
+                       ({"architecture": "amd64", "os": "linux\nx"}, "manifests[1].platform.os"),
+                       ({"architecture": "a" * 300, "os": "linux"}, "manifests[1].platform.architecture"),
+                       ({"architecture": "amd64", "os": "linux", "os.features": "x"}, "manifests[1].platform.os.features")):
+        r = t.put_manifest(repo, "bad", idx(bad), MT_OCI_INDEX)
+        expect_error(r, 400, "MANIFEST_INVALID")
+        if t.target == "wharf":
+            expect(field in r.body.decode(), "%s: the error does not name %s: %r" % (r, field, r.body))
+    for good in ({"architecture": "unknown", "os": "unknown"}, {"architecture": "amd64", "os": "it's odd; $(x)"}):
+        body = idx(good)
+        expect_status(t.put_manifest(repo, "good", body, MT_OCI_INDEX), 201)
+        check_manifest(t, repo, "good", body, MT_OCI_INDEX)
+
+
 @test()
 def manifest_tag_moves(t):
     repo = t.repo()

@@ -168,6 +168,57 @@ test('a public repository gets a squashed command without credentials, and a mul
   assert.match(await command(page), /platform=linux%2Farm64%2Fv8/);
 });
 
+// Registry calls with a token from the Docker token flow (admin's password).
+async function registryToken(scope) {
+  const r = await fetch(`${base}/v2/auth?service=wharf&scope=${encodeURIComponent(scope)}`, {
+    headers: { Authorization: 'Basic ' + Buffer.from(`admin:${adminPw}`).toString('base64') },
+  });
+  assert.equal(r.status, 200);
+  return (await r.json()).token;
+}
+
+test('platform values are shell-quoted in the copied command (any string pushed is safe)', async () => {
+  // an index whose second entry names a platform a hostile pusher chose
+  const token = await registryToken('repository:uiorg/pub:pull,push');
+  const auth = { Authorization: `Bearer ${token}` };
+  const accept = 'application/vnd.oci.image.manifest.v1+json,application/vnd.oci.image.index.v1+json';
+  const child = await fetch(`${base}/v2/uiorg/pub/manifests/multi`, { headers: { ...auth, Accept: accept } });
+  assert.equal(child.status, 200);
+  const idx = JSON.parse(await child.text());
+  const amd = idx.manifests.find((m) => m.platform && m.platform.architecture === 'amd64');
+  const evil = "x';touch /tmp/wharf-ui-pwned;echo '";
+  const index = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [
+    amd, { ...amd, platform: { os: evil, architecture: 'amd64' } }] };
+  const put = await fetch(`${base}/v2/uiorg/pub/manifests/quoted`, {
+    method: 'PUT', headers: { ...auth, 'Content-Type': 'application/vnd.oci.image.index.v1+json' }, body: JSON.stringify(index),
+  });
+  assert.equal(put.status, 201);
+  const page = await newPage();
+  await signIn(page, 'admin', adminPw);
+  await openFetch(page, 'uiorg/pub', 'quoted');
+  await page.selectOption('#fetch-format', 'squash');
+  await page.selectOption('#fetch-platform', `${evil}/amd64`);
+  const cmd = await command(page);
+  // run the copied command with curl and docker standing in: what curl gets is the URL, nothing runs
+  sh('rm -f /tmp/wharf-ui-pwned');
+  const out = sh(`curl() { printf '%s\\n' "$@"; }; docker() { cat; }; ${cmd}`);
+  assert.equal(out, `-fL\n${base}/c1/squash/uiorg/pub/quoted?platform=${encodeURIComponent(`${evil}/amd64`)}\n`);
+  assert.equal(sh('test -e /tmp/wharf-ui-pwned && echo yes || echo no').trim(), 'no');
+});
+
+test('route segments outside the name grammar never reach an API path', async () => {
+  const page = await newPage();
+  await signIn(page, 'admin', adminPw);
+  const asked = [];
+  page.on('request', (r) => { if (r.url().includes('/api/v1/')) asked.push(new URL(r.url()).pathname); });
+  for (const h of ['#/repo/../namespace/uiorg/robots/x/info', '#/repo/uiorg/%2e%2e/x/tags', '#/robots/..%2Fuser', '#/ns/UPPER']) {
+    await page.goto(`${base}/${h}`);
+    await page.waitForFunction(() => /no such page/.test(document.querySelector('#message').textContent));
+  }
+  const bad = asked.filter((p) => /robots|\.\./.test(p) || !/^\/api\/v1\/(session|config|namespaces?\b|user)/.test(p));
+  assert.deepEqual(bad, [], `API paths requested from crafted links: ${asked.join(', ')}`);
+});
+
 test('a user who cannot read robot tokens gets a plain explanation', async () => {
   execFileSync(process.env.WHARF_BIN, ['user', 'create', 'reader', '--password-stdin', '--data-dir', process.env.WHARF_DATA],
     { input: 'readerpass1\n', env: process.env });

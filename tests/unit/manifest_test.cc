@@ -2,6 +2,9 @@
 
 #include "core/error.h"
 #include "image/manifest.h"
+#include "image/platform.h"
+
+#include <nlohmann/json.hpp>
 
 using namespace wharf;
 using namespace wharf::image;
@@ -112,4 +115,19 @@ TEST(Platform, NormalizesAndSkipsAttestations) {
   EXPECT_EQ(arm.available, (std::vector<std::string>{"linux/amd64", "linux/arm64/v8"}));
   EXPECT_FALSE(choose_platform(idx, *parse_platform("linux/s390x")).digest);
   EXPECT_FALSE(choose_platform(idx, Platform{"unknown", "unknown", ""}).digest);
+}
+
+// Manifests stored before platform values were checked at push must not make
+// readers throw: a platform with a non-string value is no platform.
+TEST(Platform, NonStringValuesAreNoPlatform) {
+  auto d = nlohmann::json::parse(R"({"digest":"sha256:x","platform":{"os":7,"architecture":"amd64"}})");
+  EXPECT_FALSE(wharf::image::descriptor_platform(d).has_value());
+  d = nlohmann::json::parse(R"({"platform":{"os":"linux","architecture":"arm64","variant":"v8"}})");
+  ASSERT_TRUE(wharf::image::descriptor_platform(d).has_value());
+  EXPECT_EQ(wharf::image::descriptor_platform(d)->str(), "linux/arm64/v8");
+  std::string idx = R"({"manifests":[{"digest":"sha256:a","platform":{"os":7,"architecture":"amd64"}},
+                                     {"digest":"sha256:b","platform":{"os":"linux","architecture":"amd64"}}]})";
+  auto c = wharf::image::choose_platform(idx, {"linux", "amd64", ""});
+  ASSERT_TRUE(c.digest.has_value());
+  EXPECT_EQ(*c.digest, "sha256:b");
 }

@@ -65,6 +65,23 @@ function registryBase() {
 function path(...parts) { return parts.map(encodeURIComponent).join('/'); }
 function repoPath(repo) { return repo.split('/').map(encodeURIComponent).join('/'); }
 
+// Shell words for the commands the UI builds: shArg always single-quotes
+// (any string is safe inside: ' becomes '\''); shWord leaves a word bare when
+// it holds only characters no shell treats specially.
+function shArg(s) { return `'${String(s).replace(/'/g, `'\\''`)}'`; }
+function shWord(s) { return /^[A-Za-z0-9._\/:@%+=,-]+$/.test(s) ? s : shArg(s); }
+
+// Route segments must match the name grammars before they go into an API
+// path: a crafted link (#/repo/../namespace/x/robots/y/info) must not make
+// the browser request another API path in the user's name.
+const ACCOUNT_NAME = /^[a-z0-9][a-z0-9_-]{1,63}$/;
+const REPO_COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
+function validNamespace(n) { return ACCOUNT_NAME.test(n); }
+function validRepo(r) {
+  const c = r.split('/');
+  return r.length <= 255 && c.length >= 2 && validNamespace(c[0]) && c.slice(1).every((x) => REPO_COMPONENT.test(x));
+}
+
 // ------------------------------------------------------------------ API
 class ApiError extends Error {
   constructor(message, status) { super(message); this.status = status; }
@@ -75,6 +92,10 @@ async function api(method, p, body) {
     const headers = { Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (method !== 'GET' && state.csrf) headers['X-CSRF-Token'] = state.csrf;
+    // Defence in depth: no dot segments reach fetch (which would resolve them).
+    if (String(p).split(/[/?#]/).some((x) => x === '.' || x === '..' || /^%2e(%2e)?$/i.test(x) || x === '.%2e' || x === '%2e.')) {
+      throw new ApiError('Not a valid address.', 400);
+    }
     let r;
     try {
       r = await fetch('/api/v1/' + p, {
@@ -186,16 +207,21 @@ async function route() {
     else { location.hash = '#/signin'; return; }
   }
   const [page, ...rest] = parts;
+  const notFound = async () => {
+    await namespacesPage();
+    showMessage('There is no such page: the address names no valid namespace or repository.');
+  };
   if (page === 'signin') return signInPage();
-  if (page === 'ns' && rest[0]) return namespacePage(rest[0]);
+  if (page === 'ns' && rest[0]) return validNamespace(rest[0]) && rest.length === 1 ? namespacePage(rest[0]) : notFound();
   if (page === 'repo' && rest.length >= 2) {
     const tabs = ['info', 'tags', 'settings'];
     let tab = 'tags';
     if (tabs.includes(rest[rest.length - 1]) && rest.length >= 3) tab = rest.pop();
-    return repositoryPage(rest.join('/'), tab);
+    const repo = rest.join('/');
+    return validRepo(repo) ? repositoryPage(repo, tab) : notFound();
   }
-  if (page === 'robots' && rest[0]) return robotsPage(rest[0]);
-  if (page === 'teams' && rest[0]) return teamsPage(rest[0]);
+  if (page === 'robots' && rest[0]) return validNamespace(rest[0]) && rest.length === 1 ? robotsPage(rest[0]) : notFound();
+  if (page === 'teams' && rest[0]) return validNamespace(rest[0]) && rest.length === 1 ? teamsPage(rest[0]) : notFound();
   if (page === 'account') return accountPage();
   return namespacesPage();
 }
@@ -316,8 +342,8 @@ async function repositoryPage(repo, tab) {
 
 function infoTab(body, repo, info) {
   const host = registryHost();
-  const cmds = [`docker pull ${host}/${repo}:TAG`, `podman pull ${host}/${repo}:TAG`,
-    `curl -fL -u 'ROBOT:TOKEN' '${registryBase()}/c1/squash/${repo}/TAG' | docker load`];
+  const cmds = [`docker pull ${shWord(`${host}/${repo}:TAG`)}`, `podman pull ${shWord(`${host}/${repo}:TAG`)}`,
+    `curl -fL -u 'ROBOT:TOKEN' ${shArg(`${registryBase()}/c1/squash/${repo}/TAG`)} | docker load`];
   body.replaceChildren(
     el('h2', {}, 'Description'),
     info.description ? el('div', { class: 'pre' }, info.description) : el('p', { class: 'muted' }, 'No description.'),
@@ -506,8 +532,8 @@ async function openFetchDialog(repo, info, tag) {
     const nodes = [];
     let command = '';
     const ref = st.format.endsWith('digest') ? `${host}/${repo}@${tag.manifest_digest}` : `${host}/${repo}:${tag.name}`;
-    if (st.format.startsWith('docker')) command = `docker pull ${ref}`;
-    if (st.format.startsWith('podman')) command = `podman pull ${ref}`;
+    if (st.format.startsWith('docker')) command = `docker pull ${shWord(ref)}`;
+    if (st.format.startsWith('podman')) command = `podman pull ${shWord(ref)}`;
     if (st.format === 'squash') {
       if (tag.platforms.length) {
         nodes.push(el('label', {}, 'Platform', el('select', {
@@ -519,7 +545,7 @@ async function openFetchDialog(repo, info, tag) {
       if (st.platform) url += `?platform=${encodeURIComponent(st.platform)}`;
       if (info.is_public) {
         nodes.push(el('p', { class: 'muted' }, 'This repository is public: the command needs no credentials.'));
-        command = `curl -fL '${url}' | docker load`;
+        command = `curl -fL ${shArg(url)} | docker load`;
       } else {
         if (st.robots === null) await loadRobots();
         if (st.robotsError) {
@@ -558,7 +584,7 @@ async function openFetchDialog(repo, info, tag) {
             nodes.push(warn);
           }
         }
-        command = st.robot && st.token ? `curl -fL -u '${st.robot}:${st.token}' '${url}' | docker load` : '';
+        command = st.robot && st.token ? `curl -fL -u ${shArg(`${st.robot}:${st.token}`)} ${shArg(url)} | docker load` : '';
       }
     }
     extra.replaceChildren(...nodes);
