@@ -156,7 +156,7 @@ struct Api::Impl {
       auto s = acc.session(auth.key().keyed_hash(*sid));
       if (!s || s->expires < now_s()) return;  // anonymous; the UI signs in again
       auto a = acc.account_by_id(s->user_id);
-      if (!a || a->generation != s->generation) return;
+      if (!a || a->disabled || a->generation != s->generation) return;
       c.who = auth.user_principal(*a, auth::Credential::Session);
       c.via_session = true;
       c.csrf = s->csrf;
@@ -266,6 +266,7 @@ struct Api::Impl {
       if (!c.who.superuser) throw Error(ErrorCode::Denied, "only superusers may read the whole audit log");
       return logs(c, "", "", "");
     }
+    if (seg.size() >= 2 && seg[0] == "superuser" && seg[1] == "users") return superuser_users(c, seg);
     // organizations
     if ((is({"organization", ""}) || is({"organization"})) && m == "POST") return create_org(c);
     if (seg.size() >= 2 && seg[0] == "organization") return organization(c, seg);
@@ -274,6 +275,39 @@ struct Api::Impl {
     if ((is({"repository"}) || is({"repository", ""})) && m == "GET") return list_repos(c);
     if (seg.size() >= 3 && seg[0] == "repository") return repository(c, seg);
     throw Error(ErrorCode::NotFound, "no such API endpoint", std::string(c.method) + " /api/v1/" + rest);
+  }
+
+  // ------------------------------------------------------------ superuser: users
+  // GET superuser/users; PUT superuser/users/NAME {"enabled": bool};
+  // DELETE superuser/users/NAME (409 while their namespace has repositories).
+  void superuser_users(Call& c, const std::vector<std::string>& seg) {
+    if (!c.who.superuser) throw Error(ErrorCode::Denied, "only superusers may manage users");
+    if (seg.size() == 2 && c.method == "GET") {
+      json users = json::array();
+      for (const auto& a : acc.accounts(false))
+        users.push_back(json{{"username", a.name}, {"email", a.email}, {"superuser", a.superuser},
+                             {"enabled", !a.disabled}, {"created", a.created}});
+      return reply(c, 200, json{{"users", users}});
+    }
+    if (seg.size() != 3) throw Error(ErrorCode::NotFound, "no such API endpoint");
+    const std::string& name = seg[2];
+    if (name == c.who.name && (c.method == "PUT" || c.method == "DELETE"))
+      throw Error(ErrorCode::BadRequest, "superusers cannot disable or delete themselves", name);
+    if (c.method == "PUT") {
+      if (!c.body.is_object() || !c.body.contains("enabled") || !c.body["enabled"].is_boolean())
+        throw Error(ErrorCode::BadRequest, "give {\"enabled\": true|false}");
+      bool enabled = c.body["enabled"].get<bool>();
+      auth::set_user_disabled(acc, name, !enabled);
+      record(c, enabled ? "user_enable" : "user_disable", "", json{{"user", name}, {"namespace", name}});
+      return reply(c, 200, json{{"username", name}, {"enabled", enabled}});
+    }
+    if (c.method == "DELETE") {
+      auth.flush_audit();  // events of the user so far are recorded under their identity
+      auth::delete_user(acc, name, [&](std::string_view ns) { return has_repositories(std::string(ns)); });
+      record(c, "user_delete", "", json{{"user", name}});
+      return reply(c, 204, nullptr);
+    }
+    throw Error(ErrorCode::Unsupported, "method not allowed");
   }
 
   // ------------------------------------------------------------ sessions
@@ -733,6 +767,7 @@ struct Api::Impl {
     }
     if (m == "DELETE") {
       require_repo(c, repo, Role::Admin);
+      auth.flush_audit();  // its events so far are recorded under this repository's identity
       meta.delete_repository(repo);
       acc.delete_repo(repo);
       auth.forget_repository(repo);
@@ -891,6 +926,8 @@ asio::awaitable<void> Api::handle(http::Exchange& ex) {
     for (auto& [k, v] : err->headers()) c.res.headers.add(k, v);
     c.res.body = err->to_json();
   }
+  // JSON is never to be sniffed into something a browser would render or run.
+  c.res.headers.set("X-Content-Type-Options", "nosniff");
   co_await ex.send(c.res);
 }
 

@@ -234,14 +234,31 @@ Principal Auth::login(const http::Request& req, std::string_view name, std::stri
         password_ok_[cache_key] = {now_s() + opts_.password_cache_seconds, a->generation};
       }
     }
+    if (ok && a->disabled) {
+      Principal p = user_principal(*a, via);
+      record(p, &req, "login_failed", "", json{{"account", a->name}, {"reason", "disabled"}});
+      throw Error(ErrorCode::Unauthorized, "this account is disabled; ask a superuser");
+    }
     if (ok) who = user_principal(*a, via);
   }
   if (!who) {
     note_failure(rate_key);
     note_failure(addr, opts_.max_failures_per_address);
+    // The name as typed may be a secret pasted into the wrong field: an
+    // account that exists is named, any other name only by a keyed hash
+    // (equal names group together; the log neither shows nor lets anyone
+    // search for what was typed).
     Principal nobody;
-    nobody.name = std::string(name);
-    record(nobody, &req, "login_failed", "", json{{"account", nobody.name}});
+    json detail;
+    bool exists = name.find('+') != std::string_view::npos ? accounts_.robot(name).has_value()
+                                                            : accounts_.account(name).has_value();
+    if (exists) {
+      nobody.name = std::string(name);
+      detail = json{{"account", nobody.name}};
+    } else {
+      detail = json{{"unknown_account", key_.keyed_hash(std::string("login-name\0") + std::string(name)).substr(0, 32)}};
+    }
+    record(nobody, &req, "login_failed", "", detail);
     throw Error(ErrorCode::Unauthorized, "invalid username or password");
   }
   return *who;
@@ -261,7 +278,7 @@ std::optional<Principal> Auth::api_token(std::string_view token) {
   auto t = accounts_.api_token_by_hash(key_.keyed_hash(token));
   if (!t) return std::nullopt;
   auto a = accounts_.account_by_id(t->user_id);
-  if (!a) return std::nullopt;
+  if (!a || a->disabled) return std::nullopt;
   int64_t now = now_s();
   if (now - t->last_used > 60) accounts_.touch_api_token(t->id, now);
   return user_principal(*a, Credential::ApiToken);
@@ -270,7 +287,7 @@ std::optional<Principal> Auth::api_token(std::string_view token) {
 bool Auth::generation_current(const Principal& p) {
   if (p.kind == Principal::Kind::User) {
     auto a = accounts_.account_by_id(p.id);
-    return a && a->generation == p.generation && a->name == p.name;
+    return a && !a->disabled && a->generation == p.generation && a->name == p.name;
   }
   if (p.kind == Principal::Kind::Robot) {
     auto r = accounts_.robot_by_id(p.id);

@@ -23,6 +23,31 @@ bool valid_account_name(std::string_view n) {
   return true;
 }
 
+namespace {
+meta::Account existing_user(meta::AccountStore& s, std::string_view name) {
+  auto a = s.account(name);
+  if (!a || a->is_org) throw Error(ErrorCode::NameUnknown, "no such user", std::string(name));
+  return *a;
+}
+}  // namespace
+
+int64_t set_user_disabled(meta::AccountStore& s, std::string_view name, bool disabled) {
+  auto a = existing_user(s, name);
+  s.set_disabled(a.id, disabled);
+  return a.id;
+}
+
+int64_t delete_user(meta::AccountStore& s, std::string_view name,
+                    const std::function<bool(std::string_view ns)>& has_repositories) {
+  auto a = existing_user(s, name);
+  if (has_repositories(a.name) || !s.list_repo_settings(a.name, "", 1).empty())
+    throw Error(ErrorCode::Conflict,
+                "the namespace " + a.name + " still has repositories: delete them first, or disable the user instead",
+                a.name);
+  s.delete_account(a.id);
+  return a.id;
+}
+
 int64_t create_user(meta::AccountStore& s, std::string_view name, std::string_view email, std::string_view password,
                     bool superuser) {
   if (!valid_account_name(name))

@@ -4,6 +4,7 @@
 // Conflict) with a message a person can act on.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +28,19 @@ std::string create_robot(meta::AccountStore& s, const ServerKey& key, std::strin
 // The robot's current token; regenerate replaces it (old one invalid at once).
 std::string robot_token(meta::AccountStore& s, const ServerKey& key, std::string_view full_name);
 std::string regenerate_robot_token(meta::AccountStore& s, const ServerKey& key, std::string_view full_name);
+
+// Disables (or enables again) user `name`: a disabled user cannot sign in,
+// and their sessions, personal API tokens, registry and refresh tokens end at
+// once (robots of their namespace keep working: they belong to the namespace,
+// which an administrator may still need to pull from). Returns the user's id.
+int64_t set_user_disabled(meta::AccountStore& s, std::string_view name, bool disabled);
+// Deletes user `name` with their sessions, tokens, robots, team memberships
+// and permissions. Refused (Conflict) while `has_repositories(name)` says
+// their namespace still holds repositories: delete or move those first, or
+// disable the user instead. Organizations the user administered stay (a
+// superuser can still administer them). Returns the user's id.
+int64_t delete_user(meta::AccountStore& s, std::string_view name,
+                    const std::function<bool(std::string_view ns)>& has_repositories);
 
 // Resolves a permission subject in the namespace of `repo`: a user name, a
 // robot full name ("ns+name"; must belong to that namespace), or a team of

@@ -507,6 +507,15 @@ int main(int argc, char** argv) {
   user_passwd->add_option("name", a_name)->required();
   user_passwd->add_flag("--password-stdin", a_pw_stdin)->required();
   common(user_passwd);
+  auto* user_disable = user_cmd->add_subcommand("disable", "disable a user (ends their sessions and tokens at once)");
+  user_disable->add_option("name", a_name)->required();
+  common(user_disable);
+  auto* user_enable = user_cmd->add_subcommand("enable", "enable a disabled user again");
+  user_enable->add_option("name", a_name)->required();
+  common(user_enable);
+  auto* user_delete = user_cmd->add_subcommand("delete", "delete a user (refused while their namespace has repositories)");
+  user_delete->add_option("name", a_name)->required();
+  common(user_delete);
   auto* org_cmd = app.add_subcommand("org", "manage organizations");
   auto* org_create = org_cmd->add_subcommand("create", "create an organization");
   org_create->add_option("name", a_name)->required();
@@ -593,6 +602,26 @@ int main(int argc, char** argv) {
         env.store->set_password(a->id, auth::hash_password(pw));
         cli_audit(*env.store, "password_change", "", a_name, nlohmann::json::object());
         std::cout << "password of " << a_name << " changed; its tokens and sessions are invalid now" << std::endl;
+        return 0;
+      }
+      if (*user_disable || *user_enable) {
+        auto env = open_accounts(cfg, Keys::None);
+        bool disable = user_disable->parsed();
+        auth::set_user_disabled(*env.store, a_name, disable);
+        cli_audit(*env.store, disable ? "user_disable" : "user_enable", "", a_name, {{"user", a_name}});
+        std::cout << "user " << a_name << (disable ? " disabled; their sessions and tokens no longer work" : " enabled")
+                  << std::endl;
+        return 0;
+      }
+      if (*user_delete) {
+        auto env = open_accounts(cfg, Keys::None);
+        auto meta_store = meta::make_sqlite_store(cfg.data_dir + "/wharf.db");
+        auth::delete_user(*env.store, a_name, [&](std::string_view ns) {
+          auto first = meta_store->list_repositories(std::string(ns) + "/", 1);
+          return !first.empty() && first[0].starts_with(std::string(ns) + "/");
+        });
+        cli_audit(*env.store, "user_delete", "", "", {{"user", a_name}});
+        std::cout << "user " << a_name << " deleted" << std::endl;
         return 0;
       }
       if (*org_create) {

@@ -53,6 +53,8 @@ struct Account {  // a user or an organization
   bool superuser = false;
   int64_t generation = 1;     // random at creation, bumped whenever the password changes
   int64_t created = 0;        // unix seconds
+  bool disabled = false;      // users: may not sign in; no session, token or registry token of theirs works
+  int64_t uid = 0;            // identity: random at creation, never reused (a name can be)
 };
 
 struct Robot {
@@ -87,6 +89,7 @@ struct RepoSettings {
   std::string description;
   bool auto_prime = false;
   int64_t created = 0;
+  int64_t uid = 0;  // identity: random when the row is created, kept by updates
 };
 
 struct Permission {
@@ -148,6 +151,10 @@ class AccountStore {
   // sessions and personal API tokens.
   virtual void set_password(int64_t id, std::string_view hash) = 0;
   virtual void set_email(int64_t id, std::string_view email) = 0;
+  // Disables or enables a user; either way bumps the generation (issued
+  // registry and refresh tokens stop working) and ends the user's sessions
+  // and personal API tokens.
+  virtual void set_disabled(int64_t id, bool disabled) = 0;
   // Removes the account with its teams, robots, tokens, sessions,
   // memberships and every permission naming them or its repositories.
   virtual bool delete_account(int64_t id) = 0;
@@ -214,9 +221,12 @@ class AccountStore {
   virtual size_t purge_sessions(int64_t now) = 0;
 
   // Audit log.
-  // Appends events in one transaction, in order.
+  // Appends events in one transaction, in order. Each is recorded with the
+  // identities (uid) its namespace and repository have at that moment.
   virtual void append_audit(const std::vector<AuditEvent>& events) = 0;
-  // Newest first.
+  // Newest first. Filtering by namespace or repository returns only events
+  // of the account or repository that has that name now (its uid), never
+  // those of a deleted predecessor of the same name.
   virtual std::vector<AuditEvent> audit(const AuditQuery& q) = 0;
 };
 

@@ -82,6 +82,22 @@ CREATE TABLE audit(id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NUL
 CREATE INDEX audit_ns ON audit(ns, id);
 CREATE INDEX audit_repo ON audit(repo, id);
 )SQL",
+    // version 2: disabled users; identities (uid) of accounts and repositories,
+    // recorded with each audit event so a name taken again never shows its
+    // predecessor's events. Existing rows get random uids; existing events
+    // take the uids of the names as they stand now.
+    R"SQL(
+ALTER TABLE accounts ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE accounts ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;
+UPDATE accounts SET uid = abs(random() % 9007199254740990) + 1;
+CREATE UNIQUE INDEX accounts_uid ON accounts(uid);
+ALTER TABLE repo_settings ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;
+UPDATE repo_settings SET uid = abs(random() % 9007199254740990) + 1;
+ALTER TABLE audit ADD COLUMN ns_uid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE audit ADD COLUMN repo_uid INTEGER NOT NULL DEFAULT 0;
+UPDATE audit SET ns_uid = COALESCE((SELECT uid FROM accounts WHERE name = audit.ns), 0);
+UPDATE audit SET repo_uid = COALESCE((SELECT uid FROM repo_settings WHERE name = audit.repo), 0) WHERE repo != '';
+)SQL",
 };
 
 int64_t now_s() { return core::unix_seconds(); }
@@ -101,8 +117,8 @@ bool unique_violation(const std::exception& e) {
 }
 
 // Column lists shared by several queries.
-#define kAccountCols "id,name,is_org,email,password_hash,superuser,generation,created"
-#define kAccountColsA "a.id,a.name,a.is_org,a.email,a.password_hash,a.superuser,a.generation,a.created"
+#define kAccountCols "id,name,is_org,email,password_hash,superuser,generation,created,disabled,uid"
+#define kAccountColsA "a.id,a.name,a.is_org,a.email,a.password_hash,a.superuser,a.generation,a.created,a.disabled,a.uid"
 #define kRobotCols "r.id,r.owner_id,a.name,r.short_name,r.token_sealed,r.generation,r.description,r.created"
 #define kSubjectName \
   "CASE p.kind WHEN 1 THEN u.name WHEN 2 THEN t.name ELSE o.name || '+' || r.short_name END"
@@ -117,8 +133,8 @@ class SqliteAccounts : public AccountStore {
   int64_t create_account(const Account& a) override {
     try {
       return db_.write([&](Conn& c) {
-        c.prepare("INSERT INTO accounts(name,is_org,email,password_hash,superuser,generation,created) "
-                  "VALUES(?,?,?,?,?,?,?)")
+        c.prepare("INSERT INTO accounts(name,is_org,email,password_hash,superuser,generation,created,uid) "
+                  "VALUES(?,?,?,?,?,?,?,?)")
             .bind(a.name)
             .bind(int64_t{a.is_org})
             .bind(a.email)
@@ -126,6 +142,7 @@ class SqliteAccounts : public AccountStore {
             .bind(int64_t{a.superuser})
             .bind(first_generation())
             .bind(a.created ? a.created : now_s())
+            .bind(first_generation())
             .run();
         return last_id(c);
       });
@@ -173,6 +190,16 @@ class SqliteAccounts : public AccountStore {
       c.prepare("DELETE FROM api_tokens WHERE user_id = ?").bind(id).run();
     });
   }
+  void set_disabled(int64_t id, bool disabled) override {
+    db_.write([&](Conn& c) {
+      c.prepare("UPDATE accounts SET disabled = ?, generation = generation + 1 WHERE id = ?")
+          .bind(int64_t{disabled})
+          .bind(id)
+          .run();
+      c.prepare("DELETE FROM sessions WHERE user_id = ?").bind(id).run();
+      c.prepare("DELETE FROM api_tokens WHERE user_id = ?").bind(id).run();
+    });
+  }
   void set_email(int64_t id, std::string_view email) override {
     db_.write([&](Conn& c) { c.prepare("UPDATE accounts SET email = ? WHERE id = ?").bind(email).bind(id).run(); });
   }
@@ -215,14 +242,8 @@ class SqliteAccounts : public AccountStore {
       c.prepare("DELETE FROM repo_perms WHERE repo >= ? AND repo < ?").bind(lo).bind(hi).run();
       c.prepare("DELETE FROM repo_settings WHERE name >= ? AND name < ?").bind(lo).bind(hi).run();
       c.prepare("DELETE FROM accounts WHERE id = ?").bind(id).run();
-      // Its audit events stay (superusers read them) but leave the namespace:
-      // whoever takes the name next must not read its predecessor's log.
-      std::string gone = "~deleted-" + std::to_string(id) + ":";
-      c.prepare("UPDATE audit SET repo = CASE WHEN repo = '' THEN '' ELSE ? || repo END, ns = ? || ns WHERE ns = ?")
-          .bind(gone)
-          .bind(gone)
-          .bind(name)
-          .run();
+      // Its audit events stay (superusers read them), keyed by the account's
+      // uid: whoever takes the name next never reads its predecessor's log.
       return true;
     });
   }
@@ -396,7 +417,7 @@ class SqliteAccounts : public AccountStore {
 
   std::optional<RepoSettings> repo_settings(std::string_view repo) override {
     return db_.with([&](Conn& c) -> std::optional<RepoSettings> {
-      auto s = c.prepare("SELECT name,is_public,description,auto_prime,created FROM repo_settings WHERE name = ?");
+      auto s = c.prepare("SELECT name,is_public,description,auto_prime,created,uid FROM repo_settings WHERE name = ?");
       s.bind(repo);
       if (!s.step()) return std::nullopt;
       return read_settings(s);
@@ -424,7 +445,7 @@ class SqliteAccounts : public AccountStore {
     return db_.with([&](Conn& c) {
       std::vector<RepoSettings> out;
       std::string lo = std::string(ns) + "/", hi = std::string(ns) + "0";
-      auto s = c.prepare("SELECT name,is_public,description,auto_prime,created FROM repo_settings "
+      auto s = c.prepare("SELECT name,is_public,description,auto_prime,created,uid FROM repo_settings "
                          "WHERE name >= ? AND name < ? AND name > ? ORDER BY name LIMIT ?");
       s.bind(lo).bind(hi).bind(after).bind(static_cast<int64_t>(limit));
       while (s.step()) out.push_back(read_settings(s));
@@ -565,8 +586,11 @@ class SqliteAccounts : public AccountStore {
   void append_audit(const std::vector<AuditEvent>& events) override {
     if (events.empty()) return;
     db_.write([&](Conn& c) {
+      // The namespace's and repository's identities as they stand now.
       for (auto& e : events)
-        c.prepare("INSERT INTO audit(time_ms,actor,actor_kind,action,ns,repo,detail,address) VALUES(?,?,?,?,?,?,?,?)")
+        c.prepare("INSERT INTO audit(time_ms,actor,actor_kind,action,ns,repo,detail,address,ns_uid,repo_uid) "
+                  "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,COALESCE((SELECT uid FROM accounts WHERE name = ?5), 0),"
+                  "CASE WHEN ?6 = '' THEN 0 ELSE COALESCE((SELECT uid FROM repo_settings WHERE name = ?6), 0) END)")
             .bind(e.time_ms)
             .bind(e.actor)
             .bind(e.actor_kind)
@@ -583,7 +607,9 @@ class SqliteAccounts : public AccountStore {
       std::vector<AuditEvent> out;
       auto s = c.prepare(
           "SELECT id,time_ms,actor,actor_kind,action,ns,repo,detail,address FROM audit "
-          "WHERE (?1 = '' OR ns = ?1) AND (?2 = '' OR repo = ?2) AND (?3 = 0 OR id < ?3) ORDER BY id DESC LIMIT ?4");
+          "WHERE (?1 = '' OR (ns = ?1 AND ns_uid = COALESCE((SELECT uid FROM accounts WHERE name = ?1), 0))) "
+          "AND (?2 = '' OR (repo = ?2 AND repo_uid = COALESCE((SELECT uid FROM repo_settings WHERE name = ?2), 0))) "
+          "AND (?3 = 0 OR id < ?3) ORDER BY id DESC LIMIT ?4");
       s.bind(q.ns).bind(q.repo).bind(q.before_id).bind(static_cast<int64_t>(q.limit));
       while (s.step())
         out.push_back({s.i64(0), s.i64(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6), s.text(7), s.text(8)});
@@ -598,7 +624,8 @@ class SqliteAccounts : public AccountStore {
     return s.i64(0);
   }
   static Account read_account(Stmt& s) {
-    return Account{s.i64(0), s.text(1), s.i64(2) != 0, s.text(3), s.text(4), s.i64(5) != 0, s.i64(6), s.i64(7)};
+    return Account{s.i64(0), s.text(1), s.i64(2) != 0, s.text(3), s.text(4), s.i64(5) != 0, s.i64(6), s.i64(7),
+                   s.i64(8) != 0, s.i64(9)};
   }
   static Team read_team(Stmt& s) {
     return Team{s.i64(0), s.i64(1), s.text(2), static_cast<TeamRole>(s.i64(3)), s.text(4)};
@@ -607,21 +634,24 @@ class SqliteAccounts : public AccountStore {
     return Robot{s.i64(0), s.i64(1), s.text(2), s.text(3), s.text(4), s.i64(5), s.text(6), s.i64(7)};
   }
   static RepoSettings read_settings(Stmt& s) {
-    return RepoSettings{s.text(0), s.i64(1) != 0, s.text(2), s.i64(3) != 0, s.i64(4)};
+    return RepoSettings{s.text(0), s.i64(1) != 0, s.text(2), s.i64(3) != 0, s.i64(4), s.i64(5)};
   }
   static Permission read_perm(Stmt& s) {
     return Permission{static_cast<SubjectKind>(s.i64(0)), s.i64(1), s.text(2), static_cast<Role>(s.i64(3)), s.text(4)};
   }
   static void upsert_settings(Conn& c, const RepoSettings& r, bool replace) {
-    c.prepare(replace ? "INSERT OR REPLACE INTO repo_settings(name,is_public,description,auto_prime,created) "
-                        "VALUES(?,?,?,?,?)"
-                      : "INSERT OR IGNORE INTO repo_settings(name,is_public,description,auto_prime,created) "
-                        "VALUES(?,?,?,?,?)")
+    // An update keeps the row's uid (its identity); a new row gets a fresh one.
+    c.prepare(replace ? "INSERT INTO repo_settings(name,is_public,description,auto_prime,created,uid) "
+                        "VALUES(?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET is_public = excluded.is_public, "
+                        "description = excluded.description, auto_prime = excluded.auto_prime, created = excluded.created"
+                      : "INSERT OR IGNORE INTO repo_settings(name,is_public,description,auto_prime,created,uid) "
+                        "VALUES(?,?,?,?,?,?)")
         .bind(r.name)
         .bind(int64_t{r.is_public})
         .bind(r.description)
         .bind(int64_t{r.auto_prime})
         .bind(r.created ? r.created : now_s())
+        .bind(first_generation())
         .run();
   }
   static void put_perm(Conn& c, std::string_view repo, SubjectKind kind, int64_t id, Role role) {

@@ -155,6 +155,108 @@ check("Origin: null refused (403)", r.status == 403, str(r.status))
 r, _ = token(None, ["repository:x/y%d:pull" % i for i in range(100)])
 check("100 scopes in one token request: 400", r.status == 400, str(r.status))
 
+# 12. Disabling a user ends every credential of theirs at once (API), and
+# enabling gives back only the password; deleting is refused while their
+# namespace holds repositories.
+cli("user", "create", "dave", "--password-stdin", stdin="dave-password-1\n")
+dave = ("dave", "dave-password-1")
+check("dave pushes to his namespace", push(dave, "dave/app", "dave") == 201)
+r = http.request("POST", "/api/v1/signin", {"Content-Type": "application/json"},
+                 json.dumps({"username": "dave", "password": "dave-password-1"}).encode())
+cookie = (r.h("Set-Cookie") or "").split(";")[0]
+dpat = (api(dave, "POST", "user/tokens", {"name": "ci"}).json() or {}).get("token", "")
+r = http.request("GET", "/v2/auth?service=wharf&offline_token=true&scope=repository:dave/app:pull", basic(*dave))
+dtok, drefresh = (r.json() or {}).get("token", ""), (r.json() or {}).get("refresh_token", "")
+def dave_access():
+    return {
+        "session": http.request("GET", "/api/v1/user/", {"Cookie": cookie}).status,
+        "pat": http.request("GET", "/api/v1/user/", bearer(dpat)).status,
+        "registry token": http.request("GET", "/v2/dave/app/manifests/v1", dict(bearer(dtok), Accept=MT_MANIFEST)).status,
+        "refresh token": http.request("POST", "/v2/auth", {"Content-Type": "application/x-www-form-urlencoded"},
+                                      ("grant_type=refresh_token&service=wharf&scope=repository:dave/app:pull&refresh_token="
+                                       + drefresh).encode()).status,
+        "password": token(dave, ["repository:dave/app:pull"])[0].status,
+    }
+before = dave_access()
+check("dave's session, PAT, registry token, refresh token and password all work", set(before.values()) == {200}, str(before))
+r = api(admin, "PUT", "superuser/users/dave", {"enabled": False})
+check("a superuser disables dave (200)", r.status == 200, "%d %r" % (r.status, r.body[:200]))
+after = dave_access()
+check("... and at once none of dave's credentials works (401)", set(after.values()) == {401}, str(after))
+r = token(dave, ["repository:dave/app:pull"])[0]
+check("... his sign-in says the account is disabled", b"disabled" in r.body, r.body[:200])
+check("a non-superuser cannot disable users (403)", api(carol, "PUT", "superuser/users/bob", {"enabled": False}).status == 403)
+check("a superuser cannot disable themselves (400)", api(admin, "PUT", "superuser/users/admin", {"enabled": False}).status == 400)
+users = {u["username"]: u for u in (api(admin, "GET", "superuser/users").json() or {}).get("users", [])}
+check("the user list shows dave disabled", users.get("dave", {}).get("enabled") is False, str(users.get("dave")))
+check("enabled again", api(admin, "PUT", "superuser/users/dave", {"enabled": True}).status == 200)
+again = dave_access()
+check("... the password works again, the old PAT, session and tokens do not",
+      again["password"] == 200 and again["pat"] == 401 and again["session"] == 401 and again["registry token"] == 401,
+      str(again))
+r = api(admin, "DELETE", "superuser/users/dave")
+check("deleting dave while dave/app exists is refused (409, says why)", r.status == 409 and b"repositories" in r.body,
+      "%d %r" % (r.status, r.body[:200]))
+check("dave/app deleted", api(admin, "DELETE", "repository/dave/app").status == 204)
+r = api(admin, "DELETE", "superuser/users/dave")
+check("then dave is deleted (204)", r.status == 204, "%d %r" % (r.status, r.body[:200]))
+check("... and his password no longer works", token(dave, ["repository:dave/app:pull"])[0].status == 401)
+sup = (api(admin, "GET", "superuser/logs?limit=1000").json() or {}).get("logs", [])
+for act in ("user_disable", "user_enable", "user_delete"):
+    check("audit log has %s of dave by admin" % act,
+          any(e["action"] == act and e["actor"] == "admin" and e["detail"].get("user") == "dave" for e in sup))
+# CLI: the same, while the server runs
+cli("user", "create", "erin", "--password-stdin", stdin="erin-password-1\n")
+erin = ("erin", "erin-password-1")
+_, etok = token(erin, ["repository:erin/x:pull"])
+cli("user", "disable", "erin")
+check("wharf user disable: erin's registry token stops at once",
+      http.request("GET", "/v2/", bearer(etok)).status == 401)
+check("... and her password", token(erin, ["repository:erin/x:pull"])[0].status == 401)
+cli("user", "enable", "erin")
+check("wharf user enable: her password works again", token(erin, ["repository:erin/x:pull"])[0].status == 200)
+cli("user", "delete", "erin")
+check("wharf user delete: she is gone", token(erin, ["repository:erin/x:pull"])[0].status == 401)
+
+# 13. A user deleted and a new one of the same name: the new one sees none of
+# the old one's events; likewise a repository deleted and created again.
+cli("user", "create", "dave", "--password-stdin", stdin="dave-password-2\n")
+dave2 = ("dave", "dave-password-2")
+mine = (api(dave2, "GET", "user/logs").json() or {}).get("logs", [])
+check("the new dave sees none of the old dave's events (he pushed, signed in, made a token)",
+      not any(e["action"] in ("push", "login", "api_token_create", "user_disable", "token_grant") for e in mine),
+      json.dumps(mine)[:300])
+check("admin creates acme/reborn", api(admin, "POST", "repository", {"namespace": "acme", "repository": "reborn", "visibility": "private"}).status == 201)
+check("push to acme/reborn", push(admin, "acme/reborn", "first-life") == 201)
+old = (api(admin, "GET", "repository/acme/reborn/logs").json() or {}).get("logs", [])
+check("its log has the push", any(e["action"] == "push" for e in old), json.dumps(old)[:300])
+check("acme/reborn deleted", api(admin, "DELETE", "repository/acme/reborn").status == 204)
+check("and created again", api(admin, "POST", "repository", {"namespace": "acme", "repository": "reborn", "visibility": "private"}).status == 201)
+new = (api(admin, "GET", "repository/acme/reborn/logs").json() or {}).get("logs", [])
+check("the new acme/reborn's log has none of the old one's events", not any(e["action"] == "push" for e in new),
+      json.dumps(new)[:300])
+
+# 14. A token pasted as the user name is not written to the audit log, in any
+# form that reveals or can be searched for it; equal names group together.
+secret_name = "wharf_pat_" + "Zq8" * 12
+for _ in range(2):
+    token((secret_name, "x"), ["repository:acme/app:pull"])
+sup = (api(admin, "GET", "superuser/logs?limit=1000").json() or {}).get("logs", [])
+fails = [e for e in sup if e["action"] == "login_failed" and "unknown_account" in e["detail"]]
+text = json.dumps(sup)
+import hashlib
+check("a failed login with an unknown name records a keyed hash of it", len(fails) >= 2, json.dumps(fails)[:300])
+check("... never the name, a prefix of it, or its plain hash",
+      secret_name not in text and secret_name[:12] not in text and hashlib.sha256(secret_name.encode()).hexdigest()[:16] not in text)
+check("... and the same name gives the same hash",
+      len({e["detail"]["unknown_account"] for e in fails[:2]}) == 1, json.dumps(fails[:2]))
+
+# 15. API JSON says nosniff, like the UI.
+r = api(admin, "GET", "user/")
+check("API responses carry X-Content-Type-Options: nosniff", r.h("X-Content-Type-Options") == "nosniff", str(r.h("X-Content-Type-Options")))
+r = http.request("GET", "/api/v1/nothing-here", basic(*admin))
+check("... errors too", r.status == 404 and r.h("X-Content-Type-Options") == "nosniff", "%d %s" % (r.status, r.h("X-Content-Type-Options")))
+
 # Auto-prime set per repository through the management API: a push of a tag
 # there builds its squash cache entry; a repository without it is not primed.
 check("auto_prime on through the API",

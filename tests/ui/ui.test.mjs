@@ -219,6 +219,35 @@ test('route segments outside the name grammar never reach an API path', async ()
   assert.deepEqual(bad, [], `API paths requested from crafted links: ${asked.join(', ')}`);
 });
 
+test('a superuser disables a user on the Users page: their browser session ends at once; enabling lets them sign in again', async () => {
+  const pw = 'frank-password-1';
+  sh(`printf '%s\\n' '${pw}' | "$WHARF_BIN" user create frank --password-stdin --data-dir "$WHARF_DATA"`);
+  const frankErrors = [];  // his 401s once disabled are expected
+  const frank = await newPage({ collectInto: frankErrors });
+  await signIn(frank, 'frank', pw);
+  const admin = await newPage();
+  await signIn(admin, 'admin', adminPw);
+  await admin.click('nav a:text("Users")');
+  const row = admin.locator('tr[data-user="frank"]');
+  await row.waitFor();
+  assert.equal(await row.locator('.status').textContent(), 'enabled');
+  admin.removeAllListeners('dialog');  // this confirmation is expected: accept it
+  admin.once('dialog', (d) => d.accept());
+  await row.locator('button:text("Disable")').click();
+  await admin.waitForFunction(() => document.querySelector('tr[data-user="frank"] .status')?.textContent === 'disabled');
+  await shot(admin, '12-users-disabled');
+  // frank's next page load finds no session
+  await frank.goto(`${base}/#/account`);
+  await frank.waitForSelector('input[name=username]');
+  await frank.fill('input[name=username]', 'frank');
+  await frank.fill('input[name=password]', pw);
+  await frank.click('button[type=submit]');
+  await frank.waitForFunction(() => /disabled/.test(document.querySelector('#message').textContent));
+  await admin.locator('tr[data-user="frank"] button:text("Enable")').click();
+  await admin.waitForFunction(() => document.querySelector('tr[data-user="frank"] .status')?.textContent === 'enabled');
+  await signIn(frank, 'frank', pw);
+});
+
 test('a user who cannot read robot tokens gets a plain explanation', async () => {
   execFileSync(process.env.WHARF_BIN, ['user', 'create', 'reader', '--password-stdin', '--data-dir', process.env.WHARF_DATA],
     { input: 'readerpass1\n', env: process.env });

@@ -186,6 +186,7 @@ function renderNav() {
   nav.replaceChildren(
     el('a', { href: '#/' }, 'Namespaces'),
     el('a', { href: '#/account' }, 'Account'),
+    state.user.superuser ? el('a', { href: '#/users' }, 'Users') : '',
     el('span', { class: 'who' }, 'Signed in as ', state.user.username),
     el('button', { type: 'button', class: 'link', onclick: signOut }, 'Sign out'));
 }
@@ -203,7 +204,7 @@ async function route() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   if (!state.user && parts[0] !== 'signin') {
     const s = await api('GET', 'session').catch(() => null);
-    if (s && s.signed_in) { state.user = { username: s.username, organizations: [] }; state.csrf = s.csrf_token || ''; renderNav(); }
+    if (s && s.signed_in) { state.user = { username: s.username, superuser: !!s.superuser, organizations: [] }; state.csrf = s.csrf_token || ''; renderNav(); }
     else { location.hash = '#/signin'; return; }
   }
   const [page, ...rest] = parts;
@@ -223,6 +224,7 @@ async function route() {
   if (page === 'robots' && rest[0]) return validNamespace(rest[0]) && rest.length === 1 ? robotsPage(rest[0]) : notFound();
   if (page === 'teams' && rest[0]) return validNamespace(rest[0]) && rest.length === 1 ? teamsPage(rest[0]) : notFound();
   if (page === 'account') return accountPage();
+  if (page === 'users' && rest.length === 0) return usersPage();
   return namespacesPage();
 }
 
@@ -602,6 +604,37 @@ async function openFetchDialog(repo, info, tag) {
   await render();
   dlg.showModal();
   format.focus();
+}
+
+// ------------------------------------------------------------------ users (superusers)
+// Disable or enable a user (their sessions and tokens end at once) or delete
+// one whose namespace holds no repositories.
+async function usersPage() {
+  const list = el('div');
+  const load = async () => {
+    const r = await attempt(() => api('GET', 'superuser/users'));
+    if (!r) return;
+    list.replaceChildren(el('div', { class: 'table-wrap' }, el('table', {},
+      el('thead', {}, el('tr', {}, el('th', {}, 'User'), el('th', { class: 'hide-narrow' }, 'Email'), el('th', {}, 'Status'), el('th', {}, ''))),
+      el('tbody', {}, r.users.map((u) => el('tr', { 'data-user': u.username },
+        el('td', { class: 'name' }, u.username, u.superuser ? el('span', { class: 'muted' }, ' (superuser)') : ''),
+        el('td', { class: 'hide-narrow' }, u.email || '—'),
+        el('td', { class: 'status' }, u.enabled ? 'enabled' : 'disabled'),
+        el('td', {}, u.username === state.user.username ? el('span', { class: 'muted' }, 'you') : [
+          el('button', { type: 'button', onclick: async () => {
+            if (u.enabled && !confirm(`Disable ${u.username}? They are signed out and their tokens stop working at once.`)) return;
+            const ok = await attempt(() => api('PUT', `superuser/users/${encodeURIComponent(u.username)}`, { enabled: !u.enabled }),
+              `${u.username} ${u.enabled ? 'disabled' : 'enabled'}.`);
+            if (ok) load();
+          } }, u.enabled ? 'Disable' : 'Enable'), ' ',
+          el('button', { type: 'button', class: 'danger', onclick: async () => {
+            if (!confirm(`Delete ${u.username}? Their robots, tokens and permissions go with them.`)) return;
+            const ok = await attempt(() => api('DELETE', `superuser/users/${encodeURIComponent(u.username)}`), `${u.username} deleted.`);
+            if (ok !== undefined) load();
+          } }, 'Delete')])))))));
+  };
+  mount(el('h1', {}, 'Users'), list);
+  await load();
 }
 
 // ------------------------------------------------------------------ robots
