@@ -83,6 +83,11 @@ squash::ServiceOptions squash_options(const core::Config& cfg) {
   sq.limits.zstd_window_log_max = cfg.squash_zstd_window_log_max;
   sq.spill_dir = cfg.data_dir + "/uploads";  // on the data disk, not a small /tmp
   sq.checkpoint_spacing = cfg.squash_inflate_checkpoint_bytes;
+  sq.memory_budget_bytes = cfg.squash_memory_budget_bytes;
+  if (!sq.memory_budget_bytes) {
+    uint64_t ram = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    sq.memory_budget_bytes = std::max<uint64_t>(1ull << 30, ram / 4);
+  }
   return sq;
 }
 

@@ -107,7 +107,8 @@ Config load_config(const std::string& path) {
     if (auto q = root["squash"]) {
       check_keys(q, "squash",
                  {"default_platform", "repo_host", "workers", "queue_max", "cache_max_bytes", "limits", "auto_prime",
-                  "index_on_push", "inflate_checkpoint_bytes"});
+                  "index_on_push", "inflate_checkpoint_bytes", "memory_budget_bytes"});
+      get(q, "memory_budget_bytes", c.squash_memory_budget_bytes);
       get(q, "index_on_push", c.squash_index_on_push);
       get(q, "inflate_checkpoint_bytes", c.squash_inflate_checkpoint_bytes);
       if (auto a = q["auto_prime"]) {

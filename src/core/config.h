@@ -53,6 +53,9 @@ struct Config {
   std::string squash_repo_host;  // host in RepoTags; empty: the request's
   int squash_workers = 0;        // builds at a time; 0: one per core
   int squash_queue_max = 16;     // waiting builds before 503 + Retry-After
+  // Memory builds and planned sizes may hold at once (0: a quarter of RAM,
+  // at least 1 GiB); see squash/service.h.
+  uint64_t squash_memory_budget_bytes = 0;
   uint64_t squash_cache_max_bytes = 50ull << 30;
   uint64_t squash_max_uncompressed_bytes = 64ull << 30;
   uint64_t squash_max_entries = 2'000'000;

@@ -1,5 +1,6 @@
 #include "squash/service.h"
 
+#include <malloc.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 
@@ -372,8 +373,44 @@ void Job::notify() {
 
 // ---- Service ----------------------------------------------------------------
 
+void MemoryBudget::Reservation::release() {
+  if (!b_) return;
+  {
+    std::lock_guard lk(b_->mu_);
+    b_->used_ -= n_;
+  }
+  b_->cv_.notify_all();
+  b_ = nullptr;
+}
+
+MemoryBudget::Reservation MemoryBudget::acquire(uint64_t bytes, const std::string& what) {
+  if (bytes > total_)
+    throw LimitError(what + " needs about " + std::to_string((bytes + (1 << 20) - 1) >> 20) +
+                     " MiB of memory to squash, more than the whole budget (squash.memory_budget_bytes, " +
+                     std::to_string(total_ >> 20) + " MiB)");
+  std::unique_lock lk(mu_);
+  uint64_t ticket = next_ticket_++;
+  cv_.wait(lk, [&] { return serving_ == ticket && used_ + bytes <= total_; });
+  ++serving_;
+  used_ += bytes;
+  cv_.notify_all();
+  return Reservation(this, bytes);
+}
+
+uint64_t MemoryBudget::used() const {
+  std::lock_guard lk(mu_);
+  return used_;
+}
+
+namespace {
+// Hands the memory of a build's indexes and plan back to the system: glibc
+// keeps freed blocks in per-thread arenas otherwise (an RSS of 490 MB stayed
+// after a 10^6-entry build; 21 MB after the trim).
+void return_memory() { malloc_trim(0); }
+}  // namespace
+
 Service::Service(ServiceOptions opts, storage::BlobStore& blobs, meta::MetadataStore& meta)
-    : opts_(std::move(opts)), blobs_(blobs), meta_(meta) {
+    : opts_(std::move(opts)), blobs_(blobs), meta_(meta), budget_(opts_.memory_budget_bytes) {
   threads_.emplace_back([this] {  // sizes for HEAD: not behind the builds
     pthread_setname_np(pthread_self(), "wharf-plan");
     planner();
@@ -543,10 +580,13 @@ void Service::plan(Planning& p) {
   std::exception_ptr err;
   try {
     try {
-      size = plan_merge(index_image(p.img, std::thread::hardware_concurrency())).tar_size;
+      MemoryBudget::Reservation held;
+      size = plan_merge(index_image_budgeted(p.img, std::thread::hardware_concurrency(), held)).tar_size;
     } catch (...) {
+      return_memory();
       rethrow_as_error(std::current_exception());
     }
+    return_memory();
   } catch (...) {
     err = std::current_exception();
   }
@@ -573,6 +613,37 @@ std::vector<LayerIndex> Service::index_image(const Image& img, unsigned parallel
                       opts_.checkpoint_spacing);
 }
 
+uint64_t Service::planned_bytes(const Image& img, bool& all_indexed) {
+  all_indexed = true;
+  uint64_t bytes = 0;
+  for (const auto& d : img.layer_digests) {
+    auto rec = meta_.get_layer_index(d);
+    auto id = rec && rec->format == kIndexFormat ? core::Digest::parse(rec->index_digest) : std::nullopt;
+    auto st = id ? blobs_.stat(*id) : std::nullopt;
+    if (!st) {
+      all_indexed = false;
+      continue;
+    }
+    // The entries as the plan holds them, plus the index blob (paths, link
+    // targets, xattrs) once as bytes read and once decoded.
+    bytes += rec->entries * kPlanBytesPerEntry + 2 * *st;
+  }
+  return bytes;
+}
+
+std::vector<LayerIndex> Service::index_image_budgeted(const Image& img, unsigned parallel,
+                                                      MemoryBudget::Reservation& held) {
+  bool all_indexed = false;
+  planned_bytes(img, all_indexed);
+  if (!all_indexed) {
+    index_image(img, parallel);  // persists the missing indexes; bounded by limits.max_entries
+    return_memory();
+  }
+  uint64_t need = planned_bytes(img, all_indexed);
+  held = budget_.acquire(need, "the image " + img.manifest_digest);
+  return index_image(img, parallel);
+}
+
 void Service::index_in_background(const std::string& repo, const std::string& digest) {
   std::lock_guard lk(mu_);
   if (background_.size() >= 1000) return;  // a flood of pushes: indexes get built on first squash instead
@@ -583,6 +654,7 @@ void Service::index_in_background(const std::string& repo, const std::string& di
     } catch (const std::exception&) {
       // not an image, a corrupt layer...: the squash request will say so
     }
+    return_memory();
   });
   cv_.notify_one();
 }
@@ -698,8 +770,10 @@ void Service::build(const std::shared_ptr<Job>& job) {
       std::lock_guard lk(job->mu_);
       job->state_ = Job::State::Planning;
     }
-    auto idx = index_image(img, std::thread::hardware_concurrency());
+    MemoryBudget::Reservation held;  // admitted from the persisted indexes; waits while the budget is taken
+    auto idx = index_image_budgeted(img, std::thread::hardware_concurrency(), held);
     Plan plan = plan_merge(idx);
+    const uint64_t tar_size = plan.tar_size;
     staging = random_id();
     blobs_.create_upload(staging);
     // Registered like an upload session (under a name no repository can have)
@@ -725,7 +799,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
         job->available_ = end;
         job->trim_recent();
       }
-      if (end - told >= kNotifyStep || end == plan.tar_size) {
+      if (end - told >= kNotifyStep || end == tar_size) {
         told = end;
         job->notify();
       }
@@ -759,6 +833,11 @@ void Service::build(const std::shared_ptr<Job>& job) {
     };
     write_layer(idx, plan, verified_layers(img), opts_.limits, sink, std::max(1u, std::thread::hardware_concurrency()),
                 opts_.spill_dir, &chunks);
+    // The indexes and the plan are done with: their memory goes back now.
+    std::vector<LayerIndex>().swap(idx);
+    plan = Plan{};
+    held.release();
+    return_memory();
     core::Digest diff_id = sink.finish();
     std::string config = squashed_config(img.config, diff_id.str(), img.manifest_digest);
     // The body is complete: readers that have sent the whole layer send the
@@ -771,7 +850,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
       job->layer_digest_ = diff_id.str();
     }
     job->notify();
-    meta::SquashRecord rec{img.key, img.manifest_digest, diff_id.str(), plan.tar_size, img.layer_dir, config,
+    meta::SquashRecord rec{img.key, img.manifest_digest, diff_id.str(), tar_size, img.layer_dir, config,
                            now_ms(), now_ms(), "", 0, 0};
     // Not under the job's lock: readers keep going (Job::open_at finds the
     // layer under either name) while this waits for the disk.
@@ -784,7 +863,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
       job->state_ = Job::State::Done;
       job->recent_.clear();  // readers go on from the committed blob
     }
-    metrics.add("wharf_squash_bytes_built_total", plan.tar_size);
+    metrics.add("wharf_squash_bytes_built_total", tar_size);
     job->notify();
     compress(rec);
     evict(img.key);
@@ -829,6 +908,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
       }
     }
     job->notify();
+    return_memory();
   }
 }
 

@@ -46,6 +46,54 @@ struct ServiceOptions {
   uint64_t cache_max_bytes = 50ull << 30;  // squashed layers + gzip pieces on disk; LRU eviction beyond this
   std::string spill_dir = "/tmp";          // scratch for layers decoded ahead on other cores
   uint64_t checkpoint_spacing = 4 << 20;   // inflate checkpoints in layer indexes (0: none), build.h
+  // Memory the builds and HEAD sizes being planned may hold at once, in
+  // bytes. Each is admitted from its layers' persisted indexes before it
+  // loads them (kPlanBytesPerEntry per entry plus the index blobs' bytes):
+  // one that would exceed what is free waits, one that exceeds the whole
+  // budget is refused (LIMIT_EXCEEDED naming squash.memory_budget_bytes).
+  uint64_t memory_budget_bytes = 4ull << 30;
+};
+
+// Memory a build holds per layer entry at its peak (indexes, merge tree and
+// plan), besides the entries' own path, link-target and xattr bytes:
+// measured with bench/squash-entries.sh (10^6 empty files, BENCHMARKS.md).
+inline constexpr uint64_t kPlanBytesPerEntry = 480;
+
+// A budget of bytes shared by builds: acquire() waits until `bytes` fit.
+// Thread-safe.
+class MemoryBudget {
+ public:
+  explicit MemoryBudget(uint64_t total) : total_(total) {}
+  class Reservation {
+   public:
+    Reservation() = default;
+    Reservation(MemoryBudget* b, uint64_t n) : b_(b), n_(n) {}
+    Reservation(Reservation&& o) noexcept : b_(std::exchange(o.b_, nullptr)), n_(o.n_) {}
+    Reservation& operator=(Reservation&& o) noexcept {
+      release();
+      b_ = std::exchange(o.b_, nullptr);
+      n_ = o.n_;
+      return *this;
+    }
+    ~Reservation() { release(); }
+    void release();
+
+   private:
+    MemoryBudget* b_ = nullptr;
+    uint64_t n_ = 0;
+  };
+  // Waits until `bytes` are free, in the order callers came. Throws
+  // LimitError when `bytes` exceed the whole budget (`what` says for what).
+  Reservation acquire(uint64_t bytes, const std::string& what);
+  uint64_t total() const { return total_; }
+  uint64_t used() const;
+
+ private:
+  const uint64_t total_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t used_ = 0;
+  uint64_t next_ticket_ = 0, serving_ = 0;
 };
 
 // A resolved image manifest.
@@ -188,6 +236,13 @@ class Service {
   LayerOpener verified_layers(const Image& img);
   // Every layer's index (persisted ones reused, new ones stored).
   std::vector<LayerIndex> index_image(const Image& img, unsigned parallel);
+  // index_image() within the memory budget: layers without a persisted index
+  // are indexed first (their memory bounded by limits.max_entries), then the
+  // whole is admitted from the persisted indexes and loaded. The reservation
+  // must be held until the indexes and the plan made from them are freed.
+  std::vector<LayerIndex> index_image_budgeted(const Image& img, unsigned parallel, MemoryBudget::Reservation& held);
+  // Bytes the image's persisted indexes need in memory while planned (0 for a layer without one).
+  uint64_t planned_bytes(const Image& img, bool& all_indexed);
   void worker();
   void build(const std::shared_ptr<Job>& job);
   struct Planning;
@@ -214,6 +269,7 @@ class Service {
   std::deque<std::function<void()>> background_;  // runs only when queue_ is empty
   std::map<std::string, std::shared_ptr<Job>> inflight_;
   LayersBeingIndexed indexing_;
+  MemoryBudget budget_;
   unsigned idle_workers_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;

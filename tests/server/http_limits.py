@@ -36,9 +36,8 @@ import threading
 import time
 import urllib.request
 
-BIN, WORK = sys.argv[1], sys.argv[2]
-SECTIONS = sys.argv[3:] or ["slow", "conns", "framing"]
-os.makedirs(WORK, exist_ok=True)
+# Set from the command line, or by a test importing the helpers (squash_memory.py).
+BIN, WORK = (sys.argv[1], sys.argv[2]) if __name__ == "__main__" else (None, None)
 SERVERS = []
 
 
@@ -431,8 +430,10 @@ def section_framing():
     stop(srv)
 
 
-for s in SECTIONS:
-    {"slow": section_slow, "conns": section_conns, "framing": section_framing}[s]()
-for p in SERVERS:
-    if p.poll() is None:
-        stop(p)
+if __name__ == "__main__":
+    os.makedirs(WORK, exist_ok=True)
+    for s in sys.argv[3:] or ["slow", "conns", "framing"]:
+        {"slow": section_slow, "conns": section_conns, "framing": section_framing}[s]()
+    for p in SERVERS:
+        if p.poll() is None:
+            stop(p)
