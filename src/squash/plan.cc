@@ -121,17 +121,18 @@ TarEntry out_entry(const std::vector<LayerIndex>& layers, const OutEntry& o) {
   } else {
     e = layers[o.layer].entries[o.index];
   }
-  e.path = o.path;
+  e.path = *o.path;
   if (o.hardlink) {
     e.type = EntryType::HardLink;
-    e.link = o.link_to;
+    e.link = *o.link_to;
     e.size = 0;
   }
   return e;
 }
 
 Plan plan_merge(const std::vector<LayerIndex>& layers) {
-  Tree tree;
+  auto owned = std::make_shared<Tree>();  // its keys are the output paths: the Plan keeps it
+  Tree& tree = *owned;
   for (uint32_t l = 0; l < layers.size(); ++l) {
     const auto& entries = layers[l].entries;
     // 1. Whiteouts of this layer apply to the tree below it.
@@ -196,13 +197,14 @@ Plan plan_merge(const std::vector<LayerIndex>& layers) {
   };
   Plan plan;
   plan.data.resize(layers.size());
+  plan.paths = owned;
   std::vector<Link> links;
   uint64_t seq = 0;
   for (auto it = tree.begin(); it != tree.end(); ++it, ++seq) {
     const auto& [path, n] = *it;
     if (n.dir) {
       OutEntry o;
-      o.path = path;
+      o.path = &path;
       if (n.layer == kSynthetic) {
         // A parent no layer declares is not invented: extracting the
         // squashed layer creates it, as extracting the layers did (with the
@@ -244,7 +246,7 @@ Plan plan_merge(const std::vector<LayerIndex>& layers) {
     uint64_t ino = links[g.first].inode;
     uint32_t l = static_cast<uint32_t>(ino >> 32), i = static_cast<uint32_t>(ino & 0xffffffff);
     for (size_t k = g.first; k < g.second; ++k)
-      out.push_back(OutEntry{l, i, *links[k].path, k > g.first, k > g.first ? *links[g.first].path : std::string(), false});
+      out.push_back(OutEntry{l, i, links[k].path, k > g.first ? links[g.first].path : nullptr, k > g.first, false});
   };
   for (auto& g : header_groups) emit(g, plan.headers_only);
   for (auto& g : data_groups) emit(g, plan.data[static_cast<uint32_t>(links[g.first].inode >> 32)]);

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,14 +40,15 @@ struct LayerIndex {
   InflateCheckpoints checkpoints;  // gzip layers large enough to split; see layer_decoder.h
 };
 
-// One entry of the output. `src` points into the indexes given to plan();
-// for hardlinks `link_to` is the output path holding the content.
+// One entry of the output (32 bytes: 10^6 of them are a plan). `layer` and
+// `index` point into the indexes given to plan_merge(); `path` and
+// `link_to` into the Plan's own path storage (valid while the Plan lives).
 struct OutEntry {
   uint32_t layer = 0;      // layer of the entry whose content/metadata is used
   uint32_t index = 0;      // its position in that layer's index
-  std::string path;        // output path (cleaned)
+  const std::string* path = nullptr;     // output path (cleaned)
+  const std::string* link_to = nullptr;  // hardlinks: the output path holding the content
   bool hardlink = false;   // emit as a hardlink to link_to
-  std::string link_to;
   // A parent no layer created, left empty by a whiteout (0755 root, mtime 0).
   // Implied parents that still have children are not emitted at all.
   bool synthetic_dir = false;
@@ -57,6 +59,7 @@ struct Plan {
   // Per layer: data-carrying files in stream order (each followed by its hardlinks).
   std::vector<std::vector<OutEntry>> data;
   uint64_t tar_size = 0;  // exact size of the squashed layer.tar incl. the end blocks
+  std::shared_ptr<const void> paths;  // owns the strings OutEntry points at
 };
 
 // Throws LayerError when a hardlink points at nothing.

@@ -57,7 +57,7 @@ struct ServiceOptions {
 // Memory a build holds per layer entry at its peak (indexes, merge tree and
 // plan), besides the entries' own path, link-target and xattr bytes:
 // measured with bench/squash-entries.sh (10^6 empty files, BENCHMARKS.md).
-inline constexpr uint64_t kPlanBytesPerEntry = 480;
+inline constexpr uint64_t kPlanBytesPerEntry = 416;
 
 // A budget of bytes shared by builds: acquire() waits until `bytes` fit.
 // Thread-safe.
