@@ -117,7 +117,9 @@ struct Server::Impl {
     if (stopping && conns.empty() && drain_timer) asio::post(ioc, [this] { drain_timer->cancel(); });
   }
   asio::awaitable<void> accept_loop();
-  asio::awaitable<void> serve_socket(tcp::socket sock);
+  // `reject`: admit()'s verdict, taken at accept time so connections are
+  // admitted in the order they arrived.
+  asio::awaitable<void> serve_socket(tcp::socket sock, std::string addr, int reject);
 };
 
 namespace {
@@ -703,13 +705,7 @@ class Conn final : public Exchange, public Tracked {
 
 }  // namespace
 
-asio::awaitable<void> Server::Impl::serve_socket(tcp::socket sock) {
-  beast::error_code aec;
-  auto peer = sock.remote_endpoint(aec);
-  if (aec) co_return;
-  const std::string addr = peer.address().to_string();
-  const int reject = admit(addr);
-  if (reject < 0) co_return;
+asio::awaitable<void> Server::Impl::serve_socket(tcp::socket sock, std::string addr, int reject) {
   struct Admission {
     Impl& im;
     const std::string& addr;
@@ -762,7 +758,13 @@ asio::awaitable<void> Server::Impl::accept_loop() {
       co_await t.async_wait(asio::use_awaitable);
       continue;
     }
-    asio::co_spawn(strand, serve_socket(std::move(sock)), asio::detached);
+    beast::error_code aec;
+    auto peer = sock.remote_endpoint(aec);
+    if (aec) continue;
+    std::string addr = peer.address().to_string();
+    int reject = admit(addr);
+    if (reject < 0) continue;  // closed at once
+    asio::co_spawn(strand, serve_socket(std::move(sock), std::move(addr), reject), asio::detached);
   }
 }
 
