@@ -225,20 +225,16 @@ Plan plan_merge(const std::vector<LayerIndex>& layers) {
   }
   std::sort(links.begin(), links.end(),
             [](const Link& a, const Link& b) { return a.inode != b.inode ? a.inode < b.inode : a.seq < b.seq; });
-  // Groups [begin, end) of one inode, in the order of their first path.
-  std::vector<std::pair<size_t, size_t>> groups;
+  // Groups [begin, end) of one inode: those with data in inode order, which
+  // is (layer, index), the stream order; the others later sorted by first path.
+  std::vector<std::pair<size_t, size_t>> data_groups, header_groups;
   for (size_t i = 0; i < links.size();) {
     size_t j = i + 1;
     while (j < links.size() && links[j].inode == links[i].inode) ++j;
-    groups.emplace_back(i, j);
-    i = j;
-  }
-  std::vector<std::pair<size_t, size_t>> data_groups;  // by inode: (layer, index) is stream order
-  std::vector<std::pair<size_t, size_t>> header_groups;
-  for (auto& g : groups) {
-    uint64_t ino = links[g.first].inode;
+    uint64_t ino = links[i].inode;
     const auto& def = layers[static_cast<uint32_t>(ino >> 32)].entries[static_cast<uint32_t>(ino & 0xffffffff)];
-    (def.type == EntryType::File && def.size > 0 ? data_groups : header_groups).push_back(g);
+    (def.type == EntryType::File && def.size > 0 ? data_groups : header_groups).emplace_back(i, j);
+    i = j;
   }
   std::sort(header_groups.begin(), header_groups.end(),
             [&](const auto& a, const auto& b) { return links[a.first].seq < links[b.first].seq; });
