@@ -29,16 +29,26 @@ void drain(ByteSource& src) {
 }
 
 LayerIndex index_one(std::unique_ptr<storage::BlobReader> blob, const Limits& limits, std::atomic<int64_t>* budget,
-                     std::atomic<int64_t>* entries, uint64_t spacing) {
+                     std::atomic<int64_t>* entries, uint64_t spacing, const MemoryCharge* charge) {
   LayerIndex idx;
   auto src = open_layer(std::move(blob), limits, budget, nullptr, &idx.checkpoints, spacing);
   TarReader tr(*src, limits);
   TarEntry e;
+  size_t charged = 0;
+  auto account = [&] {
+    // Capacity, not size: a growing vector holds its old and new block for a moment.
+    size_t now = idx.memory_bytes() * 3 / 2;
+    if (charge && now > charged) (*charge)(now - charged);
+    charged = std::max(charged, now);
+  };
   while (tr.next(e)) {
     if (entries->fetch_sub(1) <= 0)
       throw LimitError("the image has more tar entries than squash.limits.max_entries allows");
-    idx.entries.push_back(std::move(e));
+    idx.add(e);
+    if (idx.size() % 4096 == 0) account();
   }
+  account();
+  idx.shrink();
   drain(*src);  // to the blob's end, so a verifying reader checks its digest
   return idx;
 }
@@ -46,7 +56,7 @@ LayerIndex index_one(std::unique_ptr<storage::BlobReader> blob, const Limits& li
 }  // namespace
 
 std::vector<LayerIndex> index_layers(uint32_t n, const LayerOpener& open, const Limits& limits, unsigned parallel,
-                                     IndexCache* cache, uint64_t spacing) {
+                                     IndexCache* cache, uint64_t spacing, const MemoryCharge* charge) {
   std::atomic<int64_t> budget(static_cast<int64_t>(std::min<uint64_t>(limits.max_uncompressed_bytes, INT64_MAX)));
   std::atomic<int64_t> entries(static_cast<int64_t>(limits.max_entries));
   std::vector<LayerIndex> out(n);
@@ -55,12 +65,13 @@ std::vector<LayerIndex> index_layers(uint32_t n, const LayerOpener& open, const 
     for (uint32_t i; (i = next.fetch_add(1)) < n;) {
       if (cache) {
         if (auto idx = cache->load(i)) {
-          int64_t bytes = static_cast<int64_t>(indexed_bytes(*idx)), count = static_cast<int64_t>(idx->entries.size());
+          int64_t bytes = static_cast<int64_t>(indexed_bytes(*idx)), count = static_cast<int64_t>(idx->size());
           if (budget.fetch_sub(bytes) < bytes)
             throw LimitError(
                 "the image is larger than the squash limit on uncompressed bytes (squash.limits.max_uncompressed_bytes)");
           if (entries.fetch_sub(count) < count)
             throw LimitError("the image has more tar entries than squash.limits.max_entries allows");
+          if (charge) (*charge)(idx->memory_bytes());
           out[i] = std::move(*idx);
           continue;
         }
@@ -68,7 +79,7 @@ std::vector<LayerIndex> index_layers(uint32_t n, const LayerOpener& open, const 
       try {
         auto blob = open(i);
         if (!blob) throw std::runtime_error("layer " + std::to_string(i) + " is missing from storage");
-        out[i] = index_one(std::move(blob), limits, &budget, &entries, spacing);
+        out[i] = index_one(std::move(blob), limits, &budget, &entries, spacing, charge);
       } catch (...) {
         if (cache) cache->abandon(i);
         throw;
@@ -108,7 +119,7 @@ void produce_layer(const std::vector<LayerIndex>& layers, const Plan& plan, uint
   std::string hdr;
   auto emit_header = [&](const OutEntry& o) {
     hdr.clear();
-    write_header(out_entry(layers, o), hdr);
+    write_header(out_entry(layers, plan, o), hdr);
     out.write(hdr.data(), hdr.size());
   };
   if (!src) {
@@ -125,9 +136,8 @@ void produce_layer(const std::vector<LayerIndex>& layers, const Plan& plan, uint
     if (abort) throw std::runtime_error("squash aborted");
     if (!tr.next(e)) throw LayerError("layer " + std::to_string(l) + " changed since it was indexed");
     uint32_t this_idx = idx++;
-    if (this_idx != want[k].index) continue;
-    const auto& def = layers[l].entries[this_idx];
-    if (e.size != def.size || e.path != def.path)
+    if (this_idx != plan.index(want[k])) continue;
+    if (e.size != layers[l][this_idx].size || e.path != layers[l].path(this_idx))
       throw LayerError("layer " + std::to_string(l) + " changed since it was indexed");
     emit_header(want[k]);
     uint64_t left = e.size;
@@ -143,7 +153,7 @@ void produce_layer(const std::vector<LayerIndex>& layers, const Plan& plan, uint
     }
     out.write(kZeros, tar_padding(e.size));
     ++k;
-    while (k < want.size() && want[k].hardlink) emit_header(want[k++]);
+    while (k < want.size() && want[k].hardlink()) emit_header(want[k++]);
   }
   while (tr.next(e)) {  // the rest, so a verifying reader sees the whole blob
   }
@@ -413,7 +423,7 @@ void write_layer(const std::vector<LayerIndex>& layers, const Plan& plan, const 
   std::string hdr;
   for (const auto& o : plan.headers_only) {
     hdr.clear();
-    write_header(out_entry(layers, o), hdr);
+    write_header(out_entry(layers, plan, o), hdr);
     out.write(hdr.data(), hdr.size());
   }
   std::vector<uint32_t> work;  // layers with something to write, in order

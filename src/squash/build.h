@@ -33,14 +33,20 @@ class IndexCache {
   virtual void abandon(uint32_t layer) { (void)layer; }
 };
 
+// Told the bytes an index pass is about to hold beyond what it told before
+// (as indexes grow, every few thousand entries, and for each loaded index);
+// throws to stop the pass. Called from several threads at once.
+using MemoryCharge = std::function<void(uint64_t bytes)>;
+
 // Indexes every layer, at most `parallel` at a time, taking persisted
 // indexes from `cache` where it has them (and storing new ones). gzip layers
 // get inflate checkpoints every `checkpoint_spacing` uncompressed bytes (0:
-// none). Throws LayerError / LimitError (corrupt layers, limits) and
-// std::runtime_error (missing blob).
+// none). Throws LayerError / LimitError (corrupt layers, limits),
+// std::runtime_error (missing blob) and what `charge` throws.
 std::vector<LayerIndex> index_layers(uint32_t layer_count, const LayerOpener& open, const Limits& limits,
                                      unsigned parallel, IndexCache* cache = nullptr,
-                                     uint64_t checkpoint_spacing = kCheckpointSpacing);
+                                     uint64_t checkpoint_spacing = kCheckpointSpacing,
+                                     const MemoryCharge* charge = nullptr);
 
 // What the writer needs to decode checkpointed layers in chunks.
 struct ChunkAccess {

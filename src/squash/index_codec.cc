@@ -55,8 +55,9 @@ constexpr char kMagic[4] = {'W', 'I', 'D', 'X'};
 std::string encode_index(const LayerIndex& idx) {
   std::string o(kMagic, 4);
   put_u64(o, kIndexFormat);
-  put_u64(o, idx.entries.size());
-  for (const auto& e : idx.entries) {
+  put_u64(o, idx.size());
+  for (size_t i = 0; i < idx.size(); ++i) {
+    const TarEntry e = idx.entry(i);
     put_str(o, e.path);
     put_str(o, e.link);
     o += static_cast<char>(e.type);
@@ -103,9 +104,10 @@ std::optional<LayerIndex> decode_index(const std::string& bytes) {
   uint64_t n = in.u64();
   if (!in.ok || n > bytes.size()) return std::nullopt;
   LayerIndex idx;
-  idx.entries.reserve(n);
+  idx.reserve(n, bytes.size());  // the strings take less than the encoded index; shrunk below
+  TarEntry e;
   for (uint64_t i = 0; i < n && in.ok; ++i) {
-    TarEntry e;
+    e.xattrs.clear();
     e.path = in.str();
     e.link = in.str();
     if (in.p >= bytes.size()) return std::nullopt;
@@ -127,8 +129,14 @@ std::optional<LayerIndex> decode_index(const std::string& bytes) {
       e.xattrs.emplace_back(std::move(key), in.str());
     }
     e.data_offset = in.u64();
-    idx.entries.push_back(std::move(e));
+    if (!in.ok) return std::nullopt;
+    try {
+      idx.add(e);
+    } catch (const LimitError&) {
+      return std::nullopt;  // not an index this build writes
+    }
   }
+  idx.shrink();
   uint64_t nc = in.u64();
   if (!in.ok || nc > bytes.size() / 70) return std::nullopt;  // a chunk takes >= 70 bytes (its hex digest)
   auto& cp = idx.checkpoints;
@@ -162,7 +170,7 @@ std::optional<LayerIndex> decode_index(const std::string& bytes) {
 
 uint64_t indexed_bytes(const LayerIndex& idx) {
   uint64_t end = 0;
-  for (const auto& e : idx.entries) end = std::max(end, e.data_offset + e.size);
+  for (size_t i = 0; i < idx.size(); ++i) end = std::max(end, idx[i].data_offset + idx[i].size);
   return end;
 }
 

@@ -208,7 +208,7 @@ class StoredIndexes : public IndexCache {
       std::string bytes = encode_index(idx);
       auto d = core::sha256_of(bytes);
       blobs_.put(d, bytes);
-      meta_.put_layer_index({layers_[i], kIndexFormat, d.str(), idx.entries.size(), cp.states_digest});
+      meta_.put_layer_index({layers_[i], kIndexFormat, d.str(), idx.size(), cp.states_digest});
     } catch (const std::exception&) {
       // an index that cannot be stored is rebuilt next time
     }
@@ -383,11 +383,22 @@ void MemoryBudget::Reservation::release() {
   b_ = nullptr;
 }
 
+bool MemoryBudget::Reservation::try_grow(uint64_t more) {
+  std::lock_guard lk(b_->mu_);
+  if (b_->used_ + more > b_->total_) return false;
+  b_->used_ += more;
+  n_ += more;
+  return true;
+}
+
+LimitError MemoryBudget::too_large(uint64_t bytes, const std::string& what) const {
+  return LimitError(what + " needs about " + std::to_string((bytes + (1 << 20) - 1) >> 20) +
+                    " MiB of memory to squash, more than the whole budget (squash.memory_budget_bytes, " +
+                    std::to_string(total_ >> 20) + " MiB)");
+}
+
 MemoryBudget::Reservation MemoryBudget::acquire(uint64_t bytes, const std::string& what) {
-  if (bytes > total_)
-    throw LimitError(what + " needs about " + std::to_string((bytes + (1 << 20) - 1) >> 20) +
-                     " MiB of memory to squash, more than the whole budget (squash.memory_budget_bytes, " +
-                     std::to_string(total_ >> 20) + " MiB)");
+  if (bytes > total_) throw too_large(bytes, what);
   std::unique_lock lk(mu_);
   uint64_t ticket = next_ticket_++;
   cv_.wait(lk, [&] { return serving_ == ticket && used_ + bytes <= total_; });
@@ -602,7 +613,7 @@ LayerOpener Service::verified_layers(const Image& img) {
   };
 }
 
-std::vector<LayerIndex> Service::index_image(const Image& img, unsigned parallel) {
+std::vector<LayerIndex> Service::index_image(const Image& img, unsigned parallel, const MemoryCharge* charge) {
   // Every layer must be there before the first byte goes out, even those
   // that contribute nothing: a missing blob is a JSON error, not a cut body.
   for (const auto& d : img.layer_digests)
@@ -610,7 +621,7 @@ std::vector<LayerIndex> Service::index_image(const Image& img, unsigned parallel
   core::crash_point("squash-index-image");
   StoredIndexes stored(blobs_, meta_, img.layer_digests, indexing_);
   return index_layers(img.layer_digests.size(), verified_layers(img), opts_.limits, parallel, &stored,
-                      opts_.checkpoint_spacing);
+                      opts_.checkpoint_spacing, charge);
 }
 
 uint64_t Service::planned_bytes(const Image& img, bool& all_indexed) {
@@ -634,13 +645,33 @@ uint64_t Service::planned_bytes(const Image& img, bool& all_indexed) {
 std::vector<LayerIndex> Service::index_image_budgeted(const Image& img, unsigned parallel,
                                                       MemoryBudget::Reservation& held) {
   bool all_indexed = false;
+  const std::string what = "the image " + img.manifest_digest;
   planned_bytes(img, all_indexed);
   if (!all_indexed) {
-    index_image(img, parallel);  // persists the missing indexes; bounded by limits.max_entries
+    // The missing indexes are built (and persisted) first, charged to the
+    // budget as they grow: a pass that finds the budget taken gives back
+    // what it held and waits in line for what it had reached plus half.
+    uint64_t want = 0;
+    for (;;) {
+      auto r = budget_.acquire(want, what);
+      std::mutex mu;
+      MemoryCharge charge = [&](uint64_t n) {
+        std::lock_guard lk(mu);
+        if (r.bytes() + n > budget_.total()) throw budget_.too_large(r.bytes() + n, what);
+        if (!r.try_grow(n)) throw BudgetBusy(r.bytes() + n);
+      };
+      try {
+        index_image(img, parallel, &charge);
+        break;
+      } catch (const BudgetBusy& b) {
+        want = std::min(budget_.total(), b.bytes + b.bytes / 2);
+        core::Metrics::global().add("wharf_squash_index_budget_waits_total");
+      }
+    }
     return_memory();
   }
   uint64_t need = planned_bytes(img, all_indexed);
-  held = budget_.acquire(need, "the image " + img.manifest_digest);
+  held = budget_.acquire(need, what);
   return index_image(img, parallel);
 }
 
@@ -649,8 +680,19 @@ void Service::index_in_background(const std::string& repo, const std::string& di
   if (background_.size() >= 1000) return;  // a flood of pushes: indexes get built on first squash instead
   background_.push_back([this, repo, digest] {
     try {
-      index_image(resolve(repo, digest, ""), 1);
+      // Charged to the budget as it grows; when the budget is taken it gives
+      // up (the first squash indexes the layer then, waiting in line).
+      Image img = resolve(repo, digest, "");
+      auto r = budget_.acquire(0, "indexing " + digest);
+      std::mutex mu;
+      MemoryCharge charge = [&](uint64_t n) {
+        std::lock_guard lk(mu);
+        if (!r.try_grow(n)) throw BudgetBusy(r.bytes() + n);
+      };
+      index_image(img, 1, &charge);
       core::Metrics::global().add("wharf_squash_background_indexes_total");
+    } catch (const BudgetBusy&) {
+      core::Metrics::global().add("wharf_squash_background_indexes_deferred_total");
     } catch (const std::exception&) {
       // not an image, a corrupt layer...: the squash request will say so
     }

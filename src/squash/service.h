@@ -36,7 +36,8 @@ namespace wharf::squash {
 // Part of every cache key: bumped whenever the squashed bytes for the same
 // image change, so entries built by an older wharf are rebuilt, not served.
 // 2: parents no layer declares are no longer emitted.
-inline constexpr int kFormatVersion = 2;
+// 3: depth-first order (siblings by name) instead of byte order of whole paths.
+inline constexpr int kFormatVersion = 3;
 
 struct ServiceOptions {
   Limits limits;
@@ -57,7 +58,16 @@ struct ServiceOptions {
 // Memory a build holds per layer entry at its peak (indexes, merge tree and
 // plan), besides the entries' own path, link-target and xattr bytes:
 // measured with bench/squash-entries.sh (10^6 empty files, BENCHMARKS.md).
-inline constexpr uint64_t kPlanBytesPerEntry = 416;
+inline constexpr uint64_t kPlanBytesPerEntry = 128;
+
+// An index pass found the budget taken by others while its indexes grew:
+// it gives back what it held and waits in line for `bytes` (what it had
+// reached).
+class BudgetBusy : public std::runtime_error {
+ public:
+  explicit BudgetBusy(uint64_t b) : std::runtime_error("squash memory budget taken"), bytes(b) {}
+  uint64_t bytes;
+};
 
 // A budget of bytes shared by builds: acquire() waits until `bytes` fit.
 // Thread-safe.
@@ -77,6 +87,10 @@ class MemoryBudget {
     }
     ~Reservation() { release(); }
     void release();
+    // Takes `more` bytes at once if they are free, else false: it never
+    // waits, so a holder never waits while holding (growers cannot deadlock).
+    bool try_grow(uint64_t more);
+    uint64_t bytes() const { return n_; }
 
    private:
     MemoryBudget* b_ = nullptr;
@@ -85,6 +99,8 @@ class MemoryBudget {
   // Waits until `bytes` are free, in the order callers came. Throws
   // LimitError when `bytes` exceed the whole budget (`what` says for what).
   Reservation acquire(uint64_t bytes, const std::string& what);
+  // The error for `bytes` over the whole budget.
+  LimitError too_large(uint64_t bytes, const std::string& what) const;
   uint64_t total() const { return total_; }
   uint64_t used() const;
 
@@ -235,7 +251,7 @@ class Service {
   // throws LayerError when the blob is missing. `img` must outlive the opener.
   LayerOpener verified_layers(const Image& img);
   // Every layer's index (persisted ones reused, new ones stored).
-  std::vector<LayerIndex> index_image(const Image& img, unsigned parallel);
+  std::vector<LayerIndex> index_image(const Image& img, unsigned parallel, const MemoryCharge* charge = nullptr);
   // index_image() within the memory budget: layers without a persisted index
   // are indexed first (their memory bounded by limits.max_entries), then the
   // whole is admitted from the persisted indexes and loaded. The reservation

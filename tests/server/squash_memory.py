@@ -4,11 +4,16 @@
     python3 tests/server/squash_memory.py WHARF_BIN WORKDIR
 
 - An image whose build alone needs more than squash.memory_budget_bytes
-  (200 000 entries: about 100 MB by the per-entry figure) is refused before
+  (200 000 entries: about 30 MB by the per-entry figure) is refused before
   it is loaded: 422 LIMIT_EXCEEDED naming the setting, for GET and HEAD,
   twice, and no cache entry; a small image on the same server squashes.
-- Two such images whose builds fit the budget one at a time but not together
-  both squash completely when asked for at once (the second waits).
+- The push-time index is charged to the budget too: a layer of 500 000
+  entries pushed to a server with a 24 MB budget is not indexed at push
+  (deferred, counted in /metrics) and the server's peak RSS stays within
+  the budget's reach (an unbudgeted index of it takes over 70 MB); its
+  squash is then refused with the same error, memory still bounded.
+- Two 200 000-entry images whose builds fit the budget one at a time but
+  not together both squash completely when asked for at once (one waits).
 Servers listen on 127.0.0.1 on free ports and are stopped by PID.
 """
 import json
@@ -16,6 +21,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -45,7 +51,7 @@ for i in range(2):
     many_entries.layer(p, 200000 + i)  # different layers, so two builds
     layers.append(p)
 
-port, srv = hl.start("budget-small", "squash: {memory_budget_bytes: 50000000}\n")
+port, srv = hl.start("budget-small", "squash: {memory_budget_bytes: 20000000}\n")
 many_entries.push("http://127.0.0.1:%d" % port, "mem/big", layers[0])
 for attempt in (1, 2):
     for method in ("GET", "HEAD"):
@@ -63,7 +69,51 @@ if st != 200 or len(body) < 2048:
 print("PASS ... while a small image on the same server squashes")
 hl.stop(srv)
 
-port, srv = hl.start("budget-two", "squash: {memory_budget_bytes: 160000000, workers: 2}\n")
+
+
+def kib(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+
+
+def metric(port, name):
+    st, body = get(port, "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.split()[-1])
+    return 0.0
+
+
+big = os.path.join(WORK, "many-500k.tar.gz")
+many_entries.layer(big, 500000)
+port, srv = hl.start("budget-push", "squash: {memory_budget_bytes: 24000000}\n")
+idle = kib(srv.pid, "VmRSS")
+many_entries.push("http://127.0.0.1:%d" % port, "mem/push", big)
+for _ in range(600):
+    if metric(port, "wharf_squash_background_indexes_deferred_total") + \
+            metric(port, "wharf_squash_background_indexes_total") >= 1:
+        break
+    time.sleep(0.1)
+if metric(port, "wharf_squash_background_indexes_deferred_total") != 1:
+    hl.fail("the push-time index of 500 000 entries under a 24 MB budget was not deferred")
+grown = kib(srv.pid, "VmHWM") - idle
+if grown > 48 * 1024:
+    hl.fail("the push-time index took the server %d KiB above idle under a 24 MB budget" % grown)
+print("PASS the push-time index is charged to the budget: deferred at 24 MB, peak RSS %d MiB above idle"
+      % (grown >> 10))
+st, body = get(port, "/c1/squash/mem/push/v1")
+if st != 422 or b"memory_budget_bytes" not in body:
+    hl.fail("squash of a layer whose index exceeds the budget: %d %r" % (st, body[:300]))
+grown = kib(srv.pid, "VmHWM") - idle
+if grown > 48 * 1024:
+    hl.fail("indexing for the squash took the server %d KiB above idle under a 24 MB budget" % grown)
+print("PASS ... and its squash: 422 naming squash.memory_budget_bytes, peak RSS %d MiB above idle"
+      % (grown >> 10))
+hl.stop(srv)
+
+port, srv = hl.start("budget-two", "squash: {memory_budget_bytes: 60000000, workers: 2}\n")
 for i in range(2):
     many_entries.push("http://127.0.0.1:%d" % port, "mem/m%d" % i, layers[i])
 res = {}

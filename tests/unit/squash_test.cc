@@ -254,10 +254,10 @@ std::vector<std::string> listing(const std::vector<LayerIndex>& layers) {
   Plan p = plan_merge(layers);
   std::vector<std::string> out;
   auto add = [&](const OutEntry& o) {
-    TarEntry e = out_entry(layers, o);
+    TarEntry e = out_entry(layers, p, o);
     std::string s = e.path + " " + static_cast<char>(e.type);
     if (e.type == EntryType::HardLink || e.type == EntryType::Symlink) s += " -> " + e.link;
-    if (e.type == EntryType::File) s += " L" + std::to_string(o.layer) + " " + std::to_string(e.size);
+    if (e.type == EntryType::File) s += " L" + std::to_string(p.layer(o)) + " " + std::to_string(e.size);
     out.push_back(s);
   };
   for (auto& o : p.headers_only) add(o);
@@ -267,7 +267,7 @@ std::vector<std::string> listing(const std::vector<LayerIndex>& layers) {
 }
 
 using L = std::vector<LayerIndex>;
-LayerIndex layer(std::vector<TarEntry> es) { return LayerIndex{std::move(es), {}}; }
+LayerIndex layer(const std::vector<TarEntry>& es) { return LayerIndex(es); }
 
 }  // namespace
 
@@ -315,8 +315,8 @@ TEST(Plan, DirectoryOverDirectoryKeepsChildrenTakesMetadata) {
   L layers{layer({file("d", "", EntryType::Dir), sized("d/keep", 1)}), layer({upper})};
   Plan p = plan_merge(layers);
   ASSERT_EQ(p.headers_only.size(), 1u);
-  EXPECT_EQ(out_entry(layers, p.headers_only[0]).mode, 0700u);
-  EXPECT_EQ(out_entry(layers, p.headers_only[0]).uid, 42u);
+  EXPECT_EQ(out_entry(layers, p, p.headers_only[0]).mode, 0700u);
+  EXPECT_EQ(out_entry(layers, p, p.headers_only[0]).uid, 42u);
   EXPECT_EQ(p.data[0].size(), 1u);
 }
 
@@ -335,6 +335,17 @@ TEST(Plan, MissingParentsAreNotInventedAndRootIsKept) {
   EXPECT_EQ(got, (std::vector<std::string>{" 5", "a/b/c 0 L0 1"}));
   got = listing(L{layer({sized("e/x/gone", 1), sized("k/f", 1)}), layer({wh("e/x/.wh.gone")})});
   EXPECT_EQ(got, (std::vector<std::string>{"e/x 5", "k/f 0 L0 1"}));
+}
+
+// Depth first: "a-c" sorts before "a/b" as a whole path, but a directory's
+// subtree stays together; the first path of an inode in that order holds
+// the content, whichever layer entry named it first.
+TEST(Plan, DepthFirstOrderAndHardlinkHead) {
+  auto got = listing(L{layer({file("a", "", EntryType::Dir), file("a-c", "", EntryType::Dir), sized("a/b", 2),
+                              sized("z", 3), hardlink("a-c/l", "z"), file("a/s", "", EntryType::Symlink),
+                              file("a-c/e", "")})});
+  EXPECT_EQ(got, (std::vector<std::string>{"a 5", "a-c 5", "a/s 2 -> ", "a-c/e 0 L0 0", "a/b 0 L0 2",
+                                           "a-c/l 0 L0 3", "z 1 -> a-c/l"}));
 }
 
 TEST(Plan, HardlinkToNothingIsAnError) {
@@ -371,7 +382,6 @@ TEST(Plan, SizeIsExactAndWriterMatchesIt) {
 #include "squash/index_codec.h"
 
 TEST(IndexCodec, RoundTripAndRejectsDamage) {
-  LayerIndex idx;
   TarEntry a = file("dir/a", "12345");
   a.xattrs = {{"user.k", std::string("v\0w", 3)}};
   a.mtime = -7;
@@ -379,17 +389,28 @@ TEST(IndexCodec, RoundTripAndRejectsDamage) {
   a.data_offset = 512;
   TarEntry l = hardlink("dir/b", "dir/a");
   l.uid = 1ull << 40;
-  idx.entries = {a, l, file("d", "", EntryType::Dir)};
+  TarEntry dev = file("dev/sda", "", EntryType::Block);
+  dev.devmajor = 8;
+  dev.devminor = 1;
+  dev.uname = "root";
+  dev.gname = "disk";
+  LayerIndex idx({a, l, file("d", "", EntryType::Dir), dev});
   std::string bytes = encode_index(idx);
   auto back = decode_index(bytes);
   ASSERT_TRUE(back);
-  ASSERT_EQ(back->entries.size(), 3u);
-  EXPECT_EQ(back->entries[0].xattrs, a.xattrs);
-  EXPECT_EQ(back->entries[0].mtime, -7);
-  EXPECT_EQ(back->entries[0].data_offset, 512u);
-  EXPECT_EQ(back->entries[1].link, "dir/a");
-  EXPECT_EQ(back->entries[1].uid, 1ull << 40);
-  EXPECT_EQ(back->entries[2].type, EntryType::Dir);
+  ASSERT_EQ(back->size(), 4u);
+  EXPECT_EQ(back->entry(0).xattrs, a.xattrs);
+  EXPECT_EQ(back->entry(0).mtime, -7);
+  EXPECT_EQ(back->entry(0).mtime_nsec, 5u);
+  EXPECT_EQ(back->entry(0).data_offset, 512u);
+  EXPECT_EQ(back->entry(1).link, "dir/a");
+  EXPECT_EQ(back->entry(1).uid, 1ull << 40);
+  EXPECT_EQ(back->entry(2).type, EntryType::Dir);
+  EXPECT_EQ(back->entry(3).devmajor, 8u);
+  EXPECT_EQ(back->entry(3).devminor, 1u);
+  EXPECT_EQ(back->entry(3).uname, "root");
+  EXPECT_EQ(back->entry(3).gname, "disk");
+  EXPECT_EQ(back->entry(3).path, "dev/sda");
   EXPECT_EQ(indexed_bytes(idx), 517u);
   EXPECT_FALSE(decode_index(bytes.substr(0, bytes.size() - 1)));
   EXPECT_FALSE(decode_index(bytes + "x"));
