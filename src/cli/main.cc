@@ -340,10 +340,24 @@ int serve(core::Config cfg) {
 
   registry::Options ro;
   ro.on_manifest_deleted = [&squasher](const std::string& d) { squasher.forget_manifest(d); };
-  if (cfg.squash_index_on_push)
+  // Layers are indexed while they are pushed, and what that missed once the manifest is.
+  struct PushIndexing : registry::UploadObserver {
+    squash::Service& s;
+    explicit PushIndexing(squash::Service& sv) : s(sv) {}
+    void appended(const std::string& id, uint64_t off, const char* p, size_t n) override {
+      s.upload_appended(id, off, p, n);
+    }
+    void committed(const std::string& id, const std::string& d, uint64_t size) override {
+      s.upload_committed(id, d, size);
+    }
+    void dropped(const std::string& id) override { s.upload_dropped(id); }
+  } push_indexing(squasher);
+  if (cfg.squash_index_on_push) {
+    ro.upload_observer = &push_indexing;
     ro.on_manifest_pushed = [&squasher](const std::string& repo, const std::string& digest) {
       squasher.index_in_background(repo, digest);
     };
+  }
   ro.on_tag_pushed = [&squasher, &cfg, &acc](const std::string& repo, const std::string& tag) {
     auto listed = [&](const std::vector<std::string>& v, const std::string& x) {
       return std::find(v.begin(), v.end(), x) != v.end();

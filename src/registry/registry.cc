@@ -247,6 +247,7 @@ struct Registry::Impl {
           if (!more) break;
           n += more;
         }
+        if (opts.upload_observer) opts.upload_observer->appended(id, st.offset, buf.data(), n);
         st.offset += n;
         aw.push(std::move(buf), n);
       }
@@ -273,6 +274,7 @@ struct Registry::Impl {
     c.keep = false;
     uint64_t size = blobs.upload_size(id).value_or(0);
     if (got != want) {
+      if (opts.upload_observer) opts.upload_observer->dropped(id);
       blobs.delete_upload(id);
       meta.delete_upload(id);
       throw Error(ErrorCode::DigestInvalid, "the uploaded content does not match the digest",
@@ -280,6 +282,7 @@ struct Registry::Impl {
     }
     blobs.commit_upload(id, want);
     meta.complete_upload(id, name, want.str(), size);
+    if (opts.upload_observer) opts.upload_observer->committed(id, want.str(), size);
     core::Metrics::global().add("wharf_uploads_completed_total");
     core::Metrics::global().add("wharf_upload_bytes_total", size);
   }
@@ -655,6 +658,7 @@ struct Registry::Impl {
       {
         Claim c(*this, id);
         c.keep = false;
+        if (opts.upload_observer) opts.upload_observer->dropped(id);
         blobs.delete_upload(id);
         meta.delete_upload(id);
       }
@@ -790,6 +794,7 @@ size_t Registry::purge_expired_uploads() {
       if (im.busy.count(u.id)) continue;
       im.states.erase(u.id);
     }
+    if (im.opts.upload_observer) im.opts.upload_observer->dropped(u.id);
     im.blobs.delete_upload(u.id);
     im.meta.delete_upload(u.id);
     ++n;

@@ -21,6 +21,19 @@
 
 namespace wharf::registry {
 
+// Sees each upload's bytes as they are handed to storage, in order, and how
+// the upload ended (the squash indexes layers while they are pushed). No
+// call may block: they run on I/O threads.
+class UploadObserver {
+ public:
+  virtual ~UploadObserver() = default;
+  virtual void appended(const std::string& id, uint64_t offset, const char* p, size_t n) = 0;
+  // The upload became blob `digest` (verified) of `size` bytes.
+  virtual void committed(const std::string& id, const std::string& digest, uint64_t size) = 0;
+  // The upload is gone without a blob (deleted, expired, wrong digest).
+  virtual void dropped(const std::string& id) = 0;
+};
+
 struct Options {
   bool delete_enabled = true;
   uint64_t max_manifest_bytes = 4 * 1024 * 1024;
@@ -39,6 +52,8 @@ struct Options {
   std::function<void(const std::string& digest)> on_manifest_deleted;
   // Called after any manifest was pushed (image or index).
   std::function<void(const std::string& repo, const std::string& digest)> on_manifest_pushed;
+  // Null: none.
+  UploadObserver* upload_observer = nullptr;
   // Called after a tag was pushed (e.g. to prime derived caches). Must not throw.
   std::function<void(const std::string& repo, const std::string& tag)> on_tag_pushed;
 };

@@ -55,6 +55,13 @@ LayerIndex index_one(std::unique_ptr<storage::BlobReader> blob, const Limits& li
 
 }  // namespace
 
+LayerIndex index_layer(std::unique_ptr<storage::BlobReader> blob, const Limits& limits, uint64_t spacing,
+                       const MemoryCharge* charge) {
+  std::atomic<int64_t> budget(static_cast<int64_t>(std::min<uint64_t>(limits.max_uncompressed_bytes, INT64_MAX)));
+  std::atomic<int64_t> entries(static_cast<int64_t>(limits.max_entries));
+  return index_one(std::move(blob), limits, &budget, &entries, spacing, charge);
+}
+
 std::vector<LayerIndex> index_layers(uint32_t n, const LayerOpener& open, const Limits& limits, unsigned parallel,
                                      IndexCache* cache, uint64_t spacing, const MemoryCharge* charge) {
   std::atomic<int64_t> budget(static_cast<int64_t>(std::min<uint64_t>(limits.max_uncompressed_bytes, INT64_MAX)));

@@ -48,6 +48,11 @@ std::vector<LayerIndex> index_layers(uint32_t layer_count, const LayerOpener& op
                                      uint64_t checkpoint_spacing = kCheckpointSpacing,
                                      const MemoryCharge* charge = nullptr);
 
+// One layer's index from its blob (what index_layers does per layer),
+// within `limits` for this layer alone.
+LayerIndex index_layer(std::unique_ptr<storage::BlobReader> blob, const Limits& limits, uint64_t checkpoint_spacing,
+                       const MemoryCharge* charge = nullptr);
+
 // What the writer needs to decode checkpointed layers in chunks.
 struct ChunkAccess {
   // Layer `layer`'s blob from `offset`, unverified (chunks check themselves).

@@ -159,6 +159,29 @@ bool read_exactly(storage::BlobReader& r, char* p, size_t n) {
   return true;
 }
 
+// Stores `idx` as the persisted index of `layer` (its saved inflate states a
+// blob of their own); `stamp`: the blob's BlobStore::stamp taken before it
+// was read. Failures are quiet: an index that cannot be stored is rebuilt.
+void persist_index(storage::BlobStore& blobs, meta::MetadataStore& meta, const std::string& layer, LayerIndex& idx,
+                   const std::string& stamp) {
+  core::Metrics::global().add("wharf_squash_layers_indexed_total");
+  try {
+    auto& cp = idx.checkpoints;
+    if (!stamp.empty() && !cp.chunks.empty()) cp.blob_stamp = stamp;
+    if (cp.states && !cp.states->empty()) {
+      auto sd = core::sha256_of(*cp.states);
+      blobs.put(sd, *cp.states);
+      cp.states_digest = sd.str();
+    }
+    std::string bytes = encode_index(idx);
+    auto d = core::sha256_of(bytes);
+    blobs.put(d, bytes);
+    meta.put_layer_index({layer, kIndexFormat, d.str(), idx.size(), cp.states_digest});
+  } catch (const std::exception&) {
+    // an index that cannot be stored is rebuilt next time
+  }
+}
+
 // Persisted layer indexes: blobs named by their digest, found through the
 // metadata store by layer digest. A miss claims the layer in `indexing`
 // until store() or abandon(); a load() of a claimed layer waits for it. A
@@ -193,25 +216,12 @@ class StoredIndexes : public IndexCache {
       uint32_t i;
       ~Release() { s->release(i); }
     } release{this, i};
-    core::Metrics::global().add("wharf_squash_layers_indexed_total");
-    try {
-      auto& cp = idx.checkpoints;
-      {
-        std::lock_guard lk(indexing_.mu);
-        if (auto it = stamps_.find(i); it != stamps_.end() && !cp.chunks.empty()) cp.blob_stamp = it->second;
-      }
-      if (cp.states && !cp.states->empty()) {
-        auto sd = core::sha256_of(*cp.states);
-        blobs_.put(sd, *cp.states);
-        cp.states_digest = sd.str();
-      }
-      std::string bytes = encode_index(idx);
-      auto d = core::sha256_of(bytes);
-      blobs_.put(d, bytes);
-      meta_.put_layer_index({layers_[i], kIndexFormat, d.str(), idx.size(), cp.states_digest});
-    } catch (const std::exception&) {
-      // an index that cannot be stored is rebuilt next time
+    std::string stamp;
+    {
+      std::lock_guard lk(indexing_.mu);
+      if (auto it = stamps_.find(i); it != stamps_.end()) stamp = it->second;
     }
+    persist_index(blobs_, meta_, layers_[i], idx, stamp);
   }
   ~StoredIndexes() override {
     for (uint32_t i : std::set<uint32_t>(claimed_)) release(i);
@@ -433,6 +443,11 @@ Service::Service(ServiceOptions opts, storage::BlobStore& blobs, meta::MetadataS
 }
 
 Service::~Service() {
+  {
+    std::lock_guard lk(push_mu_);
+    pushing_.clear();
+  }
+  for (auto& f : finishing_) f->ix.reset();  // stops them; their layers' claims are released
   std::deque<Planning> unplanned;
   {
     std::lock_guard lk(mu_);
@@ -654,11 +669,15 @@ std::vector<LayerIndex> Service::index_image_budgeted(const Image& img, unsigned
     uint64_t want = 0;
     for (;;) {
       auto r = budget_.acquire(want, what);
+      uint64_t prepaid = want, used = 0;  // what was reserved up front is used first
       std::mutex mu;
       MemoryCharge charge = [&](uint64_t n) {
         std::lock_guard lk(mu);
-        if (r.bytes() + n > budget_.total()) throw budget_.too_large(r.bytes() + n, what);
-        if (!r.try_grow(n)) throw BudgetBusy(r.bytes() + n);
+        used += n;
+        if (used > budget_.total()) throw budget_.too_large(used, what);
+        uint64_t from_prepaid = std::min(prepaid, n);
+        prepaid -= from_prepaid;
+        if (n > from_prepaid && !r.try_grow(n - from_prepaid)) throw BudgetBusy(used);
       };
       try {
         index_image(img, parallel, &charge);
@@ -673,6 +692,82 @@ std::vector<LayerIndex> Service::index_image_budgeted(const Image& img, unsigned
   uint64_t need = planned_bytes(img, all_indexed);
   held = budget_.acquire(need, what);
   return index_image(img, parallel);
+}
+
+size_t Service::push_active_locked() {
+  std::erase_if(finishing_, [](const auto& f) { return f->done.load(); });
+  return pushing_.size() + finishing_.size();
+}
+
+void Service::upload_appended(const std::string& id, uint64_t offset, const char* p, size_t n) {
+  std::lock_guard lk(push_mu_);
+  auto it = pushing_.find(id);
+  if (it == pushing_.end()) {
+    if (offset != 0 || !looks_compressed_layer(p, n)) return;
+    if (push_active_locked() >= std::max(1u, std::thread::hardware_concurrency() / 2)) return;
+    auto setup = [this]() -> MemoryCharge {
+      auto r = std::make_shared<MemoryBudget::Reservation>(budget_.acquire(0, "indexing a pushed layer"));
+      auto mu = std::make_shared<std::mutex>();
+      return [r, mu](uint64_t more) {
+        std::lock_guard lk(*mu);
+        if (!r->try_grow(more)) throw BudgetBusy(r->bytes() + more);
+      };
+    };
+    it = pushing_.emplace(id, std::make_unique<StreamIndex>(opts_.limits, opts_.checkpoint_spacing, kPushIndexQueue,
+                                                            setup)).first;
+  }
+  if (it->second->fed() != offset || !it->second->feed(p, n)) pushing_.erase(it);  // not indexed while pushed
+}
+
+void Service::upload_dropped(const std::string& id) {
+  std::unique_ptr<StreamIndex> ix;
+  std::lock_guard lk(push_mu_);
+  if (auto it = pushing_.find(id); it != pushing_.end()) {
+    ix = std::move(it->second);
+    pushing_.erase(it);
+  }
+}
+
+void Service::upload_committed(const std::string& id, const std::string& digest, uint64_t size) {
+  std::unique_ptr<StreamIndex> ix;
+  {
+    std::lock_guard lk(push_mu_);
+    auto it = pushing_.find(id);
+    if (it == pushing_.end()) return;
+    ix = std::move(it->second);
+    pushing_.erase(it);
+  }
+  if (ix->fed() != size) return;
+  if (auto rec = meta_.get_layer_index(digest); rec && rec->format == kIndexFormat) return;  // pushed before
+  {
+    std::lock_guard lk(indexing_.mu);
+    if (indexing_.layers.count(digest)) return;  // being indexed by a squash already
+    indexing_.layers.insert(digest);
+  }
+  std::string stamp;
+  if (auto d = core::Digest::parse(digest))
+    if (auto st = blobs_.stamp(*d)) stamp = *st;
+  auto f = std::make_shared<Finishing>();
+  Finishing* raw = f.get();
+  f->ix = std::move(ix);
+  {
+    std::lock_guard lk(push_mu_);
+    finishing_.push_back(f);
+  }
+  raw->ix->end([this, raw, digest, stamp](std::optional<LayerIndex>& idx) {
+    if (idx) {
+      persist_index(blobs_, meta_, digest, *idx, stamp);
+      core::Metrics::global().add("wharf_squash_layers_indexed_while_pushed_total");
+      idx.reset();
+    }
+    {
+      std::lock_guard lk(indexing_.mu);
+      indexing_.layers.erase(digest);
+    }
+    indexing_.cv.notify_all();
+    return_memory();
+    raw->done = true;
+  });
 }
 
 void Service::index_in_background(const std::string& repo, const std::string& digest) {

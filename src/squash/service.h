@@ -28,6 +28,7 @@
 #include "meta/metadata_store.h"
 #include "squash/build.h"
 #include "squash/limits.h"
+#include "squash/push_index.h"
 #include "storage/async_writer.h"
 #include "storage/blob_store.h"
 
@@ -246,6 +247,19 @@ class Service {
   // Drops cache entries of a deleted manifest.
   void forget_manifest(const std::string& digest);
 
+  // Layers indexed while they are pushed (squash.index_on_push): the
+  // registry reports each upload's bytes as they are handed to storage, in
+  // order, and how the upload ended. An upload that starts like a gzip or
+  // zstd stream is decoded on a thread of its own (at most
+  // max(1, cores/2) at once, kPushIndexQueue bytes queued each, charged to
+  // the memory budget like the push-time index); at commit its layer is
+  // claimed as being indexed, so a squash asked for at once waits for that
+  // index instead of decoding the layer again. None of these blocks.
+  void upload_appended(const std::string& id, uint64_t offset, const char* p, size_t n);
+  void upload_committed(const std::string& id, const std::string& digest, uint64_t size);
+  void upload_dropped(const std::string& id);
+  static constexpr size_t kPushIndexQueue = 64 << 20;
+
  private:
   // Opens layer i of `img`, checking its digest as it is read to the end;
   // throws LayerError when the blob is missing. `img` must outlive the opener.
@@ -286,6 +300,16 @@ class Service {
   std::map<std::string, std::shared_ptr<Job>> inflight_;
   LayersBeingIndexed indexing_;
   MemoryBudget budget_;
+  // Uploads being indexed (by upload id), and those committed whose index
+  // is still finishing (reaped once done).
+  struct Finishing {
+    std::unique_ptr<StreamIndex> ix;
+    std::atomic<bool> done{false};
+  };
+  std::mutex push_mu_;
+  std::map<std::string, std::unique_ptr<StreamIndex>> pushing_;
+  std::vector<std::shared_ptr<Finishing>> finishing_;
+  size_t push_active_locked();
   unsigned idle_workers_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
