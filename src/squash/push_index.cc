@@ -27,6 +27,7 @@ class StreamIndex::Reader : public storage::BlobReader {
     pos_ += k;
     if (pos_ == front.size()) {
       s_.queued_ -= front.size();
+      s_.give_(front.size());
       s_.queue_.pop_front();
       pos_ = 0;
     }
@@ -39,8 +40,14 @@ class StreamIndex::Reader : public storage::BlobReader {
 };
 
 StreamIndex::StreamIndex(const Limits& limits, uint64_t spacing, size_t queue_max,
-                         std::function<MemoryCharge()> setup)
-    : limits_(limits), spacing_(spacing), queue_max_(queue_max), setup_(std::move(setup)) {
+                         std::function<MemoryCharge()> setup, std::function<bool(size_t)> take,
+                         std::function<void(size_t)> give)
+    : limits_(limits),
+      spacing_(spacing),
+      queue_max_(queue_max),
+      setup_(std::move(setup)),
+      take_(std::move(take)),
+      give_(std::move(give)) {
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "wharf-pushindex");
     run();
@@ -54,12 +61,13 @@ StreamIndex::~StreamIndex() {
   }
   cv_.notify_all();
   thread_.join();
+  give_(queued_);
 }
 
 bool StreamIndex::feed(const char* p, size_t n) {
   {
     std::lock_guard lk(mu_);
-    if (failed_ || ended_ || queued_ + n > queue_max_) {
+    if (failed_ || ended_ || queued_ + n > queue_max_ || !take_(n)) {
       failed_ = true;
       return false;
     }

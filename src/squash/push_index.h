@@ -29,13 +29,16 @@ class StreamIndex {
  public:
   using Done = std::function<void(std::optional<LayerIndex>&)>;
   // `setup` runs first on the thread (it may block) and returns the charge
-  // the index is built under.
+  // the index is built under. Queued bytes are taken with `take` (which
+  // must not block; false: no room) and handed back with `give` as they
+  // are decoded.
   StreamIndex(const Limits& limits, uint64_t checkpoint_spacing, size_t queue_max,
-              std::function<MemoryCharge()> setup);
+              std::function<MemoryCharge()> setup, std::function<bool(size_t)> take,
+              std::function<void(size_t)> give);
   ~StreamIndex();
   // Queues a copy of n bytes that follow what was fed. False when the
-  // queue holds queue_max bytes or the index failed: the upload is then
-  // not indexed here.
+  // queue holds queue_max bytes, `take` refused or the index failed: the
+  // upload is then not indexed here.
   bool feed(const char* p, size_t n);
   uint64_t fed() const;
   // No more bytes: when the index is complete, `done` runs.
@@ -49,6 +52,8 @@ class StreamIndex {
   const uint64_t spacing_;
   const size_t queue_max_;
   std::function<MemoryCharge()> setup_;
+  std::function<bool(size_t)> take_;
+  std::function<void(size_t)> give_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;

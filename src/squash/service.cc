@@ -401,6 +401,21 @@ bool MemoryBudget::Reservation::try_grow(uint64_t more) {
   return true;
 }
 
+bool MemoryBudget::try_take(uint64_t bytes) {
+  std::lock_guard lk(mu_);
+  if (used_ + bytes > total_) return false;
+  used_ += bytes;
+  return true;
+}
+
+void MemoryBudget::give(uint64_t bytes) {
+  {
+    std::lock_guard lk(mu_);
+    used_ -= bytes;
+  }
+  cv_.notify_all();
+}
+
 LimitError MemoryBudget::too_large(uint64_t bytes, const std::string& what) const {
   return LimitError(what + " needs about " + std::to_string((bytes + (1 << 20) - 1) >> 20) +
                     " MiB of memory to squash, more than the whole budget (squash.memory_budget_bytes, " +
@@ -713,8 +728,10 @@ void Service::upload_appended(const std::string& id, uint64_t offset, const char
         if (!r->try_grow(more)) throw BudgetBusy(r->bytes() + more);
       };
     };
+    auto take = [this](size_t n) { return budget_.try_take(n); };
+    auto give = [this](size_t n) { budget_.give(n); };
     it = pushing_.emplace(id, std::make_unique<StreamIndex>(opts_.limits, opts_.checkpoint_spacing, kPushIndexQueue,
-                                                            setup)).first;
+                                                            setup, take, give)).first;
   }
   if (it->second->fed() != offset || !it->second->feed(p, n)) pushing_.erase(it);  // not indexed while pushed
 }

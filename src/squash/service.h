@@ -100,6 +100,9 @@ class MemoryBudget {
   // Waits until `bytes` are free, in the order callers came. Throws
   // LimitError when `bytes` exceed the whole budget (`what` says for what).
   Reservation acquire(uint64_t bytes, const std::string& what);
+  // Takes or gives back bytes without a reservation; try_take never waits.
+  bool try_take(uint64_t bytes);
+  void give(uint64_t bytes);
   // The error for `bytes` over the whole budget.
   LimitError too_large(uint64_t bytes, const std::string& what) const;
   uint64_t total() const { return total_; }
@@ -251,14 +254,15 @@ class Service {
   // registry reports each upload's bytes as they are handed to storage, in
   // order, and how the upload ended. An upload that starts like a gzip or
   // zstd stream is decoded on a thread of its own (at most
-  // max(1, cores/2) at once, kPushIndexQueue bytes queued each, charged to
-  // the memory budget like the push-time index); at commit its layer is
+  // max(1, cores/2) at once; the bytes not yet decoded queued in memory, at
+  // most kPushIndexQueue each and taken from the memory budget, as the index
+  // itself is: an upload that finds either full is not indexed while pushed); at commit its layer is
   // claimed as being indexed, so a squash asked for at once waits for that
   // index instead of decoding the layer again. None of these blocks.
   void upload_appended(const std::string& id, uint64_t offset, const char* p, size_t n);
   void upload_committed(const std::string& id, const std::string& digest, uint64_t size);
   void upload_dropped(const std::string& id);
-  static constexpr size_t kPushIndexQueue = 64 << 20;
+  static constexpr size_t kPushIndexQueue = 512 << 20;  // also taken from the memory budget
 
  private:
   // Opens layer i of `img`, checking its digest as it is read to the end;
