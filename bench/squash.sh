@@ -232,6 +232,6 @@ row "cached squash served, median of 10 (MB/s)" "$(mbps "$one_out" "$cached_whar
 row "   best of the 10" "$(mbps "$one_out" "$best_wharf")" "$(mbps "$one_out" "$best_nginx")" "$(ratio "$best_nginx" "$best_wharf")" ""
 row "first byte of uncached 1-layer squash, index at push (s)" "$one_idx_fb" "-" "-" "< 2 s"
 row "first byte of uncached 1-layer squash, no index (s)" "$one_noidx_fb" "-" "-" "< 2 s"
-row "peak RSS of wharf through the 1-layer squash (MB)" "$(( one_rss / 1024 ))" "-" "-" "< 64 MB + index"
+row "peak RSS of wharf through the 1-layer squash (MB)" "$(( one_rss / 1024 ))" "-" "-" "< 64 MB + index + the push index backlog"
 row "   its per-path index: entries / persisted KB / inflate states KB" "$idx_entries" "$(( idx_bytes / 1024 ))" "$(( idx_states / 1024 ))" "(the index part of the RSS line)"
 row "idle RSS of wharf (MB)" "$(( idle_rss / 1024 ))" "-" "-" ""
