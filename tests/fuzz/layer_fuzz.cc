@@ -50,15 +50,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     TarEntry e;
     char buf[4096];
     while (tr.next(e)) {
-      if (idx.entries.size() % 2)  // read some entries' data, skip others
+      if (idx.size() % 2)  // read some entries' data, skip others
         while (tr.read_data(buf, sizeof buf)) {
         }
-      idx.entries.push_back(e);
+      idx.add(e);
     }
     std::vector<LayerIndex> layers{idx, idx};  // the layer over itself exercises replacement paths
     Plan p = plan_merge(layers);
     std::string h;
-    for (const auto& o : p.headers_only) write_header(out_entry(layers, o), h);
+    for (const auto& o : p.headers_only) write_header(out_entry(layers, p, o), h);
+    for (const auto& per : p.data)
+      for (const auto& o : per) write_header(out_entry(layers, p, o), h);
   } catch (const LayerError&) {
   }
   // Inflate checkpoints, differentially: a gzip input decoded in one piece

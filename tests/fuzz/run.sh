@@ -8,7 +8,7 @@ root=$(cd "$here/../.." && pwd)
 secs=${1:-${FUZZ_SECONDS:-30}}
 out=${FUZZ_WORK:-/tmp/wharf-fuzz}
 mkdir -p "$out/corpus"
-src=(src/core/digest.cc src/core/metrics.cc src/squash/layer_decoder.cc src/squash/tar.cc src/squash/plan.cc src/squash/build.cc src/squash/index_codec.cc)
+src=(src/core/digest.cc src/core/metrics.cc src/squash/layer_decoder.cc src/squash/tar.cc src/squash/layer_index.cc src/squash/plan.cc src/squash/build.cc src/squash/index_codec.cc)
 bin="$out/layer_fuzz"
 if [ ! -x "$bin" ] || [ -n "$(find "$root/src/squash" "$here/layer_fuzz.cc" -newer "$bin" -print -quit)" ]; then
   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
