@@ -69,7 +69,7 @@ stage_server() {
   bash tests/server/tls_and_logs.sh && python3 tests/server/http_limits.py "$root/build/wharf" "$work/http-limits" &&
     python3 tests/server/squash_memory.py "$root/build/wharf" "$work/squash-memory" &&
     python3 tests/server/push_index.py "$root/build/wharf" "$work/push-index" &&
-    bash tests/server/squash_ops.sh && bash tests/server/gc.sh
+    bash tests/server/squash_ops.sh && bash tests/server/gc.sh && bash tests/server/config_cli.sh
 }
 
 stage_e2e() {

@@ -21,6 +21,7 @@
 #include "auth/jwt.h"
 #include "auth/manage.h"
 #include "core/clock.h"
+#include "cli/stores.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/metrics.h"
@@ -58,7 +59,7 @@ void say(spdlog::level::level_enum lvl, const std::string& msg) {
 
 void log_request(const core::Config& cfg, const http::Exchange& ex, double secs) {
   const auto& rq = ex.request();
-  if (cfg.log_format == "json") {
+  if (cfg.log.format == "json") {
     nlohmann::json j = {{"time", std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()},
                         {"remote", rq.remote_addr}, {"method", rq.method}, {"target", rq.target},
                         {"route", ex.route},        {"status", ex.status}, {"bytes_in", ex.bytes_in},
@@ -72,18 +73,18 @@ void log_request(const core::Config& cfg, const http::Exchange& ex, double secs)
 
 squash::ServiceOptions squash_options(const core::Config& cfg) {
   squash::ServiceOptions sq;
-  sq.default_platform = cfg.squash_default_platform;
-  sq.workers = cfg.squash_workers > 0 ? cfg.squash_workers : std::max(1u, std::thread::hardware_concurrency());
-  sq.queue_max = static_cast<size_t>(cfg.squash_queue_max);
-  sq.cache_max_bytes = cfg.squash_cache_max_bytes;
-  sq.limits.max_uncompressed_bytes = cfg.squash_max_uncompressed_bytes;
-  sq.limits.max_entries = cfg.squash_max_entries;
-  sq.limits.max_pax_bytes = cfg.squash_max_pax_bytes;
-  sq.limits.max_path_bytes = cfg.squash_max_path_bytes;
-  sq.limits.zstd_window_log_max = cfg.squash_zstd_window_log_max;
+  sq.default_platform = cfg.squash.default_platform;
+  sq.workers = cfg.squash.workers > 0 ? cfg.squash.workers : std::max(1u, std::thread::hardware_concurrency());
+  sq.queue_max = static_cast<size_t>(cfg.squash.queue_max);
+  sq.cache_max_bytes = cfg.squash.cache_max_bytes;
+  sq.limits.max_uncompressed_bytes = cfg.squash.limits.max_uncompressed_bytes;
+  sq.limits.max_entries = cfg.squash.limits.max_entries;
+  sq.limits.max_pax_bytes = cfg.squash.limits.max_pax_bytes;
+  sq.limits.max_path_bytes = cfg.squash.limits.max_path_bytes;
+  sq.limits.zstd_window_log_max = cfg.squash.limits.zstd_window_log_max;
   sq.spill_dir = cfg.data_dir + "/uploads";  // on the data disk, not a small /tmp
-  sq.checkpoint_spacing = cfg.squash_inflate_checkpoint_bytes;
-  sq.memory_budget_bytes = cfg.squash_memory_budget_bytes;
+  sq.checkpoint_spacing = cfg.squash.inflate_checkpoint_bytes;
+  sq.memory_budget_bytes = cfg.squash.memory_budget_bytes;
   if (!sq.memory_budget_bytes) {
     uint64_t ram = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
     sq.memory_budget_bytes = std::max<uint64_t>(1ull << 30, ram / 4);
@@ -106,8 +107,8 @@ int squash_prime(const core::Config& cfg, const std::string& ref, const std::str
   } else {
     throw std::runtime_error("give the image as NAME:TAG or NAME@DIGEST");
   }
-  auto blobs = storage::make_fs_blob_store(cfg.data_dir);
-  auto meta = meta::make_sqlite_store(cfg.data_dir + "/wharf.db");
+  auto blobs = cli::open_blob_store(cfg);
+  auto meta = cli::open_metadata_store(cfg, false);
   squash::Service svc(squash_options(cfg), *blobs, *meta);
   auto img = svc.resolve(name, tag, platform);
   auto job = svc.acquire(img);
@@ -182,7 +183,7 @@ struct AccountsEnv {
 };
 
 std::string key_dir(const core::Config& cfg) {
-  if (!cfg.auth_key_dir.empty()) return cfg.auth_key_dir;
+  if (!cfg.auth.key_dir.empty()) return cfg.auth.key_dir;
   if (const char* d = std::getenv("WHARF_KEY_DIR"); d && *d) return d;
   const char* home = std::getenv("HOME");
   return std::string(home && *home ? home : "/root") + "/.config/wharf";
@@ -200,13 +201,13 @@ AccountsEnv open_accounts(const core::Config& cfg, Keys keys) {
   std::filesystem::create_directories(cfg.data_dir);
   AccountsEnv env;
   std::string dir = key_dir(cfg);
-  std::string secret_file = cfg.auth_secret_key_file.empty() ? dir + "/secret.key" : cfg.auth_secret_key_file;
-  std::string token_file = cfg.auth_token_key_file.empty() ? dir + "/token-key.pem" : cfg.auth_token_key_file;
+  std::string secret_file = cfg.auth.secret_key_file.empty() ? dir + "/secret.key" : cfg.auth.secret_key_file;
+  std::string token_file = cfg.auth.token_key_file.empty() ? dir + "/token-key.pem" : cfg.auth.token_key_file;
   auto data = std::filesystem::weakly_canonical(cfg.data_dir).string() + "/";
   for (const auto& f : {secret_file, token_file})
     if (std::filesystem::weakly_canonical(f).string().starts_with(data))
       throw std::runtime_error("key file " + f + " is inside the data directory; keep keys outside it (auth.key_dir)");
-  env.store = meta::make_sqlite_accounts(cfg.data_dir + "/wharf.db");
+  env.store = cli::open_account_store(cfg);
   if (keys == Keys::None) return env;
   std::array<unsigned char, 32> k;
   if (const char* hex = std::getenv("WHARF_SECRET_KEY"); hex && *hex) {
@@ -220,7 +221,7 @@ AccountsEnv open_accounts(const core::Config& cfg, Keys keys) {
   std::string pem = auth::load_or_create_ec_key(token_file, create_keys, &created);
   if (created) say(spdlog::level::info, "generated a new token signing key at " + token_file);
   env.key = std::make_unique<auth::ServerKey>(k);
-  env.signer = std::make_unique<auth::TokenSigner>(pem, cfg.auth_issuer);
+  env.signer = std::make_unique<auth::TokenSigner>(pem, cfg.auth.issuer);
   return env;
 }
 
@@ -260,8 +261,8 @@ void ensure_admin(meta::AccountStore& store) {
 // blobs last committed before the grace period are candidates, and each is
 // re-checked after it was set aside (BlobStore::collect).
 int gc(const core::Config& cfg, bool dry_run, int grace_minutes) {
-  auto blobs = storage::make_fs_blob_store(cfg.data_dir, cfg.storage_drop_committed);
-  auto meta = meta::make_sqlite_store(cfg.data_dir + "/wharf.db");
+  auto blobs = cli::open_blob_store(cfg);
+  auto meta = cli::open_metadata_store(cfg, false);
   int64_t cutoff = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
                        .count() -
                    int64_t{grace_minutes} * 60;
@@ -307,34 +308,31 @@ int gc(const core::Config& cfg, bool dry_run, int grace_minutes) {
 
 int serve(core::Config cfg) {
   raise_open_file_limit();
-  std::filesystem::create_directories(cfg.data_dir);
-  if (cfg.storage_driver != "filesystem") throw std::runtime_error("unknown storage.driver " + cfg.storage_driver);
-  if (cfg.metadata_driver != "sqlite") throw std::runtime_error("unknown metadata.driver " + cfg.metadata_driver);
-  auto blobs = storage::make_fs_blob_store(cfg.data_dir, cfg.storage_drop_committed);
-  auto meta = meta::make_cached_store(meta::make_sqlite_store(cfg.data_dir + "/wharf.db"), cfg.metadata_cache_ttl_ms);
+  auto blobs = cli::open_blob_store(cfg);
+  auto meta = cli::open_metadata_store(cfg, true);
 
   squash::Service squasher(squash_options(cfg), *blobs, *meta);
   AccountsEnv acc;
   std::unique_ptr<auth::Auth> authz;
-  if (cfg.auth_enabled) {
+  if (cfg.auth.enabled) {
     acc = open_accounts(cfg, Keys::Create);
     ensure_admin(*acc.store);
     auth::Options ao;
-    ao.service = cfg.auth_service;
-    ao.issuer = cfg.auth_issuer;
+    ao.service = cfg.auth.service;
+    ao.issuer = cfg.auth.issuer;
     ao.external_url = cfg.external_url;
-    ao.token_ttl_seconds = cfg.auth_token_ttl_seconds;
-    ao.refresh_ttl_seconds = cfg.auth_refresh_ttl_seconds;
-    ao.session_ttl_seconds = cfg.auth_session_ttl_seconds;
-    ao.new_repos_public = cfg.auth_new_repos_public;
-    ao.max_failures = cfg.auth_max_failed_logins;
-    ao.max_failures_per_address = cfg.auth_max_failed_logins_per_address;
-    ao.failure_window_seconds = cfg.auth_failed_login_window_seconds;
-    ao.block_seconds = cfg.auth_block_seconds;
-    ao.password_cache_seconds = cfg.auth_password_cache_seconds;
+    ao.token_ttl_seconds = cfg.auth.token_ttl_seconds;
+    ao.refresh_ttl_seconds = cfg.auth.refresh_ttl_seconds;
+    ao.session_ttl_seconds = cfg.auth.session_ttl_seconds;
+    ao.new_repos_public = cfg.auth.new_repos_public;
+    ao.max_failures = cfg.auth.max_failed_logins;
+    ao.max_failures_per_address = cfg.auth.max_failed_logins_per_address;
+    ao.failure_window_seconds = cfg.auth.failed_login_window_seconds;
+    ao.block_seconds = cfg.auth.block_seconds;
+    ao.password_cache_seconds = cfg.auth.password_cache_seconds;
     authz = std::make_unique<auth::Auth>(ao, *acc.store, *meta, *acc.key, *acc.signer);
   }
-  registry::SquashEndpoint squash_endpoint({cfg.squash_repo_host, cfg.external_url, authz.get()}, squasher);
+  registry::SquashEndpoint squash_endpoint({cfg.squash.repo_host, cfg.external_url, authz.get()}, squasher);
   std::unique_ptr<api::Api> mgmt;
   if (authz) mgmt = std::make_unique<api::Api>(api::Options{cfg.external_url}, *authz, *meta, &squasher);
 
@@ -352,7 +350,7 @@ int serve(core::Config cfg) {
     }
     void dropped(const std::string& id) override { s.upload_dropped(id); }
   } push_indexing(squasher);
-  if (cfg.squash_index_on_push) {
+  if (cfg.squash.index_on_push) {
     ro.upload_observer = &push_indexing;
     ro.on_manifest_pushed = [&squasher](const std::string& repo, const std::string& digest) {
       squasher.index_in_background(repo, digest);
@@ -367,8 +365,8 @@ int serve(core::Config cfg) {
     bool per_repo = false;
     if (acc.store)
       if (auto s = acc.store->repo_settings(repo)) per_repo = s->auto_prime;
-    if (!per_repo && !cfg.squash_auto_prime_all && !listed(cfg.squash_auto_prime_namespaces, ns) &&
-        !listed(cfg.squash_auto_prime_repositories, repo))
+    if (!per_repo && !cfg.squash.auto_prime.all && !listed(cfg.squash.auto_prime.namespaces, ns) &&
+        !listed(cfg.squash.auto_prime.repositories, repo))
       return;
     try {
       squasher.acquire(squasher.resolve(repo, tag, ""));  // builds in the background
@@ -378,38 +376,38 @@ int serve(core::Config cfg) {
     }
   };
   ro.access = authz.get();
-  ro.delete_enabled = cfg.delete_enabled;
-  ro.max_manifest_bytes = cfg.max_manifest_bytes;
+  ro.delete_enabled = cfg.delete_.enabled;
+  ro.max_manifest_bytes = cfg.limits.max_manifest_bytes;
   ro.external_url = cfg.external_url;
-  ro.page_size_max = cfg.page_size_max;
-  ro.sparse_manifests = cfg.manifests_allow_sparse;
-  ro.max_tags_per_push = cfg.manifests_max_tags_per_push;
-  ro.upload_expiry_seconds = cfg.upload_expiry_seconds;
+  ro.page_size_max = cfg.limits.page_size_max;
+  ro.sparse_manifests = cfg.manifests.allow_sparse;
+  ro.max_tags_per_push = cfg.manifests.max_tags_per_push;
+  ro.upload_expiry_seconds = cfg.uploads.expiry_seconds;
   registry::Registry reg(ro, *blobs, *meta);
 
   http::ServerOptions so;
   so.listen = cfg.listen;
-  so.tls_cert = cfg.tls_cert;
-  so.tls_key = cfg.tls_key;
+  so.tls_cert = cfg.tls.cert;
+  so.tls_key = cfg.tls.key;
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   so.threads = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(4u, 2 * cores));
-  so.header_timeout = std::chrono::seconds(cfg.header_timeout_seconds);
-  so.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);
-  so.send_timeout = std::chrono::seconds(cfg.send_timeout_seconds);
-  so.idle_timeout = std::chrono::seconds(cfg.idle_timeout_seconds);
-  so.max_connections = cfg.max_connections;
+  so.header_timeout = std::chrono::seconds(cfg.timeouts.header_seconds);
+  so.body_timeout = std::chrono::seconds(cfg.timeouts.body_seconds);
+  so.send_timeout = std::chrono::seconds(cfg.timeouts.send_seconds);
+  so.idle_timeout = std::chrono::seconds(cfg.timeouts.idle_seconds);
+  so.max_connections = cfg.limits.max_connections;
   if (!so.max_connections) {
     // Each connection may hold a file too (a blob, a squash entry): half the descriptors are left for those.
     struct rlimit rl;
     so.max_connections = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur / 2 : 16384;
   }
-  so.max_connections_per_client = cfg.max_connections_per_client;
-  so.drain_timeout = std::chrono::seconds(cfg.drain_timeout_seconds);
+  so.max_connections_per_client = cfg.limits.max_connections_per_client;
+  so.drain_timeout = std::chrono::seconds(cfg.timeouts.drain_seconds);
   so.trusted_proxies = cfg.trusted_proxies;
   so.on_complete = [&cfg](const http::Exchange& ex, std::chrono::steady_clock::duration d) {
     double secs = std::chrono::duration<double>(d).count();
     core::Metrics::global().request(ex.route, ex.request().method, ex.status, secs, ex.bytes_in, ex.bytes_out);
-    if (cfg.log_requests) log_request(cfg, ex, secs);
+    if (cfg.log.requests) log_request(cfg, ex, secs);
   };
 
   auto handler = [&](http::Exchange& ex) -> asio::awaitable<void> {
@@ -461,10 +459,10 @@ int serve(core::Config cfg) {
         say(spdlog::level::warn, std::string("purging expired sessions failed: ") + e.what());
       }
     });
-  server.every(std::chrono::seconds(std::max(1, cfg.upload_purge_interval_seconds)), [&reg] {
+  server.every(std::chrono::seconds(std::max(1, cfg.uploads.purge_interval_seconds)), [&reg] {
     if (size_t n = reg.purge_expired_uploads()) say(spdlog::level::info, fmt::format("removed {} expired upload sessions", n));
   });
-  std::string scheme = cfg.tls_cert.empty() ? "http" : "https";
+  std::string scheme = cfg.tls.cert.empty() ? "http" : "https";
   say(spdlog::level::info, fmt::format("wharf listening on {}://{} (data in {}, {} threads)", scheme, cfg.listen,
                                        std::filesystem::absolute(cfg.data_dir).string(), so.threads));
   if (!authz) {
@@ -590,12 +588,13 @@ int main(int argc, char** argv) {
     core::Config cfg = config_path.empty() ? core::Config{} : core::load_config(config_path);
     if (!listen.empty()) cfg.listen = listen;
     if (!data_dir.empty()) cfg.data_dir = data_dir;
-    if (!log_format.empty()) cfg.log_format = log_format;
-    if (cfg.log_format == "json") {
+    if (!log_format.empty()) cfg.log.format = log_format;
+    if (cfg.log.format == "json") {
       spdlog::set_pattern("%v");
       g_json_logs = true;
     }
-    if (no_auth) cfg.auth_enabled = false;
+    if (no_auth) cfg.auth.enabled = false;
+    cli::check_drivers(cfg);
     if (*serve_cmd) return serve(cfg);
     if (*gc_cmd) return gc(cfg, gc_dry, gc_grace);
     auto read_password = [] {
@@ -634,7 +633,7 @@ int main(int argc, char** argv) {
       }
       if (*user_delete) {
         auto env = open_accounts(cfg, Keys::None);
-        auto meta_store = meta::make_sqlite_store(cfg.data_dir + "/wharf.db");
+        auto meta_store = cli::open_metadata_store(cfg, false);
         auth::delete_user(*env.store, a_name, [&](std::string_view ns) {
           auto first = meta_store->list_repositories(std::string(ns) + "/", 1);
           return !first.empty() && first[0].starts_with(std::string(ns) + "/");

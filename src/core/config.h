@@ -1,6 +1,12 @@
 // core/config.h — wharf's configuration, loaded from YAML; command-line flags
 // override individual fields after loading (see cli/).
 //
+// The structs nest the way the YAML does: one struct per section, which the
+// part it configures takes as it is. Each struct lists its keys once, in
+// visit() beside the fields, and that list is both what the loader reads and
+// what it accepts: a new setting is one field, one visit line and its line
+// in the README's settings. Unknown keys are an error naming the key.
+//
 // Every field has a default, so an empty file (or none) is a working
 // embedded set-up: SQLite + filesystem under `data_dir`.
 #pragma once
@@ -11,101 +17,251 @@
 
 namespace wharf::core {
 
-struct Config {
-  std::string listen = "127.0.0.1:5000";
-  std::string data_dir = "./wharf-data";
-  // Optional TLS: when both are set the listener speaks TLS (a plain-HTTP
-  // client gets an error); when unset a TLS ClientHello gets a plain 400.
-  std::string tls_cert;
-  std::string tls_key;
-  std::string log_format = "text";  // text | json
-  bool log_requests = true;
-  // Base URL clients reach us at ("https://registry.example.com"); when empty
-  // Location headers are built from Host / X-Forwarded-*.
-  std::string external_url;
-  int threads = 0;  // 0: one per core
+struct TlsConfig {
+  // When both are set the listener speaks TLS (a plain-HTTP client gets an
+  // error); when unset a TLS ClientHello gets a plain 400.
+  std::string cert, key;
+  template <class V> void visit(V& v) { v("cert", cert); v("key", key); }
+};
 
-  bool delete_enabled = true;
+struct LogConfig {
+  std::string format = "text";  // text | json
+  bool requests = true;
+  template <class V> void visit(V& v) { v("format", format); v("requests", requests); }
+};
+
+struct DeleteConfig {
+  bool enabled = true;
+  template <class V> void visit(V& v) { v("enabled", enabled); }
+};
+
+struct UploadsConfig {
+  int expiry_seconds = 24 * 3600;  // abandoned upload sessions expire
+  int purge_interval_seconds = 600;
+  template <class V> void visit(V& v) {
+    v("expiry_seconds", expiry_seconds);
+    v("purge_interval_seconds", purge_interval_seconds);
+  }
+};
+
+struct LimitsConfig {
   uint64_t max_manifest_bytes = 4 * 1024 * 1024;
-  int upload_expiry_seconds = 24 * 3600;  // abandoned upload sessions expire
-  int upload_purge_interval_seconds = 600;
-  int header_timeout_seconds = 30;        // time to receive a request's headers
-  int body_timeout_seconds = 120;         // max silence while reading a body (per read)
-  int send_timeout_seconds = 60;          // max wait for a client to take bytes (per write)
-  int idle_timeout_seconds = 60;          // keep-alive connection with no request
+  int page_size_max = 10000;  // largest `n` accepted for tags/list and _catalog
   // Open connections in all (0: half the descriptor limit) and from one
   // peer address (0: none; trusted proxies exempt).
   uint64_t max_connections = 0;
   uint64_t max_connections_per_client = 256;
-  int drain_timeout_seconds = 30;         // SIGTERM: how long requests in flight may finish
+  template <class V> void visit(V& v) {
+    v("max_manifest_bytes", max_manifest_bytes);
+    v("page_size_max", page_size_max);
+    v("max_connections", max_connections);
+    v("max_connections_per_client", max_connections_per_client);
+  }
+};
+
+struct TimeoutsConfig {
+  int header_seconds = 30;  // time to receive a request's headers
+  int body_seconds = 120;   // max silence while reading a body (per read)
+  int send_seconds = 60;    // max wait for a client to take bytes (per write)
+  int idle_seconds = 60;    // keep-alive connection with no request
+  int drain_seconds = 30;   // SIGTERM: how long requests in flight may finish
+  template <class V> void visit(V& v) {
+    v("header_seconds", header_seconds);
+    v("body_seconds", body_seconds);
+    v("send_seconds", send_seconds);
+    v("idle_seconds", idle_seconds);
+    v("drain_seconds", drain_seconds);
+  }
+};
+
+struct CacheConfig {
   // Staleness bound of the in-process cache of tags and manifests. Writes
-  // through this process invalidate at once; writes by other replicas are seen
-  // within this many milliseconds.
-  int metadata_cache_ttl_ms = 2000;
-  int page_size_max = 10000;  // largest `n` accepted for tags/list and _catalog
+  // through this process invalidate at once; writes by other replicas are
+  // seen within this many milliseconds.
+  int metadata_ttl_ms = 2000;
+  template <class V> void visit(V& v) { v("metadata_ttl_ms", metadata_ttl_ms); }
+};
+
+struct ManifestsConfig {
   // Accept manifests whose blobs or child manifests were not pushed (sparse
   // manifests, for mirrors that copy some platforms of an index).
-  bool manifests_allow_sparse = false;
-  uint64_t manifests_max_tags_per_push = 100;  // `tag` parameters of one PUT (414 beyond)
+  bool allow_sparse = false;
+  uint64_t max_tags_per_push = 100;  // `tag` parameters of one PUT (414 beyond)
+  template <class V> void visit(V& v) { v("allow_sparse", allow_sparse); v("max_tags_per_push", max_tags_per_push); }
+};
 
-  // Squashed downloads (/c1/squash).
-  std::string squash_default_platform = "linux/amd64";
-  std::string squash_repo_host;  // host in RepoTags; empty: the request's
-  int squash_workers = 0;        // builds at a time; 0: one per core
-  int squash_queue_max = 16;     // waiting builds before 503 + Retry-After
-  // Memory builds and planned sizes may hold at once (0: a quarter of RAM,
-  // at least 1 GiB); see squash/service.h.
-  uint64_t squash_memory_budget_bytes = 0;
-  uint64_t squash_cache_max_bytes = 50ull << 30;
-  uint64_t squash_max_uncompressed_bytes = 64ull << 30;
-  uint64_t squash_max_entries = 2'000'000;
-  uint64_t squash_max_pax_bytes = 1 << 20;
-  uint64_t squash_max_path_bytes = 4096;
-  int squash_zstd_window_log_max = 25;
-  // Distance between inflate checkpoints in layer indexes, so one large gzip
-  // layer decodes on several cores (0: none). squash/build.h.
-  uint64_t squash_inflate_checkpoint_bytes = 4 << 20;
-  // Index the layers of every pushed image in the background, so its first
-  // squash decodes each layer once.
-  bool squash_index_on_push = true;
+struct SquashLimitsConfig {
+  uint64_t max_uncompressed_bytes = 64ull << 30;
+  uint64_t max_entries = 2'000'000;
+  uint64_t max_pax_bytes = 1 << 20;
+  uint64_t max_path_bytes = 4096;  // at most 65535 (the index stores lengths in 16 bits)
+  int zstd_window_log_max = 25;
+  template <class V> void visit(V& v) {
+    v("max_uncompressed_bytes", max_uncompressed_bytes);
+    v("max_entries", max_entries);
+    v("max_pax_bytes", max_pax_bytes);
+    v("max_path_bytes", max_path_bytes);
+    v("zstd_window_log_max", zstd_window_log_max);
+  }
+};
+
+struct AutoPrimeConfig {
   // Build the squash cache entry whenever a tag is pushed: everywhere, or in
   // the listed namespaces ("acme") and repositories ("acme/web").
-  bool squash_auto_prime_all = false;
-  std::vector<std::string> squash_auto_prime_namespaces;
-  std::vector<std::string> squash_auto_prime_repositories;
+  bool all = false;
+  std::vector<std::string> namespaces, repositories;
+  template <class V> void visit(V& v) { v("all", all); v("namespaces", namespaces); v("repositories", repositories); }
+};
 
-  // Accounts and Docker token auth (auth/). Disabled: an open registry, for
-  // a trusted network only.
-  bool auth_enabled = true;
-  std::string auth_service = "wharf";  // `service` of the token flow, `aud` of tokens
-  std::string auth_issuer = "wharf";
+// Squashed downloads (/c1/squash).
+struct SquashConfig {
+  std::string default_platform = "linux/amd64";
+  std::string repo_host;  // host in RepoTags; empty: the request's
+  int workers = 0;        // builds at a time; 0: one per core
+  int queue_max = 16;     // waiting builds before 503 + Retry-After
+  // Memory builds and planned sizes may hold at once (0: a quarter of RAM,
+  // at least 1 GiB); see squash/service.h.
+  uint64_t memory_budget_bytes = 0;
+  uint64_t cache_max_bytes = 50ull << 30;
+  // Distance between inflate checkpoints in layer indexes, so one large gzip
+  // layer decodes on several cores (0: none). squash/build.h.
+  uint64_t inflate_checkpoint_bytes = 4 << 20;
+  // Index layers while they are pushed and the layers of every pushed image
+  // in the background, so its first squash decodes each layer once.
+  bool index_on_push = true;
+  SquashLimitsConfig limits;
+  AutoPrimeConfig auto_prime;
+  template <class V> void visit(V& v) {
+    v("default_platform", default_platform);
+    v("repo_host", repo_host);
+    v("workers", workers);
+    v("queue_max", queue_max);
+    v("memory_budget_bytes", memory_budget_bytes);
+    v("cache_max_bytes", cache_max_bytes);
+    v("inflate_checkpoint_bytes", inflate_checkpoint_bytes);
+    v("index_on_push", index_on_push);
+    v("limits", limits);
+    v("auto_prime", auto_prime);
+  }
+};
+
+// Accounts and Docker token auth (auth/). Disabled: an open registry, for a
+// trusted network only.
+struct AuthConfig {
+  bool enabled = true;
+  std::string service = "wharf";  // `service` of the token flow, `aud` of tokens
+  std::string issuer = "wharf";
   // Keys live outside the data directory. key_dir defaults to
   // $WHARF_KEY_DIR, else $HOME/.config/wharf; the robot-token key may instead
   // come from $WHARF_SECRET_KEY (64 hex characters).
-  std::string auth_key_dir;
-  std::string auth_secret_key_file;  // default <key_dir>/secret.key
-  std::string auth_token_key_file;   // default <key_dir>/token-key.pem (EC P-256)
-  int auth_token_ttl_seconds = 300;
-  int auth_refresh_ttl_seconds = 30 * 24 * 3600;
-  int auth_session_ttl_seconds = 12 * 3600;
-  bool auth_new_repos_public = false;
-  int auth_max_failed_logins = 5;
-  int auth_max_failed_logins_per_address = 100;
-  int auth_failed_login_window_seconds = 300;
-  int auth_block_seconds = 60;
-  int auth_password_cache_seconds = 60;
+  std::string key_dir;
+  std::string secret_key_file;  // default <key_dir>/secret.key
+  std::string token_key_file;   // default <key_dir>/token-key.pem (EC P-256)
+  int token_ttl_seconds = 300;
+  int refresh_ttl_seconds = 30 * 24 * 3600;
+  int session_ttl_seconds = 12 * 3600;
+  bool new_repos_public = false;
+  int max_failed_logins = 5;
+  int max_failed_logins_per_address = 100;
+  int failed_login_window_seconds = 300;
+  int block_seconds = 60;
+  int password_cache_seconds = 60;
+  template <class V> void visit(V& v) {
+    v("enabled", enabled);
+    v("service", service);
+    v("issuer", issuer);
+    v("key_dir", key_dir);
+    v("secret_key_file", secret_key_file);
+    v("token_key_file", token_key_file);
+    v("token_ttl_seconds", token_ttl_seconds);
+    v("refresh_ttl_seconds", refresh_ttl_seconds);
+    v("session_ttl_seconds", session_ttl_seconds);
+    v("new_repos_public", new_repos_public);
+    v("max_failed_logins", max_failed_logins);
+    v("max_failed_logins_per_address", max_failed_logins_per_address);
+    v("failed_login_window_seconds", failed_login_window_seconds);
+    v("block_seconds", block_seconds);
+    v("password_cache_seconds", password_cache_seconds);
+  }
+};
+
+// storage: {driver: filesystem, filesystem: {...}}: each driver's parameters
+// under its name (cli/stores.h builds the store).
+struct FilesystemStorageConfig {
+  // Evict a committed upload's pages from memory (storage/blob_store.h);
+  // false keeps freshly pushed blobs cached.
+  bool drop_committed = true;
+  template <class V> void visit(V& v) { v("drop_committed", drop_committed); }
+};
+
+struct StorageConfig {
+  std::string driver = "filesystem";
+  FilesystemStorageConfig filesystem;
+  template <class V> void visit(V& v) {
+    v("driver", driver);
+    v("filesystem", filesystem);
+    v("drop_committed", filesystem.drop_committed);  // the older spelling, beside `driver`
+    // the older spelling, beside `driver`;
+  }
+};
+
+struct SqliteMetadataConfig {
+  std::string path;  // default <data_dir>/wharf.db
+  template <class V> void visit(V& v) { v("path", path); }
+};
+
+struct MetadataConfig {
+  std::string driver = "sqlite";
+  SqliteMetadataConfig sqlite;
+  template <class V> void visit(V& v) { v("driver", driver); v("sqlite", sqlite); }
+};
+
+struct Config {
+  std::string listen = "127.0.0.1:5000";
+  std::string data_dir = "./wharf-data";
+  // Base URL clients reach us at ("https://registry.example.com"); when empty
+  // Location headers are built from Host / X-Forwarded-*.
+  std::string external_url;
+  int threads = 0;  // I/O threads; 0: twice the cores, at least 4
   // Peer addresses whose X-Forwarded-For/-Proto/-Host are believed.
   std::vector<std::string> trusted_proxies;
-
-  std::string storage_driver = "filesystem";
-  // filesystem driver: evict a committed upload's pages from memory (see
-  // storage/blob_store.h); false keeps freshly pushed blobs cached.
-  bool storage_drop_committed = true;
-  std::string metadata_driver = "sqlite";
+  TlsConfig tls;
+  LogConfig log;
+  DeleteConfig delete_;
+  UploadsConfig uploads;
+  LimitsConfig limits;
+  TimeoutsConfig timeouts;
+  CacheConfig cache;
+  ManifestsConfig manifests;
+  SquashConfig squash;
+  AuthConfig auth;
+  StorageConfig storage;
+  MetadataConfig metadata;
+  template <class V> void visit(V& v) {
+    v("listen", listen);
+    v("data_dir", data_dir);
+    v("external_url", external_url);
+    v("threads", threads);
+    v("trusted_proxies", trusted_proxies);
+    v("tls", tls);
+    v("log", log);
+    v("delete", delete_);
+    v("uploads", uploads);
+    v("limits", limits);
+    v("timeouts", timeouts);
+    v("cache", cache);
+    v("manifests", manifests);
+    v("squash", squash);
+    v("auth", auth);
+    v("storage", storage);
+    v("metadata", metadata);
+  }
 };
 
 // Loads a YAML file. Throws std::runtime_error naming the file and field on a
 // malformed value. Unknown keys are an error too (a typo must not be silent).
 Config load_config(const std::string& path);
+// The same from YAML text (`where` names it in errors).
+Config parse_config(const std::string& yaml, const std::string& where);
 
 }  // namespace wharf::core

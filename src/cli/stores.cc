@@ -1,0 +1,89 @@
+#include "cli/stores.h"
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <stdexcept>
+
+namespace wharf::cli {
+
+namespace {
+
+template <class T>
+using Table = std::map<std::string, std::function<std::unique_ptr<T>(const core::Config&)>>;
+
+std::string sqlite_path(const core::Config& c) {
+  return c.metadata.sqlite.path.empty() ? c.data_dir + "/wharf.db" : c.metadata.sqlite.path;
+}
+
+const Table<storage::BlobStore>& blob_table() {
+  static const Table<storage::BlobStore> t = {
+      {"filesystem",
+       [](const core::Config& c) {
+         return storage::make_fs_blob_store(c.data_dir, c.storage.filesystem.drop_committed);
+       }},
+  };
+  return t;
+}
+
+const Table<meta::MetadataStore>& meta_table() {
+  static const Table<meta::MetadataStore> t = {
+      {"sqlite", [](const core::Config& c) { return meta::make_sqlite_store(sqlite_path(c)); }},
+  };
+  return t;
+}
+
+const Table<meta::AccountStore>& account_table() {
+  static const Table<meta::AccountStore> t = {
+      {"sqlite", [](const core::Config& c) { return meta::make_sqlite_accounts(sqlite_path(c)); }},
+  };
+  return t;
+}
+
+template <class T>
+std::vector<std::string> names(const Table<T>& t) {
+  std::vector<std::string> out;
+  for (const auto& [k, _] : t) out.push_back(k);
+  return out;
+}
+
+template <class T>
+void check(const Table<T>& t, const std::string& setting, const std::string& driver) {
+  if (t.count(driver)) return;
+  std::string known;
+  for (const auto& n : names(t)) known += (known.empty() ? "" : ", ") + n;
+  throw std::runtime_error("unknown " + setting + " \"" + driver + "\" (known: " + known + ")");
+}
+
+template <class T>
+std::unique_ptr<T> open(const Table<T>& t, const std::string& setting, const std::string& driver,
+                        const core::Config& c) {
+  check(t, setting, driver);
+  std::filesystem::create_directories(c.data_dir);
+  return t.at(driver)(c);
+}
+
+}  // namespace
+
+std::unique_ptr<storage::BlobStore> open_blob_store(const core::Config& cfg) {
+  return open(blob_table(), "storage.driver", cfg.storage.driver, cfg);
+}
+
+std::unique_ptr<meta::MetadataStore> open_metadata_store(const core::Config& cfg, bool cached) {
+  auto m = open(meta_table(), "metadata.driver", cfg.metadata.driver, cfg);
+  return cached ? meta::make_cached_store(std::move(m), cfg.cache.metadata_ttl_ms) : std::move(m);
+}
+
+std::unique_ptr<meta::AccountStore> open_account_store(const core::Config& cfg) {
+  return open(account_table(), "metadata.driver", cfg.metadata.driver, cfg);
+}
+
+void check_drivers(const core::Config& cfg) {
+  check(blob_table(), "storage.driver", cfg.storage.driver);
+  check(meta_table(), "metadata.driver", cfg.metadata.driver);
+}
+
+std::vector<std::string> storage_drivers() { return names(blob_table()); }
+std::vector<std::string> metadata_drivers() { return names(meta_table()); }
+
+}  // namespace wharf::cli
