@@ -1,5 +1,8 @@
 #include "cli/stores.h"
 
+#include "meta/sqlite_store.h"
+#include "storage/fs_blob_store.h"
+
 #include <filesystem>
 #include <functional>
 #include <map>

@@ -230,8 +230,4 @@ class AccountStore {
   virtual std::vector<AuditEvent> audit(const AuditQuery& q) = 0;
 };
 
-// SQLite backend in the file `path` (the same file as the metadata store is
-// fine: the tables and their schema version are separate).
-std::unique_ptr<AccountStore> make_sqlite_accounts(const std::string& path);
-
 }  // namespace wharf::meta

@@ -153,10 +153,6 @@ class MetadataStore {
   virtual void probe() = 0;
 };
 
-// SQLite backend (WAL, synchronous=FULL) in the file `path`; migrates the
-// schema on open.
-std::unique_ptr<MetadataStore> make_sqlite_store(const std::string& path);
-
 // Wraps `inner` with an in-process cache of tag resolutions and manifests.
 // Writes through the wrapper invalidate at once; changes made by other
 // processes (a tag moved, a manifest deleted) are seen within `ttl_ms`.

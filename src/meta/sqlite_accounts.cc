@@ -3,6 +3,7 @@
 #include <chrono>
 #include <random>
 
+#include "meta/sqlite_store.h"
 #include "core/clock.h"
 #include "meta/account_store.h"
 #include "meta/sqlite_db.h"

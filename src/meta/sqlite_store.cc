@@ -8,6 +8,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "meta/sqlite_store.h"
 #include "core/clock.h"
 #include "core/crash.h"
 #include "meta/metadata_store.h"

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "storage/fs_blob_store.h"
 #include "core/crash.h"
 #include "storage/blob_store.h"
 

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "meta/sqlite_store.h"
 #include "auth/auth.h"
 #include "auth/crypto.h"
 #include "auth/jwt.h"

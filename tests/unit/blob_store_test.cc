@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "storage/fs_blob_store.h"
 #include "storage/async_writer.h"
 #include "storage/blob_store.h"
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "meta/sqlite_store.h"
 #include "meta/metadata_store.h"
 
 using namespace wharf;
