@@ -1,6 +1,8 @@
 #include "core/clock.h"
 #include "api/api.h"
 
+#include "http/error_response.h"
+
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -919,13 +921,7 @@ asio::awaitable<void> Api::handle(http::Exchange& ex) {
     spdlog::error("api {} {}: {}", req.method, req.path, e.what());
     err = Error(ErrorCode::Internal, "internal server error");
   }
-  if (err) {
-    c.res = http::Response{};
-    c.res.status = err->status();
-    c.res.headers.add("Content-Type", "application/json");
-    for (auto& [k, v] : err->headers()) c.res.headers.add(k, v);
-    c.res.body = err->to_json();
-  }
+  if (err) c.res = http::error_response(*err);
   // JSON is never to be sniffed into something a browser would render or run.
   c.res.headers.set("X-Content-Type-Options", "nosniff");
   co_await ex.send(c.res);

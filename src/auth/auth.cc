@@ -1,6 +1,8 @@
 #include "core/clock.h"
 #include "auth/auth.h"
 
+#include "http/error_response.h"
+
 #include <openssl/evp.h>
 
 #include <spdlog/spdlog.h>
@@ -677,12 +679,7 @@ asio::awaitable<void> Auth::handle_token(http::Exchange& ex) {
   } catch (const Error& e) {
     err = e;
   }
-  if (err) {
-    r.status = err->status();
-    r.headers.set("Content-Type", "application/json");
-    for (auto& [k, v] : err->headers()) r.headers.add(k, v);
-    r.body = err->to_json();
-  }
+  if (err) r = http::error_response(*err);
   co_await ex.send(r);
 }
 

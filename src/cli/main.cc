@@ -25,6 +25,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/metrics.h"
+#include "http/error_response.h"
 #include "http/server.h"
 #include "meta/account_store.h"
 #include "meta/metadata_store.h"
@@ -403,6 +404,7 @@ int serve(core::Config cfg) {
   }
   so.max_connections_per_client = cfg.limits.max_connections_per_client;
   so.drain_timeout = std::chrono::seconds(cfg.timeouts.drain_seconds);
+  so.error_response = http::server_error_response;
   so.trusted_proxies = cfg.trusted_proxies;
   so.on_complete = [&cfg](const http::Exchange& ex, std::chrono::steady_clock::duration d) {
     double secs = std::chrono::duration<double>(d).count();
@@ -441,8 +443,7 @@ int serve(core::Config cfg) {
       r.body = core::Metrics::global().render();
     } else {
       ex.route = "not_found";
-      r.status = 404;
-      r.body = core::Error(core::ErrorCode::NotFound, "no such endpoint", path).to_json();
+      r = http::error_response(core::Error(core::ErrorCode::NotFound, "no such endpoint", path));
     }
     co_await ex.send(r);
   };

@@ -283,17 +283,22 @@ class Conn final : public Exchange, public Tracked {
  private:
   // Answers a request the handler never sees (bad framing, over a limit)
   // and ends the connection.
-  asio::awaitable<void> refuse(int status, std::string_view code, std::string_view message) {
+  asio::awaitable<void> refuse(int status, std::string_view message) {
     keep_alive_ = false;
-    Response r;
-    r.status = status;
-    r.headers.add("Content-Type", "application/json");
-    if (status == 429 || status == 503) r.headers.add("Retry-After", "1");
-    std::string msg;
-    for (char c : message) msg += (c == '"' || c == '\\') ? ' ' : c;
-    r.body = std::string(R"({"errors":[{"code":")") + std::string(code) + R"(","message":")" + msg + R"("}]})";
+    Response r = own_response(status, message);
     co_await send(r);
     co_await linger();
+  }
+
+  // ServerOptions::error_response, or a plain-text body.
+  Response own_response(int status, std::string_view message) {
+    if (srv_.opts.error_response) return srv_.opts.error_response(status, message);
+    Response r;
+    r.status = status;
+    r.headers.add("Content-Type", "text/plain; charset=utf-8");
+    if (status == 429 || status == 503) r.headers.add("Retry-After", "1");
+    r.body = std::string(message) + "\n";
+    return r;
   }
 
   asio::awaitable<void> loop() {
@@ -322,7 +327,7 @@ class Conn final : public Exchange, public Tracked {
           co_await send(r);
         } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
                    ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-          co_await refuse(400, "UNSUPPORTED", std::string("malformed request: ") + ec.message());
+          co_await refuse(400, std::string("malformed request: ") + ec.message());
         }
         co_return;
       }
@@ -330,13 +335,12 @@ class Conn final : public Exchange, public Tracked {
       auto started = std::chrono::steady_clock::now();
       prepare_request();
       if (reject_ == 503) {
-        co_return co_await refuse(503, "TOOMANYREQUESTS", "the server has too many open connections; retry later");
+        co_return co_await refuse(503, "the server has too many open connections; retry later");
       } else if (reject_) {
-        co_return co_await refuse(429, "TOOMANYREQUESTS",
-                                  "too many open connections from " + req_.remote_addr + " (limit " +
+        co_return co_await refuse(429, "too many open connections from " + req_.remote_addr + " (limit " +
                                       std::to_string(srv_.opts.max_connections_per_client) + ")");
       }
-      if (framing_status_) co_return co_await refuse(framing_status_, "UNSUPPORTED", framing_message_);
+      if (framing_status_) co_return co_await refuse(framing_status_, framing_message_);
       bool failed = false;
       try {
         co_await srv_.handler(*this);
@@ -345,14 +349,11 @@ class Conn final : public Exchange, public Tracked {
         failed = true;
       }
       if (failed && bad_body_) {
-        co_return co_await refuse(400, "UNSUPPORTED", "malformed chunked request body");
+        co_return co_await refuse(400, "malformed chunked request body");
       }
       if (failed) {
         keep_alive_ = false;
-        Response r;
-        r.status = 500;
-        r.headers.add("Content-Type", "application/json");
-        r.body = R"({"errors":[{"code":"UNKNOWN","message":"internal server error"}]})";
+        Response r = own_response(500, "internal server error");
         co_await send(r);
       }
       if (!responded_) {

@@ -84,12 +84,17 @@ struct ServerOptions {
   std::chrono::seconds drain_timeout{30};
   // Open connections in all, and from one peer address (trusted proxies are
   // exempt from the second: behind a load balancer that cap is the proxy's).
-  // Beyond them a connection gets one 503 (total) or 429 (per client) JSON
-  // answer with Retry-After and is closed. 0: no limit.
+  // Beyond them a connection gets one 503 (total) or 429 (per client)
+  // answer (error_response) and is closed. 0: no limit.
   size_t max_connections = 0;
   size_t max_connections_per_client = 0;
   // Peer addresses whose X-Forwarded-For/-Proto/-Host are believed.
   std::vector<std::string> trusted_proxies;
+  // The response for what the server answers itself: a request no handler
+  // sees (bad framing: 400/501; over a connection limit: 429/503) or a
+  // handler that failed before responding (500). The server knows nothing of
+  // the body's format; unset: a plain-text body.
+  std::function<Response(int status, std::string_view message)> error_response;
   // Called after every exchange, from the connection's thread.
   std::function<void(const Exchange&, std::chrono::steady_clock::duration)> on_complete;
 };

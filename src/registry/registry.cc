@@ -1,6 +1,8 @@
 #include "core/clock.h"
 #include "registry/registry.h"
 
+#include "http/error_response.h"
+
 #include <openssl/rand.h>
 
 #include <charconv>
@@ -205,11 +207,10 @@ struct Registry::Impl {
     return http::base_url(req, opts.external_url) + path;
   }
 
-    asio::awaitable<void> send_error(Exchange& ex, const Error& e, Response& r) {
-    r.status = e.status();
-    r.headers.set("Content-Type", "application/json");
-    for (auto& [k, v] : e.headers()) r.headers.add(k, v);
-    r.body = e.to_json();
+  asio::awaitable<void> send_error(Exchange& ex, const Error& e, Response& r) {
+    Response er = http::error_response(e);
+    for (const auto& [k, v] : r.headers.items()) er.headers.add(k, v);  // what the caller set (Content-Range)
+    r = std::move(er);
     co_await ex.send(r);
   }
 

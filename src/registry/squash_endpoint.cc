@@ -1,5 +1,7 @@
 #include "registry/squash_endpoint.h"
 
+#include "http/error_response.h"
+
 #include <atomic>
 #include <boost/asio.hpp>
 #include <cstdlib>
@@ -260,12 +262,8 @@ asio::awaitable<void> SquashEndpoint::handle(http::Exchange& ex) {
   }
   if (err) {
     if (ex.responded()) throw std::runtime_error(err->what());  // truncate the body
-    Response r;
-    r.status = err->status();
-    r.headers.add("Content-Type", "application/json");
-    if (err->code() == ErrorCode::Unavailable) r.headers.add("Retry-After", "5");
-    for (auto& [k, v] : err->headers()) r.headers.add(k, v);
-    r.body = err->to_json();
+    if (err->code() == ErrorCode::Unavailable) err->with_header("Retry-After", "5");
+    Response r = http::error_response(*err);
     co_await ex.send(r);
   }
 }
