@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/registry.sh — wharf vs CNCF distribution 2.8 (Debian's
 # docker-registry) vs nginx (the ceiling), side by side on loopback.
-# A benchmark, not a test: it prints figures and whether each target of
-# issue 2 is met; it exits non-zero only when something could not be run.
+# A benchmark, not a test: it prints figures and whether each of its
+# targets is met; it exits non-zero only when something could not be run.
 #
 #   bash bench/registry.sh [--quick] [--keep] [--ignore-sigpipe]
 #

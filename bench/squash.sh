@@ -152,7 +152,7 @@ read -r one_noidx one_noidx_fb _ <<<"$(squash_time "$port2" bench/one)"
 read -r five_idx five_idx_fb _ <<<"$(squash_time "$port" bench/five)"
 read -r five_noidx _ _ <<<"$(squash_time "$port2" bench/five)"
 
-# As users meet it (issue 12, item 10), each beside an igzip -d of the same
+# As users meet it, each beside an igzip -d of the same
 # layer measured the same way:
 # - the layer no longer in the page cache: the caches are dropped before the
 #   igzip of wharf's own blob file and again before an uncached squash of a

@@ -1,7 +1,7 @@
 // meta/metadata_store.h — everything the registry knows besides blob bytes:
 // repositories, which blobs each repository may see, manifests, tags,
-// referrers and upload sessions. (Accounts, permissions and squash cache
-// records join later.)
+// referrers, upload sessions, squash cache records and persisted layer
+// indexes. Accounts and permissions are account_store.h's.
 //
 // Contracts every backend keeps (checked by the shared metadata test suite):
 // - Each method is one transaction: put_manifest stores the manifest, its

@@ -3,8 +3,8 @@
 
     python3 tests/api/run.py --url http://127.0.0.1:PORT --target wharf|distribution [-k FILTER] [-v]
 
-Written from the OCI Distribution Spec v1.1 text and the API section of
-issue 2. Standard library only. Every test works in freshly named
+Written from the OCI Distribution Spec v1.1 text and wharf's own API rules
+(tests/api/README.md). Standard library only. Every test works in freshly named
 repositories, so the suite can be run again and again on the same server.
 
 With --target distribution (Debian's docker-registry 2.8) the places where
@@ -96,7 +96,7 @@ D_MONOLITHIC_POST = difference(
     "spec.md, Single POST: \"Registries MAY support pushing blobs using a "
     "single POST request. [...] Successful completion of the request MUST "
     "return a `201 Created` and MUST include the following header: "
-    "Location: <blob-location>\" (issue 2 requires wharf to support it)")
+    "Location: <blob-location>\" (wharf supports it)")
 D_CHUNK_ORDER = difference(
     "chunk-order",
     "a PATCH whose Content-Range does not start at the current offset is "
@@ -126,7 +126,7 @@ D_MOUNT_NO_FROM = difference(
     "(202), even when the blob is already in the repository",
     "spec.md, Mounting a blob: \"The registry MAY treat the `from` parameter "
     "as optional, and it MAY cross-mount the blob if it can be found.\" "
-    "(issue 2: \"Mount without `from` where the blob is already known.\")")
+    "(wharf's rule: \"Mount without `from` where the blob is already known.\")")
 D_ACCEPT_ABSENT = difference(
     "accept-absent",
     "without Accept an OCI manifest/index is 404 MANIFEST_UNKNOWN and a "
@@ -151,7 +151,7 @@ D_NEGOTIATE_DOCKER = difference(
     "spec.md: \"The `Content-Type` header SHOULD match what the client "
     "pushed as the manifest's `Content-Type`\"; \"If the `<reference>` part "
     "of a manifest request is a digest, clients SHOULD verify the returned "
-    "manifest matches this digest.\" (issue 2: \"otherwise 404 "
+    "manifest matches this digest.\" (wharf's rule: \"otherwise 404 "
     "MANIFEST_UNKNOWN\")")
 D_REFERRERS = difference(
     "referrers-api",
@@ -174,20 +174,20 @@ D_MANIFEST_LIMIT = difference(
     "spec.md, Pushing Manifests: \"A registry SHOULD enforce some limit on "
     "the maximum manifest size that it can accept. A registry that enforces "
     "this limit SHOULD respond to a request to push a manifest over this "
-    "limit with a response code `413 Payload Too Large`.\" (issue 2: "
+    "limit with a response code `413 Payload Too Large`.\" (wharf's rule: "
     "\"4 MiB limit (413 above it)\")")
 D_SCHEMA1_MESSAGE = difference(
     "schema1-message",
     "Docker schema1 is refused with MANIFEST_INVALID but the message is just "
     "\"manifest invalid\"",
-    "issue 2: \"Docker schema1 is refused with MANIFEST_INVALID and a message "
+    "wharf's rule: \"Docker schema1 is refused with MANIFEST_INVALID and a message "
     "saying why\"; spec.md Error Codes: \"The `message` field is OPTIONAL, "
     "and if present, it SHOULD be a human readable string\"")
 D_TAGS_ORDER = difference(
     "tags-order",
     "tags/list is in storage order, not sorted",
     "spec.md, Listing Tags: \"If the list is not empty, the tags MUST be in "
-    "lexical order\" (issue 2 fixes the order as byte order)")
+    "lexical order\" (wharf's rule: byte order)")
 D_TAGS_PAGING = difference(
     "tags-paging",
     "tags/list ignores `n` and `last` and never sends Link",
@@ -202,7 +202,7 @@ D_CATALOG_ORDER = difference(
     "catalog-order",
     "_catalog walks the storage tree, so `ns/a/b` is listed before `ns/a-b` "
     "(not byte order of the full name)",
-    "issue 2: \"`tags/list` and `_catalog` in byte order with `n`, `last` "
+    "wharf's rule: \"`tags/list` and `_catalog` in byte order with `n`, `last` "
     "and a `Link` header\" (_catalog is no longer in spec.md; the tags rule "
     "\"MUST be in lexical order\" is the model)")
 D_TAG_DELETE = difference(
@@ -212,7 +212,7 @@ D_TAG_DELETE = difference(
     "spec.md, Deleting tags: \"To delete a tag, perform a `DELETE` request "
     "to a path in the following format: `/v2/<name>/manifests/<tag>` [...] "
     "Upon success, the registry MUST respond with a `202 Accepted` code.\" "
-    "(issue 2: \"Deletion: manifests by digest, tags by tag name, blobs\")")
+    "(wharf's rule: \"Deletion: manifests by digest, tags by tag name, blobs\")")
 D_NAME_GRAMMAR = difference(
     "name-grammar",
     "no NAME_INVALID: an upper-case name is treated as an unknown repository "
@@ -241,7 +241,7 @@ D_METHOD_TEXT = difference(
     "a method a route does not support is a plain-text 405",
     "spec.md Error Codes: \"code-13 `UNSUPPORTED` the operation is "
     "unsupported\"; detail.md: \"The operation was unsupported due to a "
-    "missing implementation or invalid set of parameters.\" (issue 2: "
+    "missing implementation or invalid set of parameters.\" (wharf's rule: "
     "\"every error in the spec's JSON error format\")")
 D_RANGE_416_BODY = difference(
     "blob-range-416-body",
@@ -249,7 +249,7 @@ D_RANGE_416_BODY = difference(
     "its Content-Length (which is the blob's size)",
     "spec.md, Error Codes: \"A `4XX` response code from the registry MAY "
     "return a body in any format. If the response body is in JSON format, it "
-    "MUST have the following format\"; issue 2 makes JSON the rule for "
+    "MUST have the following format\"; wharf makes JSON the rule for "
     "wharf: \"every error in the spec's JSON error format\"")
 
 
@@ -480,7 +480,7 @@ def media_type_of(resp):
 
 def check_upload_headers(resp, size):
     """Every 202/204 on an upload carries Location, Range: 0-<last byte> and
-    Docker-Upload-UUID (issue 2). For an empty session the last byte is
+    Docker-Upload-UUID. For an empty session the last byte is
     written 0 (0-0), as distribution and the clients built on it do."""
     loc = expect_header(resp, "Location")
     uid = expect_header(resp, "Docker-Upload-UUID")
@@ -1509,7 +1509,7 @@ def manifest_sparse_accepted_when_enabled(t):
     "index platform values are not checked (a control character or a 300-"
     "character os is stored)",
     "image-index.md: `platform` `architecture` and `os` are strings naming "
-    "a CPU architecture and an operating system (issue 12: values no real "
+    "a CPU architecture and an operating system (wharf's rule: values no real "
     "client sends broke shell quoting, tag listings and squashes)")})
 def index_platform_values_checked(t):
     """Platform values no real client sends (non-strings, over-long values,

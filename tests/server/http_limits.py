@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""HTTP behaviour at the edges, seen from both sides (issue 12, items 2, 4, 5).
+"""HTTP behaviour at the edges, seen from both sides.
 
     python3 tests/server/http_limits.py WHARF_BIN WORKDIR [section ...]
 

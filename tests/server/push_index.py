@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Layers are indexed while they are pushed (issue 12, item 10).
+"""Layers are indexed while they are pushed.
 
     python3 tests/server/push_index.py WHARF_BIN WORKDIR
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The squash memory budget, from both sides (issue 12, item 3).
+"""The squash memory budget, from both sides.
 
     python3 tests/server/squash_memory.py WHARF_BIN WORKDIR
 

@@ -521,7 +521,7 @@ case("pax-global-header", "a PAX global header (git archive writes one) is dropp
     Layer([GLOBAL(comment="second"), F("g/b", "b\n")], compress="none"),
 ], expect=[("file", "g/a", "a\n"), ("file", "g/b", "b\n")])
 
-case("parent-symlink", "(beyond issue 3's list) an upper layer adds d/file where a lower layer made d a symlink "
+case("parent-symlink", "(beyond the basic cases) an upper layer adds d/file where a lower layer made d a symlink "
      "to a directory: umoci, docker and containerd write through the symlink", [
     Layer([D("real"), F("real/old", "old\n"), F("real/doomed", "doomed\n"), S("d", "real"), S("abs", "/real")]),
     Layer([F("d/file", "via symlink\n", mtime=T0 + 1), F("abs/file2", "via abs symlink\n", mtime=T0 + 1),
@@ -570,7 +570,7 @@ case("err-truncated-tar", "an uncompressed layer cut inside a file's data", [
 # the squash request itself indexes the (damaged) layer.
 for _when, _how, _fault in (
         # With the index already built, wharf plans without reading the blob and only
-        # finds the damage while streaming: issue 3 allows a body cut short there
+        # finds the damage while streaming: a body cut short is the allowed outcome there
         # ("a build that fails after bytes were sent aborts every attached
         # connection"), as long as no complete archive is served or cached.
         ("indexed", "after wharf built the layer's index in the background",
@@ -670,7 +670,7 @@ def sparse_layer_tar():
     return D("sp").tobuf("pax") + e.tobuf("pax") + b"\0" * 1024
 
 
-case("sparse", "(DESIGN.md rule, beyond issue 3's list) a GNU sparse file (PAX sparse format 1.0) is expanded", [
+case("sparse", "(beyond the basic cases) a GNU sparse file (PAX sparse format 1.0) is expanded", [
     Layer([D("sp")]),
     Layer(raw=sparse_layer_tar(), compress="gzip"),
 ], expect=[("file", "sp/holes", SPARSE_CONTENT)])
