@@ -20,6 +20,9 @@ class BufferPool {
     return p;
   }
   BufferPool() { free_.reserve(kKeep); }  // give() never allocates
+  ~BufferPool() {
+    for (char* b : free_) std::free(b);
+  }
   char* take() {
     {
       std::lock_guard lk(mu_);
