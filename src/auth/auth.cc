@@ -679,7 +679,12 @@ asio::awaitable<void> Auth::handle_token(http::Exchange& ex) {
   } catch (const Error& e) {
     err = e;
   }
-  if (err) r = http::error_response(*err);
+  if (err) {
+    http::Response er = http::error_response(*err);
+    for (const auto& [k, v] : r.headers.items())  // Cache-Control: no-store, set before
+      if (k != "Content-Type") er.headers.add(k, v);
+    r = std::move(er);
+  }
   co_await ex.send(r);
 }
 

@@ -209,7 +209,8 @@ struct Registry::Impl {
 
   asio::awaitable<void> send_error(Exchange& ex, const Error& e, Response& r) {
     Response er = http::error_response(e);
-    for (const auto& [k, v] : r.headers.items()) er.headers.add(k, v);  // what the caller set (Content-Range)
+    for (const auto& [k, v] : r.headers.items())  // what the caller set (Content-Range)
+      if (k != "Content-Type") er.headers.add(k, v);
     r = std::move(er);
     co_await ex.send(r);
   }
