@@ -168,19 +168,19 @@ void Auth::check_rate(const std::string& key) {
 }
 
 void Auth::note_failure(const std::string& key, int max_failures) {
-  if (max_failures <= 0) max_failures = opts_.max_failures;
+  if (max_failures <= 0) max_failures = opts_.max_failed_logins;
   std::lock_guard lk(mu_);
   int64_t now = now_s();
   if (failures_.size() > 100000) {  // bounded memory under a flood: forget what no longer counts, keep blocks
     std::erase_if(failures_, [&](const auto& kv) {
       const Failures& x = kv.second;
-      return x.blocked_until <= now && (x.times.empty() || x.times.back() < now - opts_.failure_window_seconds);
+      return x.blocked_until <= now && (x.times.empty() || x.times.back() < now - opts_.failed_login_window_seconds);
     });
     if (failures_.size() > 100000)
       std::erase_if(failures_, [&](const auto& kv) { return kv.second.blocked_until <= now; });
   }
   auto& f = failures_[key];
-  std::erase_if(f.times, [&](int64_t t) { return t < now - opts_.failure_window_seconds; });
+  std::erase_if(f.times, [&](int64_t t) { return t < now - opts_.failed_login_window_seconds; });
   f.times.push_back(now);
   if (static_cast<int>(f.times.size()) >= max_failures) {
     f.blocked_until = now + opts_.block_seconds;
@@ -245,7 +245,7 @@ Principal Auth::login(const http::Request& req, std::string_view name, std::stri
   }
   if (!who) {
     note_failure(rate_key);
-    note_failure(addr, opts_.max_failures_per_address);
+    note_failure(addr, opts_.max_failed_logins_per_address);
     // The name as typed may be a secret pasted into the wrong field: an
     // account that exists is named, any other name only by a keyed hash
     // (equal names group together; the log neither shows nor lets anyone

@@ -34,29 +34,21 @@
 #include "auth/access.h"
 #include "auth/crypto.h"
 #include "auth/jwt.h"
+#include "core/config.h"
 #include "http/server.h"
 #include "meta/account_store.h"
 #include "meta/metadata_store.h"
 
 namespace wharf::auth {
 
-struct Options {
-  std::string service = "wharf";   // `service` in challenges, `aud` of tokens
-  std::string issuer = "wharf";
-  std::string external_url;        // realm base; else from the request
-  int64_t token_ttl_seconds = 300;
-  int64_t refresh_ttl_seconds = 30 * 24 * 3600;
-  int64_t session_ttl_seconds = 12 * 3600;
-  bool new_repos_public = false;
-  // Failed logins: `max_failures` within `failure_window_seconds` from one
-  // (address, account) pair blocks that pair for `block_seconds`.
-  int max_failures = 5;
-  // ... and this many failures from one address, whatever the accounts.
-  int max_failures_per_address = 100;
-  int64_t failure_window_seconds = 300;
-  int64_t block_seconds = 60;
-  // Successful password verifications are remembered this long.
-  int64_t password_cache_seconds = 60;
+// The `auth:` section as configured (core::AuthConfig: service, issuer,
+// token/refresh/session lifetimes, new_repos_public, the failed-login limits
+// -- max_failed_logins within failed_login_window_seconds from one (address,
+// account) pair blocks that pair for block_seconds, max_failed_logins_per_address
+// from one address whatever the accounts -- and password_cache_seconds),
+// plus the realm base.
+struct Options : core::AuthConfig {
+  std::string external_url;  // realm base; else from the request
 };
 
 enum class Credential { None, Password, RobotToken, RegistryToken, RefreshToken, ApiToken, Session };

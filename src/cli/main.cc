@@ -318,19 +318,7 @@ int serve(core::Config cfg) {
   if (cfg.auth.enabled) {
     acc = open_accounts(cfg, Keys::Create);
     ensure_admin(*acc.store);
-    auth::Options ao;
-    ao.service = cfg.auth.service;
-    ao.issuer = cfg.auth.issuer;
-    ao.external_url = cfg.external_url;
-    ao.token_ttl_seconds = cfg.auth.token_ttl_seconds;
-    ao.refresh_ttl_seconds = cfg.auth.refresh_ttl_seconds;
-    ao.session_ttl_seconds = cfg.auth.session_ttl_seconds;
-    ao.new_repos_public = cfg.auth.new_repos_public;
-    ao.max_failures = cfg.auth.max_failed_logins;
-    ao.max_failures_per_address = cfg.auth.max_failed_logins_per_address;
-    ao.failure_window_seconds = cfg.auth.failed_login_window_seconds;
-    ao.block_seconds = cfg.auth.block_seconds;
-    ao.password_cache_seconds = cfg.auth.password_cache_seconds;
+    auth::Options ao{cfg.auth, cfg.external_url};
     authz = std::make_unique<auth::Auth>(ao, *acc.store, *meta, *acc.key, *acc.signer);
   }
   registry::SquashEndpoint squash_endpoint({cfg.squash.repo_host, cfg.external_url, authz.get()}, squasher);
