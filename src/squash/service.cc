@@ -401,6 +401,13 @@ bool MemoryBudget::Reservation::try_grow(uint64_t more) {
   return true;
 }
 
+MemoryCharge MemoryBudget::charge_or_give_up(const std::string& what) {
+  auto r = std::make_shared<Reservation>(acquire(0, what));
+  return [r](uint64_t n) {
+    if (!r->try_grow(n)) throw BudgetBusy(n);  // safe from several threads: try_grow takes the budget's lock
+  };
+}
+
 bool MemoryBudget::try_take(uint64_t bytes) {
   std::lock_guard lk(mu_);
   if (used_ + bytes > total_) return false;
@@ -720,14 +727,7 @@ void Service::upload_appended(const std::string& id, uint64_t offset, const char
   if (it == pushing_.end()) {
     if (offset != 0 || !looks_compressed_layer(p, n)) return;
     if (push_active_locked() >= std::max(1u, std::thread::hardware_concurrency() / 2)) return;
-    auto setup = [this]() -> MemoryCharge {
-      auto r = std::make_shared<MemoryBudget::Reservation>(budget_.acquire(0, "indexing a pushed layer"));
-      auto mu = std::make_shared<std::mutex>();
-      return [r, mu](uint64_t more) {
-        std::lock_guard lk(*mu);
-        if (!r->try_grow(more)) throw BudgetBusy(r->bytes() + more);
-      };
-    };
+    auto setup = [this] { return budget_.charge_or_give_up("indexing a pushed layer"); };
     auto take = [this](size_t n) { return budget_.try_take(n); };
     auto give = [this](size_t n) { budget_.give(n); };
     it = pushing_.emplace(id, std::make_unique<StreamIndex>(opts_.limits, opts_.checkpoint_spacing, kPushIndexQueue,
@@ -737,7 +737,7 @@ void Service::upload_appended(const std::string& id, uint64_t offset, const char
 }
 
 void Service::upload_dropped(const std::string& id) {
-  std::unique_ptr<StreamIndex> ix;
+  std::unique_ptr<StreamIndex> ix;  // destroyed (its thread joined) after the lock is released
   std::lock_guard lk(push_mu_);
   if (auto it = pushing_.find(id); it != pushing_.end()) {
     ix = std::move(it->second);
@@ -795,12 +795,7 @@ void Service::index_in_background(const std::string& repo, const std::string& di
       // Charged to the budget as it grows; when the budget is taken it gives
       // up (the first squash indexes the layer then, waiting in line).
       Image img = resolve(repo, digest, "");
-      auto r = budget_.acquire(0, "indexing " + digest);
-      std::mutex mu;
-      MemoryCharge charge = [&](uint64_t n) {
-        std::lock_guard lk(mu);
-        if (!r.try_grow(n)) throw BudgetBusy(r.bytes() + n);
-      };
+      MemoryCharge charge = budget_.charge_or_give_up("indexing " + digest);
       index_image(img, 1, &charge);
       core::Metrics::global().add("wharf_squash_background_indexes_total");
     } catch (const BudgetBusy&) {

@@ -90,8 +90,8 @@ class MemoryBudget {
     void release();
     // Takes `more` bytes at once if they are free, else false: it never
     // waits, so a holder never waits while holding (growers cannot deadlock).
+    // Thread-safe (under the budget's lock).
     bool try_grow(uint64_t more);
-    uint64_t bytes() const { return n_; }
 
    private:
     MemoryBudget* b_ = nullptr;
@@ -100,6 +100,11 @@ class MemoryBudget {
   // Waits until `bytes` are free, in the order callers came. Throws
   // LimitError when `bytes` exceed the whole budget (`what` says for what).
   Reservation acquire(uint64_t bytes, const std::string& what);
+  // A charge (build.h) holding its own reservation, taken in line (waiting
+  // for those ahead), that then grows without waiting: when the budget is
+  // taken it throws BudgetBusy, so its holder gives up instead of waiting
+  // while holding. For indexes nobody waits for (at push, in the background).
+  MemoryCharge charge_or_give_up(const std::string& what);
   // Takes or gives back bytes without a reservation; try_take never waits.
   bool try_take(uint64_t bytes);
   void give(uint64_t bytes);
