@@ -25,6 +25,8 @@ uint64_t get_u64(const char* p) { return get_u32(p) | (uint64_t{get_u32(p + 4)} 
 }  // namespace
 
 uint16_t LayerIndex::name_id(const std::string& name) {
+  if (name_ids_.empty())  // freed by shrink(): rebuilt from the table
+    for (size_t i = 0; i < names_.size(); ++i) name_ids_.emplace(names_[i], static_cast<uint16_t>(i));
   if (auto it = name_ids_.find(name); it != name_ids_.end()) return it->second;
   if (names_.size() > UINT16_MAX) throw LimitError("a layer has more than 65536 distinct user and group names");
   auto id = static_cast<uint16_t>(names_.size());
@@ -86,8 +88,7 @@ void LayerIndex::reserve(size_t entries, size_t arena_bytes) {
 void LayerIndex::shrink() {
   entries_.shrink_to_fit();
   arena_.shrink_to_fit();
-  name_ids_.clear();  // rebuilt on the next add()
-  for (size_t i = 0; i < names_.size(); ++i) name_ids_.emplace(names_[i], static_cast<uint16_t>(i));
+  std::unordered_map<std::string, uint16_t>().swap(name_ids_);  // only add() needs it
 }
 
 TarEntry LayerIndex::entry(size_t i) const {

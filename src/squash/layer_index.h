@@ -49,7 +49,8 @@ class LayerIndex {
   void add(const TarEntry& e);
   // Room for `entries` more entries and `arena_bytes` more string bytes.
   void reserve(size_t entries, size_t arena_bytes);
-  // Gives back what growing left unused (after the last add()).
+  // Gives back what growing left unused and the name lookup (after the
+  // last add(); a later add() still works).
   void shrink();
 
   size_t size() const { return entries_.size(); }
