@@ -3,9 +3,9 @@
 
     python3 tests/server/push_index.py WHARF_BIN WORKDIR
 
-- A gzip layer uploaded in three PATCHes is indexed by the time its upload
-  completes, before any manifest names it
-  (wharf_squash_layers_indexed_while_pushed_total); the squash after the
+- A gzip layer uploaded in three PATCHes is indexed from its upload alone,
+  before any manifest names it (wharf_squash_layers_indexed_while_pushed_total,
+  polled for up to 30 s after the upload); the squash after the
   manifest uses that index (the layer is not indexed a second time) and has
   every file of the layer.
 - An upload that ends with a wrong digest, one deleted half-way, a blob that
@@ -117,7 +117,7 @@ if not wait_metric(port, WHILE, 1):
     hl.fail("a gzip layer uploaded in three PATCHes was not indexed while pushed (%s=%s)" % (WHILE, metric(port, WHILE)))
 if metric(port, ALL) != 1:
     hl.fail("expected exactly one layer index, got %s" % metric(port, ALL))
-print("PASS a gzip layer pushed in three PATCHes is indexed by the end of its upload, before any manifest")
+print("PASS a gzip layer pushed in three PATCHes is indexed from its upload, before any manifest names it")
 
 cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
                   "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(tar).hexdigest()]}}).encode()
