@@ -259,14 +259,14 @@ void ensure_admin(meta::AccountStore& store) {
 
 // `wharf gc`: removes blobs nothing references any more (deleted manifests,
 // unlinked blobs, evicted squash entries). Safe while the server runs: only
-// blobs last committed before the grace period are candidates, and each is
-// re-checked after it was set aside (BlobStore::collect).
+// blobs last written before the grace period are candidates, and each is
+// marked in the metadata store before it is removed, so a commit of the same
+// digest racing with the collection waits for it or makes the mark fail
+// (MetadataStore::mark_blob_deleting).
 int gc(const core::Config& cfg, bool dry_run, int grace_minutes) {
   auto blobs = cli::open_blob_store(cfg);
   auto meta = cli::open_metadata_store(cfg, false);
-  int64_t cutoff = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-                       .count() -
-                   int64_t{grace_minutes} * 60;
+  int64_t cutoff = core::unix_seconds() - int64_t{grace_minutes} * 60;
   uint64_t total = 0, removed = 0, bytes = 0;
   // One pass over the store: removes (or lists) what nothing references.
   auto sweep = [&](bool count_total) {
@@ -283,10 +283,11 @@ int gc(const core::Config& cfg, bool dry_run, int grace_minutes) {
         continue;
       }
       std::string d = b.digest.str();
-      if (blobs->collect(b.digest, cutoff, [&] { return meta->blob_in_use(d); })) {
-        ++removed;
-        bytes += b.size;
-      }
+      if (meta->mark_blob_deleting(d, cutoff, core::unix_seconds()) != meta::MetadataStore::Mark::Marked) continue;
+      blobs->remove(b.digest);
+      meta->finish_blob_delete(d);
+      ++removed;
+      bytes += b.size;
     }
   };
   sweep(true);

@@ -1,5 +1,5 @@
 // core/digest.h — content digests ("sha256:<hex>", "sha512:<hex>") and an
-// incremental hasher over OpenSSL EVP.
+// incremental hasher over OpenSSL's SHA-2 whose state can be saved and restored.
 //
 // Contract: a `Digest` is always valid once constructed (parse() checks the
 // algorithm and the exact hex length); the hex is lowercase. Hasher is not
@@ -52,6 +52,12 @@ class Hasher {
   // Finishes the hash. REQUIRES: called at most once.
   Digest finish();
   DigestAlgorithm algorithm() const { return algo_; }
+  // The state so far as bytes, for an upload session continued by another
+  // process: restore(save()) hashes on exactly as this one would. nullopt
+  // when `state` is not such bytes. The format is wharf's own, the same on
+  // every little- or big-endian build of one version.
+  std::string save() const;
+  static std::optional<Hasher> restore(std::string_view state);
 
  private:
   DigestAlgorithm algo_;

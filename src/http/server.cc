@@ -216,8 +216,10 @@ class Conn final : public Exchange, public Tracked {
       auto [ec, n] = co_await bhttp::async_read_some(stream_, inbuf_, *parser_, kTuple);
       tcp_layer(stream_).expires_never();
       if (ec == bhttp::error::need_buffer) ec = {};
-      if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category())
+      if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category()) {
         bad_body_ = true;  // malformed framing (chunk sizes, ...): the client's fault, a 400
+        throw MalformedBody(ec);
+      }
       if (ec) throw beast::system_error(ec);
       size_t got = buf.size() - parser_->get().body().size;
       bytes_in += got;

@@ -8,10 +8,12 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/system/system_error.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,14 @@ namespace wharf::http {
 namespace asio = boost::asio;
 
 // One request/response exchange. Not thread-safe; used by one coroutine.
+// What read_body throws when the body's framing is malformed (a bad chunk
+// size, ...): the client's fault, answered 400 by the server. A broken
+// connection or a silent client is another boost::system::system_error.
+class MalformedBody : public boost::system::system_error {
+ public:
+  using boost::system::system_error::system_error;
+};
+
 class Exchange {
  public:
   virtual ~Exchange() = default;
@@ -29,7 +39,8 @@ class Exchange {
 
   // Reads up to `buf.size()` bytes of the request body (chunked encoding
   // already removed); returns 0 at the end of the body. Throws on a broken
-  // connection or when the client is silent longer than the body timeout.
+  // connection or when the client is silent longer than the body timeout,
+  // MalformedBody on malformed framing.
   virtual asio::awaitable<size_t> read_body(std::span<char> buf) = 0;
 
   // Coroutine arguments are references to objects the caller names and keeps

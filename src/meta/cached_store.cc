@@ -82,6 +82,13 @@ class CachedStore : public MetadataStore {
   }
   std::vector<TagRecord> tag_records(std::string_view r) override { return in_->tag_records(r); }
   bool blob_in_use(std::string_view d) override { return in_->blob_in_use(d); }
+  bool try_claim_blob_write(std::string_view d, int64_t now, int64_t stale_before) override {
+    return in_->try_claim_blob_write(d, now, stale_before);
+  }
+  Mark mark_blob_deleting(std::string_view d, int64_t cutoff, int64_t now) override {
+    return in_->mark_blob_deleting(d, cutoff, now);
+  }
+  void finish_blob_delete(std::string_view d) override { in_->finish_blob_delete(d); }
   TagSummary tag_summary(std::string_view r) override { return in_->tag_summary(r); }
   bool delete_repository(std::string_view repo) override {
     bool r = in_->delete_repository(repo);
@@ -110,6 +117,7 @@ class CachedStore : public MetadataStore {
   void create_upload(const UploadRecord& u, Commit c) override { in_->create_upload(u, c); }
   std::optional<UploadRecord> get_upload(std::string_view id) override { return in_->get_upload(id); }
   void touch_upload(std::string_view id, int64_t now) override { in_->touch_upload(id, now); }
+  void save_upload_progress(const UploadRecord& u) override { in_->save_upload_progress(u); }
   void delete_upload(std::string_view id) override { in_->delete_upload(id); }
   std::vector<UploadRecord> uploads_idle_since(int64_t b) override { return in_->uploads_idle_since(b); }
   std::optional<SquashRecord> get_squash(std::string_view k) override { return in_->get_squash(k); }

@@ -36,11 +36,16 @@ struct TagRecord {
   int64_t updated = 0;  // unix seconds of the last push that moved it
 };
 
+// An upload session. Everything a process needs to continue it: the
+// BlobStore's state of the staged bytes and the registry's digest state.
 struct UploadRecord {
   std::string id;
   std::string repo;
   int64_t created = 0;  // unix seconds
   int64_t updated = 0;
+  uint64_t size = 0;          // bytes the session holds
+  std::string driver_state;   // storage::BlobStore's state of the staged upload
+  std::string digest_state;   // core::Hasher::save() over those bytes; empty: none saved
 };
 
 // A committed squash cache entry (see squash/service.h).
@@ -123,6 +128,10 @@ class MetadataStore {
   virtual void create_upload(const UploadRecord& u, Commit commit) = 0;
   virtual std::optional<UploadRecord> get_upload(std::string_view id) = 0;
   virtual void touch_upload(std::string_view id, int64_t now) = 0;
+  // Stores what a request appended: `u`'s size, driver and digest states,
+  // with `u.updated` as its last use (found by `u.id`; `repo` and `created`
+  // stay). Durable across a process crash, like Commit::Relaxed.
+  virtual void save_upload_progress(const UploadRecord& u) = 0;
   virtual void delete_upload(std::string_view id) = 0;
   // Sessions not touched since `before` (unix seconds).
   virtual std::vector<UploadRecord> uploads_idle_since(int64_t before) = 0;
@@ -148,6 +157,33 @@ class MetadataStore {
   // repository, referenced by a stored manifest, a squash cache entry (layer
   // or gzip piece) or a persisted layer index (for wharf gc).
   virtual bool blob_in_use(std::string_view digest) = 0;
+
+  // Blob states: what keeps a removal (wharf gc, squash cache eviction) from
+  // deleting bytes a commit of the same digest is writing, whatever the
+  // BlobStore driver:
+  //   a writer: claim_blob_write(d), then BlobStore::commit_upload / put,
+  //             then the reference (a link, a record);
+  //   a remover: mark_blob_deleting(d, cutoff, now), and only when it says
+  //             true BlobStore::remove(d), then finish_blob_delete(d).
+  // A claim dates the blob's last write now, so a mark after it fails (the
+  // write is not before the cutoff); a claim after a mark waits until the
+  // remover finished. A mark is refused while the blob is in use.
+  //
+  // True when claimed: the blob's last write is now `now`. False while a
+  // remover holds a mark made at or after `stale_before` (unix seconds).
+  virtual bool try_claim_blob_write(std::string_view digest, int64_t now, int64_t stale_before) = 0;
+  // Marks the blob for removal when nothing uses it (blob_in_use) and it was
+  // last written before `cutoff` (or never claimed: the caller judged the
+  // stored blob's own time), atomically.
+  enum class Mark { Marked, InUse, WrittenSince, Busy /* another remover holds a mark */ };
+  virtual Mark mark_blob_deleting(std::string_view digest, int64_t cutoff, int64_t now) = 0;
+  // The remover is done: the blob is gone and so is its state.
+  virtual void finish_blob_delete(std::string_view digest) = 0;
+  // Claims the write, waiting while a remover holds a mark; a mark older
+  // than kStaleDeleteMark seconds is a remover that died and is taken over.
+  // Throws std::runtime_error when the store fails.
+  void claim_blob_write(std::string_view digest);
+  static constexpr int64_t kStaleDeleteMark = 60;
 
   // Cheap round trip for /health/endtoend. Throws on failure.
   virtual void probe() = 0;

@@ -62,6 +62,15 @@ CREATE TABLE layer_index(layer_digest TEXT PRIMARY KEY, format INTEGER NOT NULL,
     R"SQL(
 ALTER TABLE layer_index ADD COLUMN states_digest TEXT NOT NULL DEFAULT '';
 )SQL",
+    // version 6: upload sessions carry their driver and digest states; blob
+    // states arbitrate between a commit and a removal of the same digest
+    R"SQL(
+ALTER TABLE uploads ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE uploads ADD COLUMN driver_state BLOB NOT NULL DEFAULT '';
+ALTER TABLE uploads ADD COLUMN digest_state BLOB NOT NULL DEFAULT '';
+CREATE TABLE blob_states(digest TEXT PRIMARY KEY, deleting INTEGER NOT NULL, written INTEGER NOT NULL,
+                         marked INTEGER NOT NULL) WITHOUT ROWID;
+)SQL",
 };
 
 int64_t now_s() { return core::unix_seconds(); }
@@ -255,7 +264,10 @@ class SqliteStore : public MetadataStore {
     });
   }
   bool blob_in_use(std::string_view digest) override {
-    return with([&](Conn& c) {
+    return with([&](Conn& c) { return in_use(c, digest); });
+  }
+  static bool in_use(Conn& c, std::string_view digest) {
+    {
       auto s = c.prepare(
           "SELECT EXISTS(SELECT 1 FROM repo_blobs WHERE digest = ?1) OR EXISTS(SELECT 1 FROM manifest_refs WHERE ref = ?1) "
           "OR EXISTS(SELECT 1 FROM squash_cache WHERE layer_digest = ?1 OR gz_digest = ?1) "
@@ -263,7 +275,44 @@ class SqliteStore : public MetadataStore {
       s.bind(digest);
       s.step();
       return s.i64(0) != 0;
+    }
+  }
+  bool try_claim_blob_write(std::string_view digest, int64_t now, int64_t stale_before) override {
+    // Relaxed: a claim lost to a power cut goes with the write it dated, and
+    // the reference written after the blob commits it durably (one WAL).
+    return db_.write_relaxed([&](Conn& c) {
+      {
+        auto s = c.prepare("SELECT deleting, marked FROM blob_states WHERE digest = ?");
+        s.bind(digest);
+        if (s.step() && s.i64(0) != 0 && s.i64(1) >= stale_before) return false;
+      }
+      c.prepare("INSERT OR REPLACE INTO blob_states(digest, deleting, written, marked) VALUES(?, 0, ?, 0)")
+          .bind(digest)
+          .bind(now)
+          .run();
+      return true;
     });
+  }
+  Mark mark_blob_deleting(std::string_view digest, int64_t cutoff, int64_t now) override {
+    return write([&](Conn& c) {
+      if (in_use(c, digest)) return Mark::InUse;
+      {
+        auto s = c.prepare("SELECT deleting, written, marked FROM blob_states WHERE digest = ?");
+        s.bind(digest);
+        if (s.step()) {
+          if (s.i64(0) != 0 && s.i64(2) >= now - kStaleDeleteMark) return Mark::Busy;
+          if (s.i64(0) == 0 && s.i64(1) >= cutoff) return Mark::WrittenSince;
+        }
+      }
+      c.prepare("INSERT OR REPLACE INTO blob_states(digest, deleting, written, marked) VALUES(?, 1, 0, ?)")
+          .bind(digest)
+          .bind(now)
+          .run();
+      return Mark::Marked;
+    });
+  }
+  void finish_blob_delete(std::string_view digest) override {
+    write([&](Conn& c) { c.prepare("DELETE FROM blob_states WHERE digest = ? AND deleting = 1").bind(digest).run(); });
   }
   bool delete_repository(std::string_view repo) override {
     return write([&](Conn& c) {
@@ -301,11 +350,15 @@ class SqliteStore : public MetadataStore {
 
   void create_upload(const UploadRecord& u, Commit commit) override {
     auto insert = [&](Conn& c) {
-      c.prepare("INSERT INTO uploads(id, repo, created, updated) VALUES(?,?,?,?)")
+      c.prepare(
+           "INSERT INTO uploads(id, repo, created, updated, size, driver_state, digest_state) VALUES(?,?,?,?,?,?,?)")
           .bind(u.id)
           .bind(u.repo)
           .bind(u.created)
           .bind(u.updated)
+          .bind(static_cast<int64_t>(u.size))
+          .bind_blob(u.driver_state)
+          .bind_blob(u.digest_state)
           .run();
     };
     if (commit == Commit::Relaxed) {
@@ -316,14 +369,26 @@ class SqliteStore : public MetadataStore {
   }
   std::optional<UploadRecord> get_upload(std::string_view id) override {
     return with([&](Conn& c) -> std::optional<UploadRecord> {
-      auto s = c.prepare("SELECT repo, created, updated FROM uploads WHERE id = ?");
+      auto s = c.prepare("SELECT repo, created, updated, size, driver_state, digest_state FROM uploads WHERE id = ?");
       s.bind(id);
       if (!s.step()) return std::nullopt;
-      return UploadRecord{std::string(id), s.text(0), s.i64(1), s.i64(2)};
+      return UploadRecord{std::string(id), s.text(0), s.i64(1), s.i64(2),
+                          static_cast<uint64_t>(s.i64(3)), s.text(4), s.text(5)};
     });
   }
   void touch_upload(std::string_view id, int64_t now) override {
     write([&](Conn& c) { c.prepare("UPDATE uploads SET updated = ? WHERE id = ?").bind(now).bind(id).run(); });
+  }
+  void save_upload_progress(const UploadRecord& u) override {
+    db_.write_relaxed([&](Conn& c) {
+      c.prepare("UPDATE uploads SET updated = ?, size = ?, driver_state = ?, digest_state = ? WHERE id = ?")
+          .bind(u.updated)
+          .bind(static_cast<int64_t>(u.size))
+          .bind_blob(u.driver_state)
+          .bind_blob(u.digest_state)
+          .bind(u.id)
+          .run();
+    });
   }
   void delete_upload(std::string_view id) override {
     write([&](Conn& c) { c.prepare("DELETE FROM uploads WHERE id = ?").bind(id).run(); });
@@ -331,9 +396,11 @@ class SqliteStore : public MetadataStore {
   std::vector<UploadRecord> uploads_idle_since(int64_t before) override {
     return with([&](Conn& c) {
       std::vector<UploadRecord> out;
-      auto s = c.prepare("SELECT id, repo, created, updated FROM uploads WHERE updated < ?");
+      auto s = c.prepare(
+          "SELECT id, repo, created, updated, size, driver_state, digest_state FROM uploads WHERE updated < ?");
       s.bind(before);
-      while (s.step()) out.push_back({s.text(0), s.text(1), s.i64(2), s.i64(3)});
+      while (s.step())
+        out.push_back({s.text(0), s.text(1), s.i64(2), s.i64(3), static_cast<uint64_t>(s.i64(4)), s.text(5), s.text(6)});
       return out;
     });
   }

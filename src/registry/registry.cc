@@ -158,42 +158,40 @@ struct Registry::Impl {
   storage::BlobStore& blobs;
   meta::MetadataStore& meta;
 
-  // Digest state of uploads this process is writing: a cache, never the
-  // truth (another replica or a restart recomputes it from the bytes).
-  struct UploadState {
-    core::Hasher sha256{core::DigestAlgorithm::Sha256};
-    uint64_t offset = 0;
-  };
+  // Uploads a request of this process is writing: one writer per session
+  // (a second concurrent request gets BLOB_UPLOAD_INVALID). Between requests
+  // a session lives in the metadata store alone (its size, driver state and
+  // digest state), so any process continues it.
   std::mutex mu;
-  std::unordered_map<std::string, UploadState> states;
   std::unordered_set<std::string> busy;
 
   Impl(Options o, storage::BlobStore& b, meta::MetadataStore& m) : opts(std::move(o)), blobs(b), meta(m) {}
 
-  // Exclusive use of one upload's digest state for the duration of a request.
+  // Exclusive use of one upload session for the duration of a request; holds
+  // the session as read after the claim was taken, with its digest state.
   class Claim {
    public:
     Claim(Impl& im, std::string id) : im_(im), id_(std::move(id)) {
       std::lock_guard lk(im_.mu);
       if (!im_.busy.insert(id_).second)
         throw Error(ErrorCode::BlobUploadInvalid, "another request is writing to this upload session");
-      auto it = im_.states.find(id_);
-      if (it != im_.states.end()) {
-        state = std::move(it->second);
-        im_.states.erase(it);
-      }
     }
     ~Claim() {
       std::lock_guard lk(im_.mu);
       im_.busy.erase(id_);
-      if (state && keep) im_.states.emplace(id_, std::move(*state));
     }
-    std::optional<UploadState> state;
-    bool keep = true;
+    Claim(const Claim&) = delete;
+    Claim& operator=(const Claim&) = delete;
 
    private:
     Impl& im_;
     std::string id_;
+  };
+
+  // An upload being written by this request: the session and its hash.
+  struct Writing {
+    meta::UploadRecord session;
+    core::Hasher sha256{core::DigestAlgorithm::Sha256};
   };
 
   // ---- helpers -------------------------------------------------------------
@@ -215,78 +213,117 @@ struct Registry::Impl {
     co_await ex.send(r);
   }
 
-  // Brings the upload's digest state in line with its staged bytes.
-  void sync_state(Claim& c, const std::string& id, uint64_t staged) {
-    if (c.state && c.state->offset == staged) return;
-    c.state.emplace();
-    if (staged == 0) return;
-    auto rd = blobs.read_upload(id, 0);
-    if (!rd) throw Error(ErrorCode::BlobUploadUnknown, "upload session has no data");
-    std::vector<char> buf(kIoBuffer);
-    while (size_t n = rd->read(buf.data(), buf.size())) {
-      c.state->sha256.update(buf.data(), n);
-      c.state->offset += n;
+  // The session's digest state: restored from what it saved, or (a session
+  // stored by an older version, which saved none) recomputed from the staged
+  // bytes where the driver can read them.
+  core::Hasher digest_state(const meta::UploadRecord& u) {
+    if (!u.digest_state.empty()) {
+      auto h = core::Hasher::restore(u.digest_state);
+      if (!h || h->algorithm() != core::DigestAlgorithm::Sha256)
+        throw std::runtime_error("upload session " + u.id + " has an unreadable digest state");
+      return std::move(*h);
     }
-    if (c.state->offset != staged) throw std::runtime_error("staged upload changed while reading");
+    core::Hasher h(core::DigestAlgorithm::Sha256);
+    if (u.size == 0) return h;
+    if (!blobs.capabilities().read_staged)
+      throw Error(ErrorCode::BlobUploadInvalid, "this upload session cannot be continued: start the upload again");
+    hash_staged(u, h);
+    return h;
   }
 
-  // Appends the request body to the upload, hashing as it goes. The socket
-  // is read on this thread while the previous chunks are hashed and written
-  // on the writer's two threads. The offset counts what was handed over; should writing
-  // fail, the next request sees the mismatch and recomputes the state.
-  asio::awaitable<void> append_body(Exchange& ex, const std::string& id, UploadState& st) {
-    auto w = blobs.append_upload(id);
-    w->bypass_cache();  // nobody reads a push's bytes back soon
+  // Hashes the session's staged bytes. REQUIRES: blobs.capabilities().read_staged.
+  void hash_staged(const meta::UploadRecord& u, core::Hasher& h) {
+    auto rd = blobs.read_upload(u.id, 0);
+    if (!rd) throw Error(ErrorCode::BlobUploadUnknown, "upload session has no data");
+    std::vector<char> buf(kIoBuffer);
+    uint64_t left = u.size;
+    while (left) {
+      size_t n = rd->read(buf.data(), std::min<uint64_t>(buf.size(), left));
+      if (!n) throw std::runtime_error("staged upload " + u.id + " is shorter than its session says");
+      h.update(buf.data(), n);
+      left -= n;
+    }
+  }
+
+  // Appends the request body to the upload, hashing as it goes, and updates
+  // `w.session`'s size and driver state. The socket is read on this thread
+  // while the previous chunks are hashed and written on the writer's two
+  // threads. When the client goes away mid-body, what it sent is kept: the
+  // session is saved with it before the error goes on, so a client that asks
+  // for the upload's status continues from there. A malformed body keeps nothing.
+  asio::awaitable<void> append_body(Exchange& ex, Writing& w) {
+    auto out = blobs.append_upload(w.session.id, w.session.driver_state);
+    out->bypass_cache();  // nobody reads a push's bytes back soon
+    std::exception_ptr read_error;
+    const uint64_t started = w.session.size;
+    uint64_t offset = started;
     {
-      storage::AsyncWriter aw(*w, st.sha256);
-      for (;;) {
+      storage::AsyncWriter aw(*out, w.sha256);
+      for (bool more = true; more;) {
         storage::Buffer buf = aw.take();
-        size_t n = co_await ex.read_body({buf.data(), buf.size()});
-        if (!n) break;
-        // Fill the chunk before handing it over: fewer, larger writes.
-        while (n < buf.size()) {
-          size_t more = co_await ex.read_body({buf.data() + n, buf.size() - n});
-          if (!more) break;
-          n += more;
+        size_t n = 0;
+        try {
+          // Fill the chunk before handing it over: fewer, larger writes.
+          while (n < buf.size()) {
+            size_t got = co_await ex.read_body({buf.data() + n, buf.size() - n});
+            if (!got) {
+              more = false;
+              break;
+            }
+            n += got;
+          }
+        } catch (const http::MalformedBody&) {
+          throw;  // bad input changes nothing: the session stays as stored
+        } catch (...) {
+          read_error = std::current_exception();
+          more = false;
         }
-        if (opts.upload_observer) opts.upload_observer->appended(id, st.offset, buf.data(), n);
-        st.offset += n;
+        if (!n) break;
+        if (opts.upload_observer) opts.upload_observer->appended(w.session.id, offset, buf.data(), n);
+        offset += n;
         aw.push(std::move(buf), n);
       }
-      aw.finish();
+      aw.finish();  // a write error leaves the session as it was stored
     }
-    w->close();
+    out->close();
+    w.session.size = offset;
+    w.session.driver_state = out->state();
+    if (read_error) {
+      if (offset > started) {
+        w.session.digest_state = w.sha256.save();
+        w.session.updated = now_s();
+        meta.save_upload_progress(w.session);
+      }
+      std::rethrow_exception(read_error);
+    }
   }
 
   // Verifies `want` against the staged bytes and commits the blob into `name`.
   // On mismatch the session and its bytes are removed.
-  void finish_upload(const std::string& name, const std::string& id, Claim& c, const Digest& want) {
+  void finish_upload(const std::string& name, Writing& w, const Digest& want) {
+    const auto& u = w.session;
     Digest got = [&] {
-      if (want.algorithm() == core::DigestAlgorithm::Sha256) {
-        auto st = std::move(*c.state);
-        c.state.reset();
-        return st.sha256.finish();
-      }
+      if (want.algorithm() == core::DigestAlgorithm::Sha256) return w.sha256.finish();
+      // Only sha256 is hashed as the bytes arrive; another algorithm needs them read back.
+      if (!blobs.capabilities().read_staged)
+        throw Error(ErrorCode::DigestInvalid, "this registry verifies only sha256 digests of uploads in parts", want.str());
       core::Hasher h(want.algorithm());
-      auto rd = blobs.read_upload(id, 0);
-      std::vector<char> buf(kIoBuffer);
-      while (size_t n = rd->read(buf.data(), buf.size())) h.update(buf.data(), n);
+      hash_staged(u, h);
       return h.finish();
     }();
-    c.keep = false;
-    uint64_t size = blobs.upload_size(id).value_or(0);
     if (got != want) {
-      if (opts.upload_observer) opts.upload_observer->dropped(id);
-      blobs.delete_upload(id);
-      meta.delete_upload(id);
+      if (opts.upload_observer) opts.upload_observer->dropped(u.id);
+      blobs.delete_upload(u.id, u.driver_state);
+      meta.delete_upload(u.id);
       throw Error(ErrorCode::DigestInvalid, "the uploaded content does not match the digest",
                   "expected " + want.str() + ", content hashes to " + got.str());
     }
-    blobs.commit_upload(id, want);
-    meta.complete_upload(id, name, want.str(), size);
-    if (opts.upload_observer) opts.upload_observer->committed(id, want.str(), size);
+    meta.claim_blob_write(want.str());
+    blobs.commit_upload(u.id, u.driver_state, want);
+    meta.complete_upload(u.id, name, want.str(), u.size);
+    if (opts.upload_observer) opts.upload_observer->committed(u.id, want.str(), u.size);
     core::Metrics::global().add("wharf_uploads_completed_total");
-    core::Metrics::global().add("wharf_upload_bytes_total", size);
+    core::Metrics::global().add("wharf_upload_bytes_total", u.size);
   }
 
   Response upload_progress(const Request& req, const std::string& name, const std::string& id, uint64_t size,
@@ -624,11 +661,11 @@ struct Registry::Impl {
                     mono->str());
     }
     std::string id = new_upload_id();
-    blobs.create_upload(id);
     int64_t t = now_s();
+    meta::UploadRecord session{id, name, t, t, 0, blobs.create_upload(id), ""};
     // Relaxed: a session lost to a power cut is opened again by the client
     // (its staged file is not fsynced before data arrives either).
-    meta.create_upload({id, name, t, t}, meta::MetadataStore::Commit::Relaxed);
+    meta.create_upload(session, meta::MetadataStore::Commit::Relaxed);
     if (!mono) {
       auto r = upload_progress(req, name, id, 0, 202);
       co_return co_await ex.send(r);
@@ -636,9 +673,9 @@ struct Registry::Impl {
     // Monolithic upload: the body is the whole blob.
     {
       Claim c(*this, id);
-      c.state.emplace();
-      co_await append_body(ex, id, *c.state);
-      finish_upload(name, id, c, *mono);
+      Writing w{std::move(session)};
+      co_await append_body(ex, w);
+      finish_upload(name, w, *mono);
     }
     auto r = blob_created(req, name, *mono);
     co_await ex.send(r);
@@ -647,10 +684,10 @@ struct Registry::Impl {
   asio::awaitable<void> upload(Exchange& ex, const std::string& name, const std::string& id) {
     const auto& req = ex.request();
     const auto& m = req.method;
-    get_upload(name, id);
+    auto found = get_upload(name, id);
     if (m == "GET") {
       ex.route = "upload_status";
-      auto size = blobs.upload_size(id);
+      auto size = staged_size(found);
       if (!size) throw Error(ErrorCode::BlobUploadUnknown, "upload session unknown", id);
       auto r = upload_progress(req, name, id, *size, 204);
       co_return co_await ex.send(r);
@@ -659,9 +696,8 @@ struct Registry::Impl {
       ex.route = "upload_delete";
       {
         Claim c(*this, id);
-        c.keep = false;
         if (opts.upload_observer) opts.upload_observer->dropped(id);
-        blobs.delete_upload(id);
+        blobs.delete_upload(id, found.driver_state);
         meta.delete_upload(id);
       }
       Response r;
@@ -681,8 +717,10 @@ struct Registry::Impl {
     Response r;
     {
       Claim c(*this, id);
-      auto staged = blobs.upload_size(id);
+      Writing w{get_upload(name, id)};  // as stored once the claim is ours
+      auto staged = staged_size(w.session);
       if (!staged) throw Error(ErrorCode::BlobUploadUnknown, "upload session unknown", id);
+      w.session.size = *staged;
       if (auto cr = req.headers.get("Content-Range")) {
         uint64_t a, b;
         bool ok = parse_content_range(*cr, a, b);
@@ -698,18 +736,28 @@ struct Registry::Impl {
         }
       }
       if (r.status != 416) {
-        sync_state(c, id, *staged);
-        co_await append_body(ex, id, *c.state);
+        w.sha256 = digest_state(w.session);
+        co_await append_body(ex, w);
         if (m == "PATCH") {
-          meta.touch_upload(id, now_s());
-          r = upload_progress(req, name, id, c.state->offset, 202);
+          w.session.digest_state = w.sha256.save();
+          w.session.updated = now_s();
+          meta.save_upload_progress(w.session);
+          r = upload_progress(req, name, id, w.session.size, 202);
         } else {
-          finish_upload(name, id, c, *want);
+          finish_upload(name, w, *want);
           r = blob_created(req, name, *want);
         }
       }
     }
     co_await ex.send(r);
+  }
+
+  // The session's size: stored with it, or (a session an older version
+  // stored) the driver's. nullopt when the staged upload is gone.
+  std::optional<uint64_t> staged_size(const meta::UploadRecord& u) {
+    auto size = blobs.upload_size(u.id, u.driver_state);
+    if (!size || u.driver_state.empty()) return size;
+    return u.size;
   }
 
   asio::awaitable<void> referrers(Exchange& ex, const std::string& name, const std::string& ref) {
@@ -794,10 +842,9 @@ size_t Registry::purge_expired_uploads() {
     {
       std::lock_guard lk(im.mu);
       if (im.busy.count(u.id)) continue;
-      im.states.erase(u.id);
     }
     if (im.opts.upload_observer) im.opts.upload_observer->dropped(u.id);
-    im.blobs.delete_upload(u.id);
+    im.blobs.delete_upload(u.id, u.driver_state);
     im.meta.delete_upload(u.id);
     ++n;
   }

@@ -170,11 +170,13 @@ void persist_index(storage::BlobStore& blobs, meta::MetadataStore& meta, const s
     if (!stamp.empty() && !cp.chunks.empty()) cp.blob_stamp = stamp;
     if (cp.states && !cp.states->empty()) {
       auto sd = core::sha256_of(*cp.states);
+      meta.claim_blob_write(sd.str());
       blobs.put(sd, *cp.states);
       cp.states_digest = sd.str();
     }
     std::string bytes = encode_index(idx);
     auto d = core::sha256_of(bytes);
+    meta.claim_blob_write(d.str());
     blobs.put(d, bytes);
     meta.put_layer_index({layer, kIndexFormat, d.str(), idx.size(), cp.states_digest});
   } catch (const std::exception&) {
@@ -886,6 +888,8 @@ class StagingSink : public Sink {
     w_->close();
     return h_.finish();
   }
+  // The staged upload's driver state. REQUIRES: finish() returned.
+  std::string state() const { return w_->state(); }
 
  private:
   void hand_over() {
@@ -913,7 +917,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
   const Image& img = job->image_;
   auto& metrics = core::Metrics::global();
   metrics.add("wharf_squash_builds_total");
-  std::string staging;
+  std::string staging, staging_state;
   try {
     {
       std::lock_guard lk(job->mu_);
@@ -924,10 +928,11 @@ void Service::build(const std::shared_ptr<Job>& job) {
     Plan plan = plan_merge(idx);
     const uint64_t tar_size = plan.tar_size;
     staging = random_id();
-    blobs_.create_upload(staging);
+    staging_state = blobs_.create_upload(staging);
     // Registered like an upload session (under a name no repository can have)
     // so that the expiry purge removes what a killed process left behind.
-    meta_.create_upload({staging, "_squash", now_s(), now_s()}, meta::MetadataStore::Commit::Durable);
+    meta_.create_upload({staging, "_squash", now_s(), now_s(), 0, staging_state, ""},
+                        meta::MetadataStore::Commit::Durable);
     {
       std::lock_guard lk(job->mu_);
       job->staging_id_ = staging;
@@ -965,7 +970,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
         meta_.touch_upload(staging, touched);
       }
     };
-    StagingSink sink(blobs_.append_upload(staging), published, written);
+    StagingSink sink(blobs_.append_upload(staging, staging_state), published, written);
     ChunkAccess chunks;
     chunks.open_at = [&](uint32_t i, uint64_t off) { return blobs_.open(*core::Digest::parse(img.layer_digests[i]), off); };
     chunks.unchanged = [&](uint32_t i, const std::string& stamp) {
@@ -1003,7 +1008,8 @@ void Service::build(const std::shared_ptr<Job>& job) {
                            now_ms(), now_ms(), "", 0, 0};
     // Not under the job's lock: readers keep going (Job::open_at finds the
     // layer under either name) while this waits for the disk.
-    blobs_.commit_upload(staging, diff_id);
+    meta_.claim_blob_write(diff_id.str());
+    blobs_.commit_upload(staging, sink.state(), diff_id);
     core::crash_point("squash-layer-renamed");
     meta_.delete_upload(staging);
     meta_.put_squash(rec);
@@ -1050,7 +1056,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
       job->recent_.clear();
     }
     if (!staging.empty()) {
-      blobs_.delete_upload(staging);
+      blobs_.delete_upload(staging, staging_state);
       try {
         meta_.delete_upload(staging);
       } catch (...) {
@@ -1062,14 +1068,15 @@ void Service::build(const std::shared_ptr<Job>& job) {
 }
 
 void Service::compress(const meta::SquashRecord& rec) {
-  std::string staging = random_id();
+  std::string staging = random_id(), staging_state;
   try {
     auto in = blobs_.open(*core::Digest::parse(rec.layer_digest));
     if (!in) return;
-    blobs_.create_upload(staging);
-    meta_.create_upload({staging, "_squash", now_s(), now_s()}, meta::MetadataStore::Commit::Durable);
+    staging_state = blobs_.create_upload(staging);
+    meta_.create_upload({staging, "_squash", now_s(), now_s(), 0, staging_state, ""},
+                        meta::MetadataStore::Commit::Durable);
     meta_.touch_upload(staging, now_s());  // a fsynced commit: the row outlives a power cut with the file it purges
-    auto w = blobs_.append_upload(staging);
+    auto w = blobs_.append_upload(staging, staging_state);
     core::Hasher h;
     uint64_t size = 0;
     Deflater d([&](const char* p, size_t n) {
@@ -1082,12 +1089,13 @@ void Service::compress(const meta::SquashRecord& rec) {
     d.sync_flush();
     w->close();
     core::Digest gz = h.finish();
-    blobs_.commit_upload(staging, gz);
+    meta_.claim_blob_write(gz.str());
+    blobs_.commit_upload(staging, w->state(), gz);
     meta_.delete_upload(staging);
     meta_.set_squash_gzip(rec.key, gz.str(), size, d.crc());
     core::Metrics::global().add("wharf_squash_gzip_bytes_total", size);
   } catch (const std::exception&) {
-    blobs_.delete_upload(staging);  // no gzip piece: requests compress on the fly
+    blobs_.delete_upload(staging, staging_state);  // no gzip piece: requests compress on the fly
     try {
       meta_.delete_upload(staging);
     } catch (...) {
@@ -1095,7 +1103,27 @@ void Service::compress(const meta::SquashRecord& rec) {
   }
 }
 
+void Service::remove_evicted(const std::string& d) {
+  int64_t now = now_s();
+  auto m = meta_.mark_blob_deleting(d, now - 1, now);
+  if (m == meta::MetadataStore::Mark::Marked) {
+    blobs_.remove(*core::Digest::parse(d));
+    meta_.finish_blob_delete(d);
+  }
+  std::lock_guard lk(mu_);
+  if (m == meta::MetadataStore::Mark::WrittenSince || m == meta::MetadataStore::Mark::Busy)
+    unremoved_.insert(d);
+  else
+    unremoved_.erase(d);
+}
+
 void Service::evict(const std::string& keep) {
+  std::set<std::string> again;
+  {
+    std::lock_guard lk(mu_);
+    again.swap(unremoved_);
+  }
+  for (const auto& d : again) remove_evicted(d);
   auto records = meta_.squash_records();  // least recently used first
   // What the cache holds on disk: each squashed layer and gzip piece once,
   // however many entries share it (images with the same layers squash to
@@ -1120,11 +1148,12 @@ void Service::evict(const std::string& keep) {
     if (total <= opts_.cache_max_bytes) break;
     if (r.key == keep) continue;  // the entry just built stays, even alone over the bound
     meta_.delete_squash(r.key);
-    // A blob goes when no other entry uses it and no repository links it (a pushed blob may have the same bytes).
+    // A blob goes when nothing else uses it (a pushed blob may have the
+    // same bytes) and no commit of it is under way (MetadataStore's blob states).
     for (const auto& d : {r.layer_digest, r.gz_digest}) {
       if (d.empty() || --held[d].users > 0) continue;
       total -= held[d].size;
-      if (meta_.repositories_with_blob(d, 1).empty()) blobs_.remove(*core::Digest::parse(d));
+      remove_evicted(d);
     }
     core::Metrics::global().add("wharf_squash_evictions_total");
   }

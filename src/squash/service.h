@@ -289,6 +289,10 @@ class Service {
   void plan(Planning& p);
   // Evicts least recently used entries beyond cache_max_bytes, never `keep`.
   void evict(const std::string& keep);
+  // Removes an evicted entry's blob unless something uses it; one written in
+  // the last second (a commit of the same digest may be under way) is
+  // remembered in unremoved_ and tried again at the next eviction.
+  void remove_evicted(const std::string& digest);
   // Makes the cached gzip piece of a committed layer (after the build, on
   // the build thread; gzip requests meanwhile compress on the fly).
   void compress(const meta::SquashRecord& rec);
@@ -307,6 +311,7 @@ class Service {
   std::deque<Planning> planning_;                 // sizes requests wait for (HEAD): the planner's
   std::deque<std::function<void()>> background_;  // runs only when queue_ is empty
   std::map<std::string, std::shared_ptr<Job>> inflight_;
+  std::set<std::string> unremoved_;  // guarded by mu_; see remove_evicted
   LayersBeingIndexed indexing_;
   MemoryBudget budget_;
   // Uploads being indexed (by upload id), and those committed whose index

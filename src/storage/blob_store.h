@@ -5,16 +5,28 @@
 // metadata or HTTP: visibility of a blob in a repository is the metadata
 // store's business. Drivers: filesystem (fs_blob_store.h); S3 later.
 //
-// Contracts every driver keeps (checked by the shared driver test suite):
+// Contracts every driver keeps (checked by the shared driver test suite,
+// tests/unit/blob_store_test.cc, which every driver registers with):
 // - A blob is visible (stat/open succeed) only after commit_upload/put return,
 //   and then its bytes are durable (fsynced / acknowledged by the store).
 //   A crash at any moment leaves either no blob or the whole blob.
-// - Staged uploads survive restarts and are reachable from any process
-//   sharing the store: their state is the staged bytes alone.
+// - A staged upload is its id plus its driver state: opaque bytes the driver
+//   hands out (create_upload, UploadWriter::state) and the caller stores with
+//   its upload session and hands back. With them any process sharing the
+//   store continues or commits the upload, after a restart too. The upload
+//   holds exactly the bytes its state says: bytes of an append whose state
+//   was never stored (a request that failed half-way) are not part of it.
+// - Reading an upload before it is committed is a capability
+//   (Capabilities::read_staged); callers keep what they need to go on without
+//   it (the registry saves its digest state with the session).
 // - The store never verifies digests itself; callers hash the bytes they
 //   stream in (registry/) and commit only on a match.
-// All methods are safe to call concurrently from several threads; methods
-// throw std::runtime_error on I/O failure.
+// - The store does not arbitrate between a commit and a garbage collection of
+//   the same digest: the metadata store does (MetadataStore::claim_blob_write),
+//   so a driver needs no rename or lock for it.
+// All methods are safe to call concurrently from several threads (one writer
+// per upload at a time: the caller's rule); methods throw std::runtime_error
+// on I/O failure.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +61,10 @@ class UploadWriter {
   virtual void write(const char* data, size_t n) = 0;
   // Flushes what was written (not necessarily to stable storage; commit does that).
   virtual void close() = 0;
+  // The upload's driver state once close() returned: the state to store with
+  // the session, covering every byte written. Before it is stored, the
+  // session's old state still names the upload as it was.
+  virtual std::string state() const = 0;
   // Lets the writer evict what it wrote more than `lag` bytes before the end
   // from memory once it is on disk (readers then read it back from disk). For
   // long streams whose readers follow closely: recycling the same memory is
@@ -79,9 +95,11 @@ class BlobStore {
   }
   // Opens the blob at `offset`; nullptr when absent. REQUIRES: offset <= size.
   virtual std::unique_ptr<BlobReader> open(const core::Digest& d, uint64_t offset = 0) = 0;
-  // Stores small content whose digest the caller computed. Atomic and durable.
+  // Stores small content whose digest the caller computed. Atomic and
+  // durable. REQUIRES: the caller claimed the write (MetadataStore::claim_blob_write).
   virtual void put(const core::Digest& d, std::string_view bytes) = 0;
-  // Removes the blob; absent is not an error.
+  // Removes the blob; absent is not an error. REQUIRES: for a blob that may
+  // be in use, the metadata store marked it (MetadataStore::mark_blob_deleting).
   virtual void remove(const core::Digest& d) = 0;
 
   // Garbage collection (wharf gc).
@@ -92,27 +110,33 @@ class BlobStore {
   };
   // Calls fn for every stored blob (order unspecified).
   virtual void for_each_blob(const std::function<void(const BlobInfo&)>& fn) = 0;
-  // Removes blob `d` unless it was (re)committed at or after `cutoff` or
-  // `still_used()` says it is referenced, both judged after the blob was set
-  // aside: a commit of the same digest racing with the collection is never
-  // lost (commits always write a fresh copy, see commit_upload). Returns true
-  // when the copy it set aside was removed.
-  virtual bool collect(const core::Digest& d, int64_t cutoff, const std::function<bool()>& still_used) = 0;
 
-  // Upload staging. `id` is an opaque session id ([A-Za-z0-9-]).
-  virtual void create_upload(const std::string& id) = 0;
-  // Staged size, or nullopt when no such upload.
-  virtual std::optional<uint64_t> upload_size(const std::string& id) = 0;
-  // Appends at the current end. REQUIRES: the upload exists.
-  virtual std::unique_ptr<UploadWriter> append_upload(const std::string& id) = 0;
-  // Reads the staged bytes from `offset`.
+  // What this driver can do beyond the contracts above.
+  struct Capabilities {
+    // read_upload works: an upload's bytes can be read before commit.
+    bool read_staged = false;
+  };
+  virtual Capabilities capabilities() const = 0;
+
+  // Upload staging. `id` is an opaque session id ([A-Za-z0-9-]); `state` the
+  // upload's driver state as last handed out (see the contracts above).
+  // Creates an empty upload; returns its state.
+  virtual std::string create_upload(const std::string& id) = 0;
+  // The upload's size as its state says, or nullopt when no such upload.
+  virtual std::optional<uint64_t> upload_size(const std::string& id, std::string_view state) = 0;
+  // Appends after the bytes `state` names. REQUIRES: the upload exists.
+  virtual std::unique_ptr<UploadWriter> append_upload(const std::string& id, std::string_view state) = 0;
+  // The bytes written to the upload so far, from `offset`: also those of a
+  // writer still writing (each once its write() returned), whose state is not
+  // stored yet, so the caller bounds what it reads by the size it knows.
+  // REQUIRES: capabilities().read_staged.
   virtual std::unique_ptr<BlobReader> read_upload(const std::string& id, uint64_t offset = 0) = 0;
-  // Turns the staged bytes into blob `d`, durably, and removes the staging
-  // area. If the blob exists already the staged copy replaces it (same
-  // bytes), so a blob just committed always looks fresh to collect().
-  virtual void commit_upload(const std::string& id, const core::Digest& d) = 0;
+  // Turns the bytes `state` names into blob `d`, durably, and removes the
+  // upload. If the blob exists already the staged copy replaces it (same
+  // bytes). REQUIRES: the caller claimed the write (MetadataStore::claim_blob_write).
+  virtual void commit_upload(const std::string& id, std::string_view state, const core::Digest& d) = 0;
   // Drops a staged upload; absent is not an error.
-  virtual void delete_upload(const std::string& id) = 0;
+  virtual void delete_upload(const std::string& id, std::string_view state) = 0;
   // Cheap liveness probe for /health/endtoend: write, read back and remove a
   // small object. Throws on failure.
   virtual void probe() = 0;

@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
-#include <cstdio>  // renameat2
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -61,11 +61,9 @@ class FdReader : public BlobReader {
 // the fsync at commit finds little left to flush.
 class FdWriter : public UploadWriter {
  public:
-  FdWriter(int fd, std::string path, bool may_bypass = false)
-      : fd_(fd), path_(std::move(path)), may_bypass_(may_bypass) {
-    struct stat st;
-    if (::fstat(fd_, &st) == 0) pos_ = static_cast<uint64_t>(st.st_size);
-  }
+  // Writes from offset `pos` on.
+  FdWriter(int fd, std::string path, uint64_t pos, bool may_bypass = false)
+      : fd_(fd), path_(std::move(path)), may_bypass_(may_bypass), pos_(pos) {}
   ~FdWriter() override {
     if (fd_ >= 0) ::close(fd_);
     if (direct_fd_ >= 0) ::close(direct_fd_);
@@ -80,18 +78,19 @@ class FdWriter : public UploadWriter {
       n -= head;
       if (!n) return;
     }
+    // At pos_ explicitly: the O_DIRECT descriptor moved the end without moving this one's position.
     const uint64_t start = pos_;
     const size_t total = n;
     while (n) {
-      ssize_t w = ::write(fd_, p, n);
+      ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(pos_));
       if (w < 0) {
         if (errno == EINTR) continue;
         fail("write", path_);
       }
       p += w;
       n -= static_cast<size_t>(w);
+      pos_ += static_cast<uint64_t>(w);
     }
-    pos_ += total;
     if (total >= 64 * 1024) ::sync_file_range(fd_, static_cast<off_t>(start), static_cast<off_t>(total), SYNC_FILE_RANGE_WRITE);
     if (lag_ && pos_ > lag_ && pos_ - lag_ >= dropped_ + kDropStep) {
       // Wait for the writeback started long ago, then free those pages.
@@ -116,6 +115,8 @@ class FdWriter : public UploadWriter {
     if (direct_fd_ >= 0) ::close(direct_fd_);
     fd_ = direct_fd_ = -1;
   }
+  // The driver state is the staged length in decimal.
+  std::string state() const override { return std::to_string(pos_); }
 
  private:
   static constexpr uint64_t kDropStep = 4 << 20;
@@ -162,7 +163,7 @@ std::unique_ptr<BlobReader> open_reader(const fs::path& p, uint64_t offset) {
 void durable_write(const fs::path& tmp, const fs::path& dst, std::string_view bytes) {
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("create", tmp);
-  FdWriter w(fd, tmp);
+  FdWriter w(fd, tmp, 0);
   w.write(bytes.data(), bytes.size());
   if (::fsync(fd) != 0) fail("fsync", tmp);
   w.close();
@@ -217,49 +218,54 @@ class FsBlobStore : public BlobStore {
       }
     }
   }
-  bool collect(const core::Digest& d, int64_t cutoff, const std::function<bool()>& still_used) override {
-    auto dst = blob_path(d);
-    auto aside = root_ / "uploads" / (".gc-" + d.hex() + "-" + std::to_string(::getpid()));
-    if (::rename(dst.c_str(), aside.c_str()) != 0) return false;  // gone already
-    struct stat st;
-    bool keep = ::stat(aside.c_str(), &st) != 0 || st.st_mtime >= cutoff || still_used();
-    if (keep) {
-      // Put it back unless a fresh commit of the same digest took its place meanwhile.
-      if (::renameat2(AT_FDCWD, aside.c_str(), AT_FDCWD, dst.c_str(), RENAME_NOREPLACE) != 0) ::unlink(aside.c_str());
-      fsync_dir(dst.parent_path());
-      return false;
-    }
-    ::unlink(aside.c_str());
-    fsync_dir(dst.parent_path());
-    return true;
-  }
+  Capabilities capabilities() const override { return {.read_staged = true}; }
 
-  void create_upload(const std::string& id) override {
+  // Driver state: the upload's length in decimal. The staged file may be
+  // longer (an append that failed half-way, or a writer still writing): the
+  // bytes past the state's length are not part of the upload and the next
+  // append or the commit cuts them off. An empty state (a session stored by
+  // an older version) means the whole file.
+  std::string create_upload(const std::string& id) override {
     auto p = upload_path(id);
     int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) fail("create upload", p);
     ::close(fd);
+    return "0";
   }
-  std::optional<uint64_t> upload_size(const std::string& id) override {
+  std::optional<uint64_t> upload_size(const std::string& id, std::string_view state) override {
     struct stat st;
-    if (::stat(upload_path(id).c_str(), &st) != 0) return std::nullopt;
-    return static_cast<uint64_t>(st.st_size);
-  }
-  std::unique_ptr<UploadWriter> append_upload(const std::string& id) override {
     auto p = upload_path(id);
-    int fd = ::open(p.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (::stat(p.c_str(), &st) != 0) return std::nullopt;
+    return staged_length(p, state, static_cast<uint64_t>(st.st_size));
+  }
+  std::unique_ptr<UploadWriter> append_upload(const std::string& id, std::string_view state) override {
+    auto p = upload_path(id);
+    int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) fail("open upload", p);
-    return std::make_unique<FdWriter>(fd, p, drop_committed_);
+    uint64_t len;
+    try {
+      len = cut_to_state(fd, p, state);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    return std::make_unique<FdWriter>(fd, p, len, drop_committed_);
   }
   std::unique_ptr<BlobReader> read_upload(const std::string& id, uint64_t offset) override {
     return open_reader(upload_path(id), offset);
   }
-  void commit_upload(const std::string& id, const core::Digest& d) override {
+  void commit_upload(const std::string& id, std::string_view state, const core::Digest& d) override {
     auto src = upload_path(id);
     auto dst = blob_path(d);
-    int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = ::open(src.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) fail("open upload", src);
-    ::futimens(fd, nullptr);  // mtime = commit time: what collect() compares with its cutoff
+    try {
+      cut_to_state(fd, src, state);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    ::futimens(fd, nullptr);  // mtime = commit time: what wharf gc compares with its grace period
     if (::fsync(fd) != 0) {
       ::close(fd);
       fail("fsync", src);
@@ -269,15 +275,13 @@ class FsBlobStore : public BlobStore {
     if (drop_committed_) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     ::close(fd);
     core::crash_point("blob-written");
-    // An existing blob is replaced by the identical staged copy rather than
-    // kept: its fresh mtime protects it from a garbage collection running now.
     fs::create_directories(dst.parent_path());
     core::crash_point("before-blob-rename");
     if (::rename(src.c_str(), dst.c_str()) != 0) fail("rename", src);
     fsync_dir(dst.parent_path());
     core::crash_point("after-blob-rename");
   }
-  void delete_upload(const std::string& id) override {
+  void delete_upload(const std::string& id, std::string_view) override {
     std::error_code ec;
     fs::remove(upload_path(id), ec);
   }
@@ -301,6 +305,24 @@ class FsBlobStore : public BlobStore {
     for (char c : id)
       if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-')) throw std::invalid_argument("bad upload id");
     return root_ / "uploads" / id;
+  }
+  // The length `state` names; the file's length `actual` for an empty state.
+  static uint64_t staged_length(const fs::path& p, std::string_view state, uint64_t actual) {
+    if (state.empty()) return actual;
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(state.data(), state.data() + state.size(), n);
+    if (ec != std::errc() || end != state.data() + state.size())
+      throw std::runtime_error("upload " + p.string() + ": unreadable driver state");
+    if (n > actual) throw std::runtime_error("upload " + p.string() + " holds fewer bytes than its state says");
+    return n;
+  }
+  // Cuts the staged file to the length `state` names; returns that length.
+  static uint64_t cut_to_state(int fd, const fs::path& p, std::string_view state) {
+    struct stat st;
+    if (::fstat(fd, &st) != 0) fail("stat upload", p);
+    uint64_t len = staged_length(p, state, static_cast<uint64_t>(st.st_size));
+    if (len < static_cast<uint64_t>(st.st_size) && ::ftruncate(fd, static_cast<off_t>(len)) != 0) fail("truncate upload", p);
+    return len;
   }
   fs::path root_;
   bool drop_committed_;

@@ -75,7 +75,39 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$loc${sep}digest=$digest")
 [ "$code" = 201 ] || fail "completing the resumed upload gave $code"
 got=$(curl -sf "http://127.0.0.1:$port/v2/ns/resume/blobs/$digest" | sha256sum | cut -d' ' -f1)
 [ "sha256:$got" = "$digest" ] || fail "resumed blob has other content"
-echo "PASS upload session survives kill -9 and restart (digest state recomputed)"
+echo "PASS upload session survives kill -9 and restart (digest state restored from the session)"
+
+# A PATCH cut off half-way keeps what arrived: the status says so, and the
+# upload continued from there (after a kill -9 too) has the right digest.
+python3 - "$port" "$work/blob" >"$work/cut.out" <<'PY' || fail "cut-off PATCH: $(cat "$work/cut.out")"
+import socket, sys, urllib.request
+port, blob = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+r = urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%d/v2/ns/cut/blobs/uploads/" % port, method="POST"))
+loc = r.headers["Location"]
+path = loc.split(str(port), 1)[1]
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+           % (path, len(blob))).encode() + blob[:1000000])
+s.shutdown(socket.SHUT_WR)
+s.recv(100)
+s.close()
+print(loc)
+PY
+loc=$(tail -1 "$work/cut.out")
+range=""
+for _ in $(seq 50); do
+  range=$(curl -sf -D - -o /dev/null "$loc" | tr -d '\r' | awk -F': ' 'tolower($1)=="range"{print $2}')
+  [ "$range" = "0-999999" ] && break; sleep 0.1
+done
+[ "$range" = "0-999999" ] || fail "after a PATCH cut off at 1000000 bytes the status says Range '$range'"
+kill -9 "$WHARF_PID"; wait "$WHARF_PID" 2>/dev/null || true
+start_wharf "$port" "$data" "$log"; PIDS=("$WHARF_PID")
+curl -sf -X PATCH -H 'Content-Type: application/octet-stream' -H 'Content-Range: 1000000-2999999' --data-binary @"$work/part2" "$loc" -o /dev/null \
+  || fail "continuing the cut-off upload refused"
+sep='?'; case "$loc" in *\?*) sep='&';; esac
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$loc${sep}digest=$digest")
+[ "$code" = 201 ] || fail "completing the cut-off upload gave $code"
+echo "PASS a PATCH cut off half-way keeps the bytes that arrived; the upload continues from there after kill -9"
 stop_pid "$WHARF_PID"
 
 # Abandoned sessions expire and their bytes are removed.

@@ -39,3 +39,36 @@ TEST(Digest, GeneralGrammar) {
   EXPECT_FALSE(Digest::grammar_ok("sha256:ab/c"));
   EXPECT_FALSE(Digest::grammar_ok("a++b:abc"));
 }
+
+// An upload's digest state is saved with its session and restored by another
+// process: hashing on from a restored state gives the digest of the whole
+// stream, wherever it was cut (inside a block, at a block edge, at 0).
+TEST(Hasher, SavedStateContinuesTheHashExactly) {
+  std::string data(10000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + i / 251);
+  for (auto a : {DigestAlgorithm::Sha256, DigestAlgorithm::Sha512}) {
+    for (size_t cut : {size_t{0}, size_t{1}, size_t{63}, size_t{64}, size_t{127}, size_t{128}, size_t{5000}, data.size()}) {
+      Hasher h(a);
+      h.update(data.data(), cut);
+      std::string saved = h.save();
+      auto r = Hasher::restore(saved);
+      ASSERT_TRUE(r) << cut;
+      EXPECT_EQ(r->algorithm(), a);
+      r->update(data.data() + cut, data.size() - cut);
+      EXPECT_EQ(r->finish(), digest_of(a, data)) << "cut at " << cut;
+    }
+  }
+}
+
+TEST(Hasher, RestoreRefusesWhatIsNotASavedState) {
+  Hasher h;
+  h.update("abc");
+  std::string saved = h.save();
+  EXPECT_FALSE(Hasher::restore(""));
+  EXPECT_FALSE(Hasher::restore("not a state"));
+  EXPECT_FALSE(Hasher::restore(saved.substr(0, saved.size() - 1)));  // truncated
+  EXPECT_FALSE(Hasher::restore(saved + "x"));                         // trailing bytes
+  std::string bad = saved;
+  bad[bad.size() - 8] = '\x7f';  // num beyond the block
+  EXPECT_FALSE(Hasher::restore(bad));
+}

@@ -1,0 +1,94 @@
+#include "store_backends.h"
+
+#include <stdlib.h>
+
+#include <cctype>
+#include <cerrno>
+#include <filesystem>
+#include <stdexcept>
+#include <system_error>
+
+#include "meta/sqlite_store.h"
+#include "storage/fs_blob_store.h"
+
+namespace wharf::testing_backends {
+
+std::vector<MetaBackend>& meta_backends() {
+  static std::vector<MetaBackend> list = {
+      {"sqlite", [](const std::string& dir) { return meta::make_sqlite_store(dir + "/meta.db"); }},
+      {"sqlite+cache",
+       [](const std::string& dir) {
+         return meta::make_cached_store(meta::make_sqlite_store(dir + "/meta.db"), 60000);
+       }},
+  };
+  return list;
+}
+
+std::vector<AccountBackend>& account_backends() {
+  static std::vector<AccountBackend> list = {
+      {"sqlite", [](const std::string& dir) { return meta::make_sqlite_accounts(dir + "/meta.db"); }},
+  };
+  return list;
+}
+
+std::vector<BlobBackend>& blob_backends() {
+  static std::vector<BlobBackend> list = {
+      {"filesystem", [](const std::string& dir) { return storage::make_fs_blob_store(dir); }},
+  };
+  return list;
+}
+
+bool register_blob_backend(BlobBackend b) {
+  blob_backends().push_back(std::move(b));
+  return true;
+}
+bool register_meta_backend(MetaBackend b) {
+  meta_backends().push_back(std::move(b));
+  return true;
+}
+bool register_account_backend(AccountBackend b) {
+  account_backends().push_back(std::move(b));
+  return true;
+}
+
+namespace {
+template <class List>
+std::vector<std::string> names(const List& list) {
+  std::vector<std::string> out;
+  for (const auto& b : list) out.push_back(b.name);
+  return out;
+}
+template <class List>
+const auto& find(const List& list, const std::string& name) {
+  for (const auto& b : list)
+    if (b.name == name) return b;
+  throw std::out_of_range("no store backend named " + name);
+}
+}  // namespace
+
+std::vector<std::string> meta_backend_names() { return names(meta_backends()); }
+std::vector<std::string> account_backend_names() { return names(account_backends()); }
+const MetaBackend& meta_backend(const std::string& name) { return find(meta_backends(), name); }
+const AccountBackend& account_backend(const std::string& name) { return find(account_backends(), name); }
+std::vector<std::string> blob_backend_names() { return names(blob_backends()); }
+const BlobBackend& blob_backend(const std::string& name) { return find(blob_backends(), name); }
+
+std::string test_name(const std::string& backend) {
+  std::string out = backend;
+  for (char& c : out)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return out;
+}
+
+TempDir::TempDir(const std::string& prefix) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+  if (!::mkdtemp(tmpl.data())) throw std::system_error(errno, std::generic_category(), "mkdtemp " + tmpl);
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+}  // namespace wharf::testing_backends
