@@ -90,12 +90,13 @@ struct ManifestsConfig {
   template <class V> void visit(V& v) { v("allow_sparse", allow_sparse); v("max_tags_per_push", max_tags_per_push); }
 };
 
+// What one image may cost to squash (squash/limits.h takes this as it is).
 struct SquashLimitsConfig {
-  uint64_t max_uncompressed_bytes = 64ull << 30;
-  uint64_t max_entries = 2'000'000;
-  uint64_t max_pax_bytes = 1 << 20;
-  uint64_t max_path_bytes = 4096;  // at most 65535 (the index stores lengths in 16 bits)
-  int zstd_window_log_max = 25;
+  uint64_t max_uncompressed_bytes = 64ull << 30;  // per image, all layers
+  uint64_t max_entries = 2'000'000;               // tar entries per image
+  uint64_t max_pax_bytes = 1 << 20;               // one PAX extended header
+  uint64_t max_path_bytes = 4096;  // a path or link target; at most 65535 (the index stores lengths in 16 bits)
+  int zstd_window_log_max = 25;    // 32 MiB: bounds decoder memory
   template <class V> void visit(V& v) {
     v("max_uncompressed_bytes", max_uncompressed_bytes);
     v("max_entries", max_entries);

@@ -7,15 +7,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/config.h"
+
 namespace wharf::squash {
 
-struct Limits {
-  uint64_t max_uncompressed_bytes = 64ull << 30;  // per image, all layers
-  uint64_t max_entries = 2'000'000;               // tar entries per image
-  uint64_t max_pax_bytes = 1 << 20;               // one PAX extended header
-  uint64_t max_path_bytes = 4096;                 // a path or link target
-  int zstd_window_log_max = 25;                   // 32 MiB: bounds decoder memory
-};
+// The configuration's squash.limits, taken as they are.
+using Limits = core::SquashLimitsConfig;
 
 // The layer content is not something we can squash (not a tar, corrupt,
 // escapes the root, ...). Maps to a 4xx.

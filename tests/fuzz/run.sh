@@ -8,13 +8,11 @@ root=$(cd "$here/../.." && pwd)
 secs=${1:-${FUZZ_SECONDS:-30}}
 out=${FUZZ_WORK:-/tmp/wharf-fuzz}
 mkdir -p "$out/corpus"
-src=(src/core/digest.cc src/core/metrics.cc src/squash/layer_decoder.cc src/squash/tar.cc src/squash/layer_index.cc src/squash/plan.cc src/squash/build.cc src/squash/index_codec.cc)
-bin="$out/layer_fuzz"
-if [ ! -x "$bin" ] || [ -n "$(find "$root/src/squash" "$here/layer_fuzz.cc" -newer "$bin" -print -quit)" ]; then
-  clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$root/src" "$here/layer_fuzz.cc" "${src[@]/#/$root/}" \
-    $(pkg-config --cflags --libs libisal libzstd) -lcrypto -lpthread -o "$bin"
-fi
+# The fuzz target links the part libraries (wharf_squash and what it links),
+# built by CMake with clang, the sanitizers and fuzzer coverage (WHARF_FUZZ).
+cmake -S "$root" -B "$out/build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DWHARF_FUZZ=ON >/dev/null
+cmake --build "$out/build" -j"$(nproc)" --target wharf_layer_fuzz >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+bin="$out/build/wharf_layer_fuzz"
 # Seeds: tars with long names, PAX, hardlinks and whiteouts, plain, gzip and zstd.
 if [ -z "$(ls -A "$out/corpus")" ]; then
   s=$(mktemp -d)
