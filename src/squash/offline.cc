@@ -143,7 +143,8 @@ Source from_docker_archive(const std::string& file, const Limits& limits) {
   s.config = read_member(mf[0].value("Config", ""));
   s.manifest_digest = core::sha256_of(s.config).str();  // an archive has no manifest: name the config
   for (const auto& l : mf[0].value("Layers", json::array())) {
-    auto [off, len] = member(l.get<std::string>());
+    auto where = member(l.get<std::string>());
+    auto off = where.first, len = where.second;  // not a structured binding: clang 14 cannot capture one
     s.layers.push_back(
         [file, off, len](uint64_t at) { return std::make_unique<SliceReader>(file, off + at, len - std::min(at, len)); });
   }
