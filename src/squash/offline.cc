@@ -13,6 +13,7 @@
 #include "core/digest.h"
 #include "image/manifest.h"
 #include "image/platform.h"
+#include "image/stored.h"
 #include "squash/build.h"
 #include "squash/docker_archive.h"
 
@@ -94,21 +95,21 @@ Source from_oci(const std::string& spec, const std::string& platform) {
   if (digest.empty()) throw std::runtime_error("no image tagged \"" + tag + "\" in " + dir);
   if (tag.empty() && names.size() > 1) throw std::runtime_error(dir + " holds several images: name one as oci:DIR:TAG");
   std::string body = read_blob(digest);
-  json m = json::parse(body);
-  if (m.contains("manifests")) {
+  if (image::stored_is_index(body)) {
     auto want = image::parse_platform(platform.empty() ? "linux/amd64" : platform);
     if (!want) throw std::runtime_error("bad platform " + platform);
     auto c = image::choose_platform(body, *want);
     if (!c.digest) throw std::runtime_error("the image has no " + want->str() + " variant");
     digest = *c.digest;
     body = read_blob(digest);
-    m = json::parse(body);
   }
+  auto img = image::stored_image(body);
+  if (!img) throw std::runtime_error(digest + " in " + dir + " is not an image manifest");
   Source s;
   s.manifest_digest = digest;
-  s.config = read_blob(m["config"].value("digest", ""));
-  for (const auto& l : m.value("layers", json::array())) {
-    std::string p = blob_path(l.value("digest", ""));
+  s.config = read_blob(img->config.digest);
+  for (const auto& l : img->layers) {
+    std::string p = blob_path(l.digest);
     uint64_t size = file_size(p);
     s.layers.push_back([p, size](uint64_t at) { return std::make_unique<SliceReader>(p, at, size - std::min(at, size)); });
   }

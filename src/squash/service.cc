@@ -23,6 +23,7 @@
 #include "core/reference.h"
 #include "image/manifest.h"
 #include "image/platform.h"
+#include "image/stored.h"
 #include "squash/build.h"
 #include "squash/docker_archive.h"
 #include "squash/gzip.h"
@@ -132,10 +133,6 @@ class VerifyingReader : public storage::BlobReader {
   std::thread thread_;  // last: starts once the members it uses exist
 };
 
-bool tar_media_type(const std::string& t) {
-  return t.find(".tar") != std::string::npos || t.find("rootfs.diff.tar") != std::string::npos ||
-         t == "application/vnd.oci.image.layer.v1.tar";
-}
 
 std::string random_id() {
   unsigned char b[12];
@@ -516,29 +513,27 @@ Image Service::resolve(const std::string& repo, const std::string& ref, const st
   }
   if (m->media_type != image::kOciManifest && m->media_type != image::kDockerManifest)
     throw Error(ErrorCode::LayerInvalid, "only image manifests and indexes can be squashed, not " + m->media_type);
-  json j = json::parse(m->body);
+  auto parts = image::stored_image(m->body);
+  if (!parts) throw Error(ErrorCode::LayerInvalid, "the manifest is not an image manifest: nothing to squash");
   Image img;
   img.repo = repo;
   img.manifest_digest = digest;
-  std::string config_type = j["config"].value("mediaType", "");
-  if (config_type != "application/vnd.oci.image.config.v1+json" &&
-      config_type != "application/vnd.docker.container.image.v1+json")
+  const std::string& config_type = parts->config.media_type;
+  if (!image::image_config_media_type(config_type))
     throw Error(ErrorCode::LayerInvalid,
                 "this is an artifact (config " + config_type + "), not a runnable image: nothing to squash");
-  if (!j.contains("layers") || j["layers"].empty())
-    throw Error(ErrorCode::LayerInvalid, "the image has no layers: nothing to squash");
-  for (const auto& l : j["layers"]) {
-    std::string t = l.value("mediaType", "");
-    if (!tar_media_type(t))
-      throw Error(ErrorCode::LayerInvalid, "layer media type " + t + " is not a tar layer: not a runnable image");
-    std::string ld = l.value("digest", "");
-    if (!meta_.linked_blob_size(repo, ld))
+  if (parts->layers.empty()) throw Error(ErrorCode::LayerInvalid, "the image has no layers: nothing to squash");
+  for (const auto& l : parts->layers) {
+    if (!image::tar_layer_media_type(l.media_type))
       throw Error(ErrorCode::LayerInvalid,
-                  "layer " + ld + " is not in this registry" +
-                      (l.contains("urls") ? " (foreign layers are never fetched from their urls)" : ""));
-    img.layer_digests.push_back(ld);
+                  "layer media type " + l.media_type + " is not a tar layer: not a runnable image");
+    if (!meta_.linked_blob_size(repo, l.digest))
+      throw Error(ErrorCode::LayerInvalid,
+                  "layer " + l.digest + " is not in this registry" +
+                      (l.has_urls ? " (foreign layers are never fetched from their urls)" : ""));
+    img.layer_digests.push_back(l.digest);
   }
-  auto cd = core::Digest::parse(j["config"].value("digest", ""));
+  auto cd = core::Digest::parse(parts->config.digest);
   auto cr = cd ? blobs_.open(*cd) : nullptr;
   if (!cr || !meta_.linked_blob_size(repo, cd->str()))
     throw Error(ErrorCode::LayerInvalid, "the image config blob is missing");
@@ -549,12 +544,7 @@ Image Service::resolve(const std::string& repo, const std::string& ref, const st
     if (cfg.size() > 8 << 20) throw Error(ErrorCode::LimitExceeded, "image config is larger than 8 MiB");
   }
   if (core::digest_of(cd->algorithm(), cfg) != *cd) throw Error(ErrorCode::LayerInvalid, "config blob fails its digest");
-  try {
-    auto parsed = json::parse(cfg);
-    if (!parsed.is_object()) throw std::runtime_error("not an object");
-  } catch (const std::exception&) {
-    throw Error(ErrorCode::LayerInvalid, "the image config is not a JSON object");
-  }
+  if (!image::config_is_object(cfg)) throw Error(ErrorCode::LayerInvalid, "the image config is not a JSON object");
   img.config = std::move(cfg);
   img.key = "v" + std::to_string(kFormatVersion) + ":" + digest;
   img.layer_dir = core::sha256_of("wharf-squash-v" + std::to_string(kFormatVersion) + " " + digest).hex();

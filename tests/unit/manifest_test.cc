@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "image/manifest.h"
 #include "image/platform.h"
+#include "image/stored.h"
 
 #include <nlohmann/json.hpp>
 
@@ -130,4 +131,61 @@ TEST(Platform, NonStringValuesAreNoPlatform) {
   auto c = wharf::image::choose_platform(idx, {"linux", "amd64", ""});
   ASSERT_TRUE(c.digest.has_value());
   EXPECT_EQ(*c.digest, "sha256:b");
+}
+
+// Reading stored manifests (image/stored.h): what the squash service and the
+// management API see of them.
+TEST(StoredManifest, ImageManifestPartsInOrder) {
+  std::string body = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+    "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:)" + std::string(64, 'c') +
+                     R"(","size":7},
+    "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:)" + std::string(64, '1') +
+                     R"(","size":100},
+              {"mediaType":"application/vnd.oci.image.layer.v1.tar+zstd","digest":"sha256:)" + std::string(64, '2') +
+                     R"(","size":200,"urls":["https://example.com/x"]}],
+    "annotations":{"a":"b"}})";
+  auto img = wharf::image::stored_image(body);
+  ASSERT_TRUE(img);
+  EXPECT_EQ(img->config.digest, "sha256:" + std::string(64, 'c'));
+  ASSERT_EQ(img->layers.size(), 2u);
+  EXPECT_EQ(img->layers[0].digest, "sha256:" + std::string(64, '1'));
+  EXPECT_FALSE(img->layers[0].has_urls);
+  EXPECT_TRUE(img->layers[1].has_urls);
+  EXPECT_EQ(img->layers[1].size, 200);
+  EXPECT_FALSE(wharf::image::stored_is_index(body));
+  auto s = wharf::image::summarize(body);
+  EXPECT_EQ(s.size.value(), 307u);
+  EXPECT_TRUE(s.platforms.empty());
+  EXPECT_EQ(s.annotations, nlohmann::json({{"a", "b"}}));
+  EXPECT_TRUE(wharf::image::tar_layer_media_type(img->layers[0].media_type));
+  EXPECT_TRUE(wharf::image::tar_layer_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip"));
+  EXPECT_FALSE(wharf::image::tar_layer_media_type("application/vnd.cncf.helm.chart.content.v1"));
+  EXPECT_TRUE(wharf::image::image_config_media_type(img->config.media_type));
+  EXPECT_FALSE(wharf::image::image_config_media_type("application/vnd.cncf.helm.config.v1+json"));
+}
+
+TEST(StoredManifest, IndexPlatformsSkipAttestationsAndOddValues) {
+  std::string body = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+    {"digest":"sha256:)" + std::string(64, 'a') + R"(","platform":{"os":"linux","architecture":"amd64"}},
+    {"digest":"sha256:)" + std::string(64, 'b') + R"(","platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
+    {"digest":"sha256:)" + std::string(64, 'd') + R"(","platform":{"os":"unknown","architecture":"unknown"}},
+    {"digest":"sha256:)" + std::string(64, 'e') + R"(","platform":{"os":7,"architecture":"amd64"}}]})";
+  EXPECT_TRUE(wharf::image::stored_is_index(body));
+  EXPECT_FALSE(wharf::image::stored_image(body));
+  auto s = wharf::image::summarize(body);
+  EXPECT_EQ(s.platforms, (std::vector<std::string>{"linux/amd64", "linux/arm64/v8"}));
+  EXPECT_FALSE(s.size);
+}
+
+TEST(StoredManifest, WhatIsNotJsonIsNothingNotAnException) {
+  EXPECT_FALSE(wharf::image::stored_image("not json"));
+  EXPECT_FALSE(wharf::image::stored_is_index("[1,2]"));
+  auto s = wharf::image::summarize("{oops");
+  EXPECT_FALSE(s.size);
+  EXPECT_TRUE(s.platforms.empty());
+  EXPECT_EQ(wharf::image::config_labels("nope"), nlohmann::json::object());
+  EXPECT_EQ(wharf::image::config_labels(R"({"config":{"Labels":{"k":"v"}}})"), nlohmann::json({{"k", "v"}}));
+  EXPECT_EQ(wharf::image::config_labels(R"({"config":{"Labels":null}})"), nlohmann::json::object());
+  EXPECT_TRUE(wharf::image::config_is_object("{}"));
+  EXPECT_FALSE(wharf::image::config_is_object("[]"));
 }
