@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/reference.h"
 #include "image/platform.h"
+#include "image/stored.h"
 
 namespace wharf::api {
 
@@ -37,12 +38,6 @@ std::vector<std::string> segments(std::string_view s) {
     if (j == std::string_view::npos) break;
     i = j + 1;
   }
-  return out;
-}
-
-std::string join(const std::vector<std::string>& v, size_t from, size_t to) {
-  std::string out;
-  for (size_t i = from; i < to; ++i) out += (i > from ? "/" : "") + v[i];
   return out;
 }
 
@@ -230,86 +225,196 @@ struct Api::Impl {
   }
 
   // ------------------------------------------------------------ dispatch
-  void dispatch(Call& c, const std::string& rest) {
-    auto seg = segments(rest);
-    const std::string& m = c.method;
-    auto is = [&](std::initializer_list<std::string_view> want) {
-      if (seg.size() != want.size()) return false;
-      size_t i = 0;
-      for (auto w : want) {
-        if (w != "*" && seg[i] != w) return false;
-        ++i;
+  // The route table (api.h, README.md): the first route whose method and
+  // pattern match takes the request; a path some route matches with another
+  // method is 405, any other 404. Pattern segments: a literal; {x}, one
+  // non-empty segment passed to the handler in order; {x+}, one or more
+  // non-empty segments joined by '/' (a repository name). Routes with more
+  // literal segments after a {x+} come first, so ".../tag/{tag}" is a tag of
+  // a repository rather than a repository named ".../tag/x" (as in Quay).
+  // A pattern ending in "/?" matches with and without the trailing slash.
+  using Params = std::vector<std::string>;
+  struct Route {
+    std::string_view method;
+    std::string_view pattern;
+    void (*handle)(Impl&, Call&, const Params&);
+    bool anonymous = false;  // served before the caller must be a user
+  };
+  static const std::vector<Route>& routes() {
+    using P = const Params&;
+    static const std::vector<Route> table = {
+        {"POST", "signin", [](Impl& a, Call& c, P) { a.signin(c); }, true},
+        {"GET", "session", [](Impl& a, Call& c, P) { a.session(c); }, true},
+        {"GET", "config", [](Impl& a, Call& c, P) { a.config(c); }, true},
+        {"POST", "signout", [](Impl& a, Call& c, P) { a.signout(c); }, true},
+        // the caller's own account
+        {"GET", "user/?", [](Impl& a, Call& c, P) { a.current_user(c); }},
+        {"PUT", "user/password", [](Impl& a, Call& c, P) { a.change_password(c); }},
+        {"GET", "user/tokens", [](Impl& a, Call& c, P) { a.list_tokens(c); }},
+        {"POST", "user/tokens", [](Impl& a, Call& c, P) { a.create_token(c); }},
+        {"DELETE", "user/tokens/{id}", [](Impl& a, Call& c, P p) { a.delete_token(c, p[0]); }},
+        {"GET", "user/logs", [](Impl& a, Call& c, P) { a.logs(c, c.who.name, "", c.who.name); }},
+        // robots of the caller's namespace, of any namespace, of an organization
+        {"GET", "user/robots/?", [](Impl& a, Call& c, P) { a.robots_list(c, c.who.name); }},
+        {"PUT", "user/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_create(c, c.who.name, p[0]); }},
+        {"GET", "user/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_get(c, c.who.name, p[0]); }},
+        {"DELETE", "user/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_delete(c, c.who.name, p[0]); }},
+        {"POST", "user/robots/{robot}/regenerate", [](Impl& a, Call& c, P p) { a.robot_regenerate(c, c.who.name, p[0]); }},
+        {"GET", "user/robots/{robot}/permissions", [](Impl& a, Call& c, P p) { a.robot_permissions(c, c.who.name, p[0]); }},
+        {"GET", "namespace/{ns}/robots/?", [](Impl& a, Call& c, P p) { a.robots_list(c, p[0]); }},
+        {"PUT", "namespace/{ns}/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_create(c, p[0], p[1]); }},
+        {"GET", "namespace/{ns}/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_get(c, p[0], p[1]); }},
+        {"DELETE", "namespace/{ns}/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_delete(c, p[0], p[1]); }},
+        {"POST", "namespace/{ns}/robots/{robot}/regenerate", [](Impl& a, Call& c, P p) { a.robot_regenerate(c, p[0], p[1]); }},
+        {"GET", "namespace/{ns}/robots/{robot}/permissions", [](Impl& a, Call& c, P p) { a.robot_permissions(c, p[0], p[1]); }},
+        {"GET", "organization/{org}/robots/?", [](Impl& a, Call& c, P p) { a.robots_list(c, p[0]); }},
+        {"PUT", "organization/{org}/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_create(c, p[0], p[1]); }},
+        {"GET", "organization/{org}/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_get(c, p[0], p[1]); }},
+        {"DELETE", "organization/{org}/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_delete(c, p[0], p[1]); }},
+        {"POST", "organization/{org}/robots/{robot}/regenerate", [](Impl& a, Call& c, P p) { a.robot_regenerate(c, p[0], p[1]); }},
+        {"GET", "organization/{org}/robots/{robot}/permissions", [](Impl& a, Call& c, P p) { a.robot_permissions(c, p[0], p[1]); }},
+        // superusers
+        {"GET", "superuser/logs", [](Impl& a, Call& c, P) { a.superuser_logs(c); }},
+        {"GET", "superuser/users", [](Impl& a, Call& c, P) { a.superuser_list_users(c); }},
+        {"PUT", "superuser/users/{user}", [](Impl& a, Call& c, P p) { a.superuser_set_enabled(c, p[0]); }},
+        {"DELETE", "superuser/users/{user}", [](Impl& a, Call& c, P p) { a.superuser_delete_user(c, p[0]); }},
+        // organizations
+        {"POST", "organization/?", [](Impl& a, Call& c, P) { a.create_org(c); }},
+        {"GET", "organization/{org}/?", [](Impl& a, Call& c, P p) { a.org_get(c, p[0]); }},
+        {"DELETE", "organization/{org}/?", [](Impl& a, Call& c, P p) { a.org_delete(c, p[0]); }},
+        {"GET", "organization/{org}/members", [](Impl& a, Call& c, P p) { a.org_members(c, p[0]); }},
+        {"GET", "organization/{org}/teams", [](Impl& a, Call& c, P p) { a.org_teams(c, p[0]); }},
+        {"GET", "organization/{org}/logs", [](Impl& a, Call& c, P p) { a.org_logs(c, p[0]); }},
+        {"PUT", "organization/{org}/team/{team}", [](Impl& a, Call& c, P p) { a.team_put(c, p[0], p[1]); }},
+        {"DELETE", "organization/{org}/team/{team}", [](Impl& a, Call& c, P p) { a.team_delete(c, p[0], p[1]); }},
+        {"GET", "organization/{org}/team/{team}/members", [](Impl& a, Call& c, P p) { a.team_members(c, p[0], p[1]); }},
+        {"PUT", "organization/{org}/team/{team}/members/{member}", [](Impl& a, Call& c, P p) { a.team_member_set(c, p[0], p[1], p[2]); }},
+        {"DELETE", "organization/{org}/team/{team}/members/{member}", [](Impl& a, Call& c, P p) { a.team_member_set(c, p[0], p[1], p[2]); }},
+        {"GET", "organization/{org}/prototypes", [](Impl& a, Call& c, P p) { a.prototypes(c, p[0]); }},
+        {"PUT", "organization/{org}/prototypes/{kind}/{name}", [](Impl& a, Call& c, P p) { a.prototype_set(c, p[0], p[1], p[2]); }},
+        {"DELETE", "organization/{org}/prototypes/{kind}/{name}", [](Impl& a, Call& c, P p) { a.prototype_set(c, p[0], p[1], p[2]); }},
+        // repositories: {repo+} is namespace/name
+        {"POST", "repository/?", [](Impl& a, Call& c, P) { a.create_repo(c); }},
+        {"GET", "repository/?", [](Impl& a, Call& c, P) { a.list_repos(c); }},
+        {"POST", "repository/{repo+}/tag/{tag}/prime", [](Impl& a, Call& c, P p) { a.prime_tag(c, p[0], p[1]); }},
+        {"GET", "repository/{repo+}/tag/", [](Impl& a, Call& c, P p) { a.list_tags(c, p[0]); }},
+        {"DELETE", "repository/{repo+}/tag/{tag}", [](Impl& a, Call& c, P p) { a.delete_tag(c, p[0], p[1]); }},
+        {"GET", "repository/{repo+}/permissions/", [](Impl& a, Call& c, P p) { a.repo_permissions(c, p[0]); }},
+        {"PUT", "repository/{repo+}/permissions/{kind}/{name}", [](Impl& a, Call& c, P p) { a.repo_permission_set(c, p[0], p[1], p[2]); }},
+        {"DELETE", "repository/{repo+}/permissions/{kind}/{name}", [](Impl& a, Call& c, P p) { a.repo_permission_set(c, p[0], p[1], p[2]); }},
+        {"POST", "repository/{repo+}/changevisibility", [](Impl& a, Call& c, P p) { a.change_visibility(c, p[0]); }},
+        {"GET", "repository/{repo+}/logs", [](Impl& a, Call& c, P p) { a.repo_logs(c, p[0]); }},
+        {"GET", "repository/{repo+}/?", [](Impl& a, Call& c, P p) { a.repo_get(c, p[0]); }},
+        {"PUT", "repository/{repo+}/?", [](Impl& a, Call& c, P p) { a.repo_put(c, p[0]); }},
+        {"DELETE", "repository/{repo+}/?", [](Impl& a, Call& c, P p) { a.repo_delete(c, p[0]); }},
+    };
+    return table;
+  }
+
+  // Matches `path` (its segments) against `pattern`; fills `params`.
+  static bool match(std::string_view pattern, const std::vector<std::string>& path, Params& params) {
+    bool slash_optional = pattern.ends_with("/?");
+    if (slash_optional) pattern.remove_suffix(2);
+    auto pat = segments(pattern);
+    auto try_match = [&](size_t n) {
+      params.clear();
+      size_t plus = pat.size();
+      for (size_t i = 0; i < pat.size(); ++i)
+        if (pat[i].ends_with("+}")) plus = i;
+      size_t tail = plus == pat.size() ? 0 : pat.size() - plus - 1;
+      if (plus == pat.size() ? n != pat.size() : n < pat.size()) return false;
+      auto one = [&](const std::string& p, const std::string& s) {
+        if (p.starts_with("{")) {
+          if (s.empty()) return false;
+          params.push_back(s);
+          return true;
+        }
+        return p == s;
+      };
+      for (size_t i = 0; i < std::min(plus, pat.size()); ++i)
+        if (!one(pat[i], path[i])) return false;
+      if (plus == pat.size()) return true;
+      std::string joined;
+      for (size_t i = plus; i < n - tail; ++i) {
+        if (path[i].empty()) return false;
+        joined += (i > plus ? "/" : "") + path[i];
       }
+      params.push_back(joined);
+      for (size_t i = 0; i < tail; ++i)
+        if (!one(pat[plus + 1 + i], path[n - tail + i])) return false;
       return true;
     };
-    if (is({"signin"}) && m == "POST") return signin(c);
-    if (is({"session"}) && m == "GET") {  // whether the browser is signed in (200 either way)
-      if (c.who.anonymous()) return reply(c, 200, json{{"signed_in", false}});
-      no_store(c);
-      return reply(c, 200, json{{"signed_in", true}, {"username", c.who.name}, {"superuser", c.who.superuser},
-                                {"csrf_token", c.csrf}});
+    if (try_match(path.size())) return true;
+    return slash_optional && path.size() > 1 && path.back().empty() && try_match(path.size() - 1);
+  }
+
+  void dispatch(Call& c, const std::string& rest) {
+    auto seg = segments(rest);
+    Params params;
+    bool path_known = false;
+    for (const auto& r : routes()) {
+      if (!match(r.pattern, seg, params)) continue;
+      path_known = true;
+      if (r.method != c.method) continue;
+      if (!r.anonymous) need_user(c);
+      return r.handle(*this, c, params);
     }
-    if (is({"config"}) && m == "GET")  // what the UI needs before signing in
-      return reply(c, 200, json{{"external_url", opts.external_url}, {"service", auth.options().service}});
-    if (is({"signout"}) && m == "POST") return signout(c);
+    if (path_known) {
+      need_user(c);
+      throw Error(ErrorCode::Unsupported, "method not allowed");
+    }
     need_user(c);
-    // user
-    if ((is({"user", ""}) || is({"user"})) && m == "GET") return current_user(c);
-    if (is({"user", "password"}) && m == "PUT") return change_password(c);
-    if (is({"user", "tokens"}) && m == "GET") return list_tokens(c);
-    if (is({"user", "tokens"}) && m == "POST") return create_token(c);
-    if (is({"user", "tokens", "*"}) && m == "DELETE") return delete_token(c, seg[2]);
-    if (is({"user", "logs"}) && m == "GET") return logs(c, c.who.name, "", c.who.name);
-    if (seg.size() >= 2 && seg[0] == "user" && seg[1] == "robots") return robots(c, c.who.name, seg, 2);
-    if (seg.size() >= 3 && seg[0] == "namespace" && seg[2] == "robots") return robots(c, seg[1], seg, 3);
-    if (seg.size() >= 3 && seg[0] == "organization" && seg[2] == "robots") return robots(c, seg[1], seg, 3);
-    // superuser
-    if (is({"superuser", "logs"}) && m == "GET") {
-      if (!c.who.superuser) throw Error(ErrorCode::Denied, "only superusers may read the whole audit log");
-      return logs(c, "", "", "");
-    }
-    if (seg.size() >= 2 && seg[0] == "superuser" && seg[1] == "users") return superuser_users(c, seg);
-    // organizations
-    if ((is({"organization", ""}) || is({"organization"})) && m == "POST") return create_org(c);
-    if (seg.size() >= 2 && seg[0] == "organization") return organization(c, seg);
-    // repositories
-    if ((is({"repository"}) || is({"repository", ""})) && m == "POST") return create_repo(c);
-    if ((is({"repository"}) || is({"repository", ""})) && m == "GET") return list_repos(c);
-    if (seg.size() >= 3 && seg[0] == "repository") return repository(c, seg);
     throw Error(ErrorCode::NotFound, "no such API endpoint", std::string(c.method) + " /api/v1/" + rest);
   }
 
+  void session(Call& c) {  // whether the browser is signed in (200 either way)
+    if (c.who.anonymous()) return reply(c, 200, json{{"signed_in", false}});
+    no_store(c);
+    reply(c, 200, json{{"signed_in", true}, {"username", c.who.name}, {"superuser", c.who.superuser},
+                       {"csrf_token", c.csrf}});
+  }
+  void config(Call& c) {  // what the UI needs before signing in
+    reply(c, 200, json{{"external_url", opts.external_url}, {"service", auth.options().service}});
+  }
+  void superuser_logs(Call& c) {
+    if (!c.who.superuser) throw Error(ErrorCode::Denied, "only superusers may read the whole audit log");
+    logs(c, "", "", "");
+  }
+
   // ------------------------------------------------------------ superuser: users
-  // GET superuser/users; PUT superuser/users/NAME {"enabled": bool};
-  // DELETE superuser/users/NAME (409 while their namespace has repositories).
-  void superuser_users(Call& c, const std::vector<std::string>& seg) {
+  void need_superuser(Call& c) {
     if (!c.who.superuser) throw Error(ErrorCode::Denied, "only superusers may manage users");
-    if (seg.size() == 2 && c.method == "GET") {
-      json users = json::array();
-      for (const auto& a : acc.accounts(false))
-        users.push_back(json{{"username", a.name}, {"email", a.email}, {"superuser", a.superuser},
-                             {"enabled", !a.disabled}, {"created", a.created}});
-      return reply(c, 200, json{{"users", users}});
-    }
-    if (seg.size() != 3) throw Error(ErrorCode::NotFound, "no such API endpoint");
-    const std::string& name = seg[2];
-    if (name == c.who.name && (c.method == "PUT" || c.method == "DELETE"))
-      throw Error(ErrorCode::BadRequest, "superusers cannot disable or delete themselves", name);
-    if (c.method == "PUT") {
-      if (!c.body.is_object() || !c.body.contains("enabled") || !c.body["enabled"].is_boolean())
-        throw Error(ErrorCode::BadRequest, "give {\"enabled\": true|false}");
-      bool enabled = c.body["enabled"].get<bool>();
-      auth::set_user_disabled(acc, name, !enabled);
-      record(c, enabled ? "user_enable" : "user_disable", "", json{{"user", name}, {"namespace", name}});
-      return reply(c, 200, json{{"username", name}, {"enabled", enabled}});
-    }
-    if (c.method == "DELETE") {
-      auth.flush_audit();  // events of the user so far are recorded under their identity
-      auth::delete_user(acc, name, [&](std::string_view ns) { return has_repositories(std::string(ns)); });
-      record(c, "user_delete", "", json{{"user", name}});
-      return reply(c, 204, nullptr);
-    }
-    throw Error(ErrorCode::Unsupported, "method not allowed");
+  }
+  void superuser_list_users(Call& c) {
+    need_superuser(c);
+    json users = json::array();
+    for (const auto& a : acc.accounts(false))
+      users.push_back(json{{"username", a.name}, {"email", a.email}, {"superuser", a.superuser},
+                           {"enabled", !a.disabled}, {"created", a.created}});
+    reply(c, 200, json{{"users", users}});
+  }
+  void not_themselves(Call& c, const std::string& name) {
+    if (name == c.who.name) throw Error(ErrorCode::BadRequest, "superusers cannot disable or delete themselves", name);
+  }
+  // PUT superuser/users/NAME {"enabled": bool}
+  void superuser_set_enabled(Call& c, const std::string& name) {
+    need_superuser(c);
+    not_themselves(c, name);
+    if (!c.body.is_object() || !c.body.contains("enabled") || !c.body["enabled"].is_boolean())
+      throw Error(ErrorCode::BadRequest, "give {\"enabled\": true|false}");
+    bool enabled = c.body["enabled"].get<bool>();
+    auth::set_user_disabled(acc, name, !enabled);
+    record(c, enabled ? "user_enable" : "user_disable", "", json{{"user", name}, {"namespace", name}});
+    reply(c, 200, json{{"username", name}, {"enabled", enabled}});
+  }
+  // DELETE superuser/users/NAME (409 while their namespace has repositories)
+  void superuser_delete_user(Call& c, const std::string& name) {
+    need_superuser(c);
+    not_themselves(c, name);
+    auth.flush_audit();  // events of the user so far are recorded under their identity
+    auth::delete_user(acc, name, [&](std::string_view ns) { return has_repositories(std::string(ns)); });
+    record(c, "user_delete", "", json{{"user", name}});
+    reply(c, 204, nullptr);
   }
 
   // ------------------------------------------------------------ sessions
@@ -391,59 +496,66 @@ struct Api::Impl {
 
   // ------------------------------------------------------------ robots
   // seg[at] is the short name (if any); seg[at+1] an action.
-  void robots(Call& c, const std::string& ns, const std::vector<std::string>& seg, size_t at) {
+  // Robots of namespace `ns`: every call needs a namespace admin.
+  meta::Account robot_scope(Call& c, const std::string& ns) {
     require_ns_admin(c, ns);
-    auto owner = require_namespace(ns);
-    const std::string& m = c.method;
-    std::string short_name = seg.size() > at ? seg[at] : "";
-    std::string action = seg.size() > at + 1 ? seg[at + 1] : "";
-    if (seg.size() > at + 2) throw Error(ErrorCode::NotFound, "no such API endpoint");
+    return require_namespace(ns);
+  }
+  void robots_list(Call& c, const std::string& ns) {
+    auto owner = robot_scope(c, ns);
+    json out = json::array();
+    for (auto& r : acc.robots(owner.id)) {
+      json perms = json::array();
+      for (auto& p : acc.permissions_of(meta::SubjectKind::Robot, r.id))
+        perms.push_back({{"repository", p.repo}, {"role", meta::role_name(p.role)}});
+      out.push_back({{"name", r.full_name()}, {"description", r.description}, {"created", r.created},
+                     {"permissions", perms}});
+    }
+    reply(c, 200, json{{"robots", out}});
+  }
+  void robot_create(Call& c, const std::string& ns, const std::string& short_name) {
+    robot_scope(c, ns);
     std::string full = ns + "+" + short_name;
-    if (short_name.empty()) {
-      if (m != "GET") throw Error(ErrorCode::Unsupported, "method not allowed");
-      json out = json::array();
-      for (auto& r : acc.robots(owner.id)) {
-        json perms = json::array();
-        for (auto& p : acc.permissions_of(meta::SubjectKind::Robot, r.id))
-          perms.push_back({{"repository", p.repo}, {"role", meta::role_name(p.role)}});
-        out.push_back({{"name", r.full_name()}, {"description", r.description}, {"created", r.created},
-                       {"permissions", perms}});
-      }
-      return reply(c, 200, json{{"robots", out}});
-    }
-    if (action.empty() && m == "PUT") {
-      std::string token = auth::create_robot(acc, auth.key(), full, str(c.body, "description"));
-      record(c, "robot_create", "", json{{"robot", full}, {"namespace", ns}});
-      no_store(c);
-      return reply(c, 201, json{{"name", full}, {"token", token}});
-    }
+    std::string token = auth::create_robot(acc, auth.key(), full, str(c.body, "description"));
+    record(c, "robot_create", "", json{{"robot", full}, {"namespace", ns}});
+    no_store(c);
+    reply(c, 201, json{{"name", full}, {"token", token}});
+  }
+  meta::Robot existing_robot(Call& c, const std::string& ns, const std::string& short_name) {
+    robot_scope(c, ns);
+    std::string full = ns + "+" + short_name;
     auto robot = acc.robot(full);
     if (!robot) throw Error(ErrorCode::NameUnknown, "no such robot account", full);
-    if (action.empty() && m == "GET") {
-      std::string token = auth::robot_token(acc, auth.key(), full);
-      record(c, "robot_token_view", "", json{{"robot", full}, {"namespace", ns}});
-      no_store(c);
-      return reply(c, 200, json{{"name", full}, {"description", robot->description}, {"created", robot->created},
-                                {"token", token}});
-    }
-    if (action.empty() && m == "DELETE") {
-      acc.delete_robot(robot->id);
-      record(c, "robot_delete", "", json{{"robot", full}, {"namespace", ns}});
-      return reply(c, 204, nullptr);
-    }
-    if (action == "regenerate" && m == "POST") {
-      std::string token = auth::regenerate_robot_token(acc, auth.key(), full);
-      record(c, "robot_regenerate", "", json{{"robot", full}, {"namespace", ns}});
-      no_store(c);
-      return reply(c, 200, json{{"name", full}, {"token", token}});
-    }
-    if (action == "permissions" && m == "GET") {
-      json perms = json::array();
-      for (auto& p : acc.permissions_of(meta::SubjectKind::Robot, robot->id))
-        perms.push_back({{"repository", p.repo}, {"role", meta::role_name(p.role)}});
-      return reply(c, 200, json{{"permissions", perms}});
-    }
-    throw Error(ErrorCode::NotFound, "no such API endpoint");
+    return *robot;
+  }
+  void robot_get(Call& c, const std::string& ns, const std::string& short_name) {
+    auto robot = existing_robot(c, ns, short_name);
+    std::string full = ns + "+" + short_name;
+    std::string token = auth::robot_token(acc, auth.key(), full);
+    record(c, "robot_token_view", "", json{{"robot", full}, {"namespace", ns}});
+    no_store(c);
+    reply(c, 200, json{{"name", full}, {"description", robot.description}, {"created", robot.created}, {"token", token}});
+  }
+  void robot_delete(Call& c, const std::string& ns, const std::string& short_name) {
+    auto robot = existing_robot(c, ns, short_name);
+    acc.delete_robot(robot.id);
+    record(c, "robot_delete", "", json{{"robot", ns + "+" + short_name}, {"namespace", ns}});
+    reply(c, 204, nullptr);
+  }
+  void robot_regenerate(Call& c, const std::string& ns, const std::string& short_name) {
+    existing_robot(c, ns, short_name);
+    std::string full = ns + "+" + short_name;
+    std::string token = auth::regenerate_robot_token(acc, auth.key(), full);
+    record(c, "robot_regenerate", "", json{{"robot", full}, {"namespace", ns}});
+    no_store(c);
+    reply(c, 200, json{{"name", full}, {"token", token}});
+  }
+  void robot_permissions(Call& c, const std::string& ns, const std::string& short_name) {
+    auto robot = existing_robot(c, ns, short_name);
+    json perms = json::array();
+    for (auto& p : acc.permissions_of(meta::SubjectKind::Robot, robot.id))
+      perms.push_back({{"repository", p.repo}, {"role", meta::role_name(p.role)}});
+    reply(c, 200, json{{"permissions", perms}});
   }
 
   // ------------------------------------------------------------ organizations
@@ -466,129 +578,140 @@ struct Api::Impl {
                 {"members", acc.team_members(t.id).size()}};
   }
 
-  void organization(Call& c, const std::vector<std::string>& seg) {
-    auto org = require_org(seg[1]);
-    const std::string& m = c.method;
-    bool admin = auth.namespace_admin(c.who, org.name);
-    auto need_admin = [&] {
-      if (!admin) throw Error(ErrorCode::Denied, "only administrators of " + org.name + " may do this");
-    };
-    auto need_member = [&] {
-      if (!org_member(c, org)) throw Error(ErrorCode::NameUnknown, "no such organization", org.name);
-    };
-    size_t n = seg.size();
-    if (n == 2 || (n == 3 && seg[2].empty())) {
-      if (m == "GET") {
-        need_member();
-        json teams = json::array();
-        for (auto& t : acc.teams(org.id)) teams.push_back(team_json(t));
-        return reply(c, 200, json{{"name", org.name}, {"email", org.email}, {"is_admin", admin}, {"teams", teams}});
+  // An organization and what its caller may do there.
+  struct OrgScope {
+    meta::Account org;
+    bool admin = false;
+  };
+  OrgScope org_scope(Call& c, const std::string& name) {
+    OrgScope o{require_org(name)};
+    o.admin = auth.namespace_admin(c.who, o.org.name);
+    return o;
+  }
+  OrgScope org_admin(Call& c, const std::string& name) {
+    auto o = org_scope(c, name);
+    if (!o.admin) throw Error(ErrorCode::Denied, "only administrators of " + o.org.name + " may do this");
+    return o;
+  }
+  OrgScope org_member_scope(Call& c, const std::string& name) {
+    auto o = org_scope(c, name);
+    if (!org_member(c, o.org)) throw Error(ErrorCode::NameUnknown, "no such organization", o.org.name);
+    return o;
+  }
+  void org_get(Call& c, const std::string& name) {
+    auto o = org_member_scope(c, name);
+    json teams = json::array();
+    for (auto& t : acc.teams(o.org.id)) teams.push_back(team_json(t));
+    reply(c, 200, json{{"name", o.org.name}, {"email", o.org.email}, {"is_admin", o.admin}, {"teams", teams}});
+  }
+  void org_delete(Call& c, const std::string& name) {
+    auto o = org_admin(c, name);
+    delete_namespace_repos(o.org.name);
+    auth.flush_audit();  // queued events of the organization move out of its namespace with it
+    acc.delete_account(o.org.id);
+    // Outside the namespace: whoever takes the name next must not read it (superusers do).
+    record(c, "org_delete", "", json{{"organization", o.org.name}, {"id", o.org.id}});
+    reply(c, 204, nullptr);
+  }
+  void org_members(Call& c, const std::string& name) {
+    auto o = org_admin(c, name);
+    std::map<std::string, json> members;
+    for (auto& t : acc.teams(o.org.id))
+      for (auto& mem : acc.team_members(t.id)) {
+        auto& e = members[mem.name];
+        if (e.is_null()) e = {{"name", mem.name}, {"kind", meta::subject_kind_name(mem.kind)}, {"teams", json::array()}};
+        e["teams"].push_back(t.name);
       }
-      if (m == "DELETE") {
-        need_admin();
-        delete_namespace_repos(org.name);
-        auth.flush_audit();  // queued events of the organization move out of its namespace with it
-        acc.delete_account(org.id);
-        // Outside the namespace: whoever takes the name next must not read it (superusers do).
-        record(c, "org_delete", "", json{{"organization", org.name}, {"id", org.id}});
-        return reply(c, 204, nullptr);
-      }
+    json out = json::array();
+    for (auto& [_, v] : members) out.push_back(v);
+    reply(c, 200, json{{"members", out}});
+  }
+  void org_teams(Call& c, const std::string& name) {
+    auto o = org_member_scope(c, name);
+    json teams = json::array();
+    for (auto& t : acc.teams(o.org.id)) teams.push_back(team_json(t));
+    reply(c, 200, json{{"teams", teams}});
+  }
+  void org_logs(Call& c, const std::string& name) {
+    auto o = org_admin(c, name);
+    logs(c, o.org.name, "", o.org.name);
+  }
+  void team_put(Call& c, const std::string& name, const std::string& tname) {
+    auto o = org_admin(c, name);
+    auto team = acc.team(o.org.id, tname);
+    auto role = meta::parse_team_role(str(c.body, "role", team ? meta::team_role_name(team->role) : "member"));
+    if (!role) throw Error(ErrorCode::BadRequest, "team role must be member, creator or admin");
+    if (!auth::valid_account_name(tname))
+      throw Error(ErrorCode::BadRequest, "a team name is 2-64 characters: lower-case letters, digits, _ and -");
+    if (team) {
+      team->role = *role;
+      if (c.body.contains("description")) team->description = str(c.body, "description");
+      acc.update_team(*team);
+    } else {
+      acc.create_team({0, o.org.id, tname, *role, str(c.body, "description")});
+      team = acc.team(o.org.id, tname);
     }
-    if (n == 3 && seg[2] == "members" && m == "GET") {
-      need_admin();
-      std::map<std::string, json> members;
-      for (auto& t : acc.teams(org.id))
-        for (auto& mem : acc.team_members(t.id)) {
-          auto& e = members[mem.name];
-          if (e.is_null()) e = {{"name", mem.name}, {"kind", meta::subject_kind_name(mem.kind)}, {"teams", json::array()}};
-          e["teams"].push_back(t.name);
-        }
-      json out = json::array();
-      for (auto& [_, v] : members) out.push_back(v);
-      return reply(c, 200, json{{"members", out}});
+    record(c, "team_change", "", json{{"namespace", o.org.name}, {"team", tname}, {"role", meta::team_role_name(*role)}});
+    reply(c, 200, team_json(*team));
+  }
+  meta::Team existing_team(const OrgScope& o, const std::string& tname) {
+    auto team = acc.team(o.org.id, tname);
+    if (!team) throw Error(ErrorCode::NameUnknown, "no such team", tname);
+    return *team;
+  }
+  void team_delete(Call& c, const std::string& name, const std::string& tname) {
+    auto o = org_scope(c, name);
+    auto team = existing_team(o, tname);
+    if (!o.admin) throw Error(ErrorCode::Denied, "only administrators of " + o.org.name + " may do this");
+    if (team.name == "owners") throw Error(ErrorCode::BadRequest, "the owners team cannot be deleted");
+    acc.delete_team(team.id);
+    record(c, "team_delete", "", json{{"namespace", o.org.name}, {"team", tname}});
+    reply(c, 204, nullptr);
+  }
+  void team_members(Call& c, const std::string& name, const std::string& tname) {
+    auto o = org_scope(c, name);
+    auto team = existing_team(o, tname);
+    if (!org_member(c, o.org)) throw Error(ErrorCode::NameUnknown, "no such organization", o.org.name);
+    json out = json::array();
+    for (auto& mem : acc.team_members(team.id)) out.push_back({{"name", mem.name}, {"kind", meta::subject_kind_name(mem.kind)}});
+    reply(c, 200, json{{"members", out}});
+  }
+  // PUT adds `who` (a user, or ns+robot) to the team, DELETE removes them.
+  void team_member_set(Call& c, const std::string& name, const std::string& tname, const std::string& who) {
+    auto o = org_scope(c, name);
+    auto team = existing_team(o, tname);
+    if (!o.admin) throw Error(ErrorCode::Denied, "only administrators of " + o.org.name + " may do this");
+    bool add = c.method == "PUT";
+    auto kind = who.find('+') != std::string::npos ? meta::SubjectKind::Robot : meta::SubjectKind::User;
+    int64_t id = auth::subject_id(acc, o.org.name, kind, who);
+    if (add) {
+      acc.add_team_member(team.id, kind, id);
+    } else {
+      if (team.name == "owners" && team.role == meta::TeamRole::Admin && acc.team_members(team.id).size() <= 1)
+        throw Error(ErrorCode::BadRequest, "an organization keeps at least one owner");
+      if (!acc.remove_team_member(team.id, kind, id)) throw Error(ErrorCode::NameUnknown, who + " is not on team " + tname);
     }
-    if (n == 3 && seg[2] == "teams" && m == "GET") {
-      need_member();
-      json teams = json::array();
-      for (auto& t : acc.teams(org.id)) teams.push_back(team_json(t));
-      return reply(c, 200, json{{"teams", teams}});
-    }
-    if (n == 3 && seg[2] == "logs" && m == "GET") {
-      need_admin();
-      return logs(c, org.name, "", org.name);
-    }
-    if (n >= 4 && seg[2] == "team") {
-      const std::string& tname = seg[3];
-      auto team = acc.team(org.id, tname);
-      if (n == 4 && m == "PUT") {
-        need_admin();
-        auto role = meta::parse_team_role(str(c.body, "role", team ? meta::team_role_name(team->role) : "member"));
-        if (!role) throw Error(ErrorCode::BadRequest, "team role must be member, creator or admin");
-        if (!auth::valid_account_name(tname))
-          throw Error(ErrorCode::BadRequest, "a team name is 2-64 characters: lower-case letters, digits, _ and -");
-        if (team) {
-          team->role = *role;
-          if (c.body.contains("description")) team->description = str(c.body, "description");
-          acc.update_team(*team);
-        } else {
-          acc.create_team({0, org.id, tname, *role, str(c.body, "description")});
-          team = acc.team(org.id, tname);
-        }
-        record(c, "team_change", "", json{{"namespace", org.name}, {"team", tname}, {"role", meta::team_role_name(*role)}});
-        return reply(c, 200, team_json(*team));
-      }
-      if (!team) throw Error(ErrorCode::NameUnknown, "no such team", tname);
-      if (n == 4 && m == "DELETE") {
-        need_admin();
-        if (team->name == "owners") throw Error(ErrorCode::BadRequest, "the owners team cannot be deleted");
-        acc.delete_team(team->id);
-        record(c, "team_delete", "", json{{"namespace", org.name}, {"team", tname}});
-        return reply(c, 204, nullptr);
-      }
-      if (n == 5 && seg[4] == "members" && m == "GET") {
-        need_member();
-        json out = json::array();
-        for (auto& mem : acc.team_members(team->id))
-          out.push_back({{"name", mem.name}, {"kind", meta::subject_kind_name(mem.kind)}});
-        return reply(c, 200, json{{"members", out}});
-      }
-      if (n == 6 && seg[4] == "members" && (m == "PUT" || m == "DELETE")) {
-        need_admin();
-        const std::string& who = seg[5];
-        auto kind = who.find('+') != std::string::npos ? meta::SubjectKind::Robot : meta::SubjectKind::User;
-        int64_t id = auth::subject_id(acc, org.name, kind, who);
-        if (m == "PUT") {
-          acc.add_team_member(team->id, kind, id);
-        } else {
-          if (team->name == "owners" && team->role == meta::TeamRole::Admin && acc.team_members(team->id).size() <= 1)
-            throw Error(ErrorCode::BadRequest, "an organization keeps at least one owner");
-          if (!acc.remove_team_member(team->id, kind, id))
-            throw Error(ErrorCode::NameUnknown, who + " is not on team " + tname);
-        }
-        record(c, m == "PUT" ? "team_member_add" : "team_member_remove", "",
-               json{{"namespace", org.name}, {"team", tname}, {"member", who}});
-        return reply(c, m == "PUT" ? 200 : 204, json{{"name", who}});
-      }
-    }
-    if (n >= 3 && seg[2] == "prototypes") {
-      need_admin();
-      if (n == 3 && m == "GET") {
-        json out = json::array();
-        for (auto& p : acc.default_permissions(org.id))
-          out.push_back({{"kind", meta::subject_kind_name(p.kind)}, {"name", p.subject}, {"role", meta::role_name(p.role)}});
-        return reply(c, 200, json{{"prototypes", out}});
-      }
-      if (n == 5 && (m == "PUT" || m == "DELETE")) {
-        auto kind = parse_kind(seg[3]);
-        int64_t id = auth::subject_id(acc, org.name, kind, seg[4]);
-        Role role = m == "PUT" ? parse_role_or_throw(str(c.body, "role")) : Role::None;
-        acc.set_default_permission(org.id, kind, id, role);
-        record(c, "default_permission", "",
-               json{{"namespace", org.name}, {"kind", seg[3]}, {"name", seg[4]}, {"role", meta::role_name(role)}});
-        return reply(c, m == "PUT" ? 200 : 204, json{{"kind", seg[3]}, {"name", seg[4]}, {"role", meta::role_name(role)}});
-      }
-    }
-    throw Error(ErrorCode::NotFound, "no such API endpoint");
+    record(c, add ? "team_member_add" : "team_member_remove", "",
+           json{{"namespace", o.org.name}, {"team", tname}, {"member", who}});
+    reply(c, add ? 200 : 204, json{{"name", who}});
+  }
+  void prototypes(Call& c, const std::string& name) {
+    auto o = org_admin(c, name);
+    json out = json::array();
+    for (auto& p : acc.default_permissions(o.org.id))
+      out.push_back({{"kind", meta::subject_kind_name(p.kind)}, {"name", p.subject}, {"role", meta::role_name(p.role)}});
+    reply(c, 200, json{{"prototypes", out}});
+  }
+  // PUT sets a default permission for new repositories, DELETE removes it.
+  void prototype_set(Call& c, const std::string& name, const std::string& kind_name, const std::string& who) {
+    auto o = org_admin(c, name);
+    auto kind = parse_kind(kind_name);
+    int64_t id = auth::subject_id(acc, o.org.name, kind, who);
+    Role role = c.method == "PUT" ? parse_role_or_throw(str(c.body, "role")) : Role::None;
+    acc.set_default_permission(o.org.id, kind, id, role);
+    record(c, "default_permission", "",
+           json{{"namespace", o.org.name}, {"kind", kind_name}, {"name", who}, {"role", meta::role_name(role)}});
+    reply(c, c.method == "PUT" ? 200 : 204, json{{"kind", kind_name}, {"name", who}, {"role", meta::role_name(role)}});
   }
 
   bool has_repositories(const std::string& ns) {
@@ -687,96 +810,78 @@ struct Api::Impl {
     reply(c, 200, res);
   }
 
-  void repository(Call& c, const std::vector<std::string>& seg) {
-    const std::string& m = c.method;
-    size_t n = seg.size();
-    // .../tag/ and .../tag/NAME
-    if (n >= 5 && seg[n - 3] == "tag" && seg[n - 1] == "prime" && m == "POST") {
-      std::string repo = join(seg, 1, n - 3);
-      require_repo(c, repo, Role::Write);
-      if (!squash) throw Error(ErrorCode::Unsupported, "squashed downloads are not available");
-      auto img = squash->resolve(repo, seg[n - 2], c.req.param("platform").value_or(""));
-      auto job = squash->acquire(img);
-      record(c, "squash_prime", repo, json{{"reference", seg[n - 2]}});
-      return reply(c, 202, json{{"manifest", img.manifest_digest},
-                                {"status", job->state() == squash::Job::State::Done ? "cached" : "building"}});
+  void prime_tag(Call& c, const std::string& repo, const std::string& tag) {
+    require_repo(c, repo, Role::Write);
+    if (!squash) throw Error(ErrorCode::Unsupported, "squashed downloads are not available");
+    auto img = squash->resolve(repo, tag, c.req.param("platform").value_or(""));
+    auto job = squash->acquire(img);
+    record(c, "squash_prime", repo, json{{"reference", tag}});
+    reply(c, 202, json{{"manifest", img.manifest_digest},
+                       {"status", job->state() == squash::Job::State::Done ? "cached" : "building"}});
+  }
+  void repo_permissions(Call& c, const std::string& repo) {
+    require_repo(c, repo, Role::Admin);
+    json out = json::array();
+    for (auto& p : acc.permissions(repo))
+      out.push_back({{"kind", meta::subject_kind_name(p.kind)}, {"name", p.subject}, {"role", meta::role_name(p.role)}});
+    reply(c, 200, json{{"permissions", out}});
+  }
+  // PUT grants `who` a role on the repository, DELETE takes it away.
+  void repo_permission_set(Call& c, const std::string& repo, const std::string& kind_name, const std::string& who) {
+    require_repo(c, repo, Role::Admin);
+    auto kind = parse_kind(kind_name);
+    Role role = c.method == "PUT" ? parse_role_or_throw(str(c.body, "role")) : Role::None;
+    auth::grant(acc, repo, kind, who, role);
+    record(c, "permission", repo, json{{"kind", kind_name}, {"name", who}, {"role", meta::role_name(role)}});
+    reply(c, c.method == "PUT" ? 200 : 204, json{{"kind", kind_name}, {"name", who}, {"role", meta::role_name(role)}});
+  }
+  void change_visibility(Call& c, const std::string& repo) {
+    require_repo(c, repo, Role::Admin);
+    std::string vis = str(c.body, "visibility");
+    if (vis != "public" && vis != "private") throw Error(ErrorCode::BadRequest, "visibility must be public or private");
+    auto s = settings_or_default(repo);
+    s.is_public = vis == "public";
+    acc.put_repo_settings(s);
+    record(c, "visibility", repo, json{{"visibility", vis}});
+    reply(c, 200, repo_json(repo, s));
+  }
+  void repo_logs(Call& c, const std::string& repo) {
+    require_repo(c, repo, Role::Admin);
+    logs(c, "", repo, ns_of(repo));
+  }
+  void repo_get(Call& c, const std::string& repo) {
+    Role r = require_repo(c, repo, Role::Read);
+    auto s = acc.repo_settings(repo);
+    json out = repo_json(repo, s);
+    out["auto_prime"] = s && s->auto_prime;
+    out["can_write"] = r >= Role::Write;
+    out["can_admin"] = r >= Role::Admin;
+    out["namespace_admin"] = auth.namespace_admin(c.who, ns_of(repo));
+    reply(c, 200, out);
+  }
+  void repo_put(Call& c, const std::string& repo) {
+    require_repo(c, repo, Role::Admin);
+    auto s = settings_or_default(repo);
+    if (c.body.contains("description")) s.description = str(c.body, "description");
+    if (c.body.contains("auto_prime")) {
+      if (!c.body["auto_prime"].is_boolean()) throw Error(ErrorCode::BadRequest, "auto_prime must be true or false");
+      s.auto_prime = c.body["auto_prime"].get<bool>();
     }
-    if (n >= 4 && seg[n - 2] == "tag") {
-      std::string repo = join(seg, 1, n - 2);
-      if (seg[n - 1].empty() && m == "GET") return list_tags(c, repo);
-      if (!seg[n - 1].empty() && m == "DELETE") return delete_tag(c, repo, seg[n - 1]);
-      throw Error(ErrorCode::Unsupported, "method not allowed");
-    }
-    if (n >= 4 && seg[n - 2] == "permissions" && seg[n - 1].empty() && m == "GET") {
-      std::string repo = join(seg, 1, n - 2);
-      require_repo(c, repo, Role::Admin);
-      json out = json::array();
-      for (auto& p : acc.permissions(repo))
-        out.push_back({{"kind", meta::subject_kind_name(p.kind)}, {"name", p.subject}, {"role", meta::role_name(p.role)}});
-      return reply(c, 200, json{{"permissions", out}});
-    }
-    if (n >= 5 && seg[n - 3] == "permissions" && (m == "PUT" || m == "DELETE")) {
-      std::string repo = join(seg, 1, n - 3);
-      require_repo(c, repo, Role::Admin);
-      auto kind = parse_kind(seg[n - 2]);
-      Role role = m == "PUT" ? parse_role_or_throw(str(c.body, "role")) : Role::None;
-      auth::grant(acc, repo, kind, seg[n - 1], role);
-      record(c, "permission", repo, json{{"kind", seg[n - 2]}, {"name", seg[n - 1]}, {"role", meta::role_name(role)}});
-      return reply(c, m == "PUT" ? 200 : 204,
-                   json{{"kind", seg[n - 2]}, {"name", seg[n - 1]}, {"role", meta::role_name(role)}});
-    }
-    if (n >= 4 && seg[n - 1] == "changevisibility" && m == "POST") {
-      std::string repo = join(seg, 1, n - 1);
-      require_repo(c, repo, Role::Admin);
-      std::string vis = str(c.body, "visibility");
-      if (vis != "public" && vis != "private") throw Error(ErrorCode::BadRequest, "visibility must be public or private");
-      auto s = settings_or_default(repo);
-      s.is_public = vis == "public";
-      acc.put_repo_settings(s);
-      record(c, "visibility", repo, json{{"visibility", vis}});
-      return reply(c, 200, repo_json(repo, s));
-    }
-    if (n >= 4 && seg[n - 1] == "logs" && m == "GET") {
-      std::string repo = join(seg, 1, n - 1);
-      require_repo(c, repo, Role::Admin);
-      return logs(c, "", repo, ns_of(repo));
-    }
-    std::string repo = join(seg, 1, seg.back().empty() ? n - 1 : n);
-    if (m == "GET") {
-      Role r = require_repo(c, repo, Role::Read);
-      auto s = acc.repo_settings(repo);
-      json out = repo_json(repo, s);
-      out["auto_prime"] = s && s->auto_prime;
-      out["can_write"] = r >= Role::Write;
-      out["can_admin"] = r >= Role::Admin;
-      out["namespace_admin"] = auth.namespace_admin(c.who, ns_of(repo));
-      return reply(c, 200, out);
-    }
-    if (m == "PUT") {
-      require_repo(c, repo, Role::Admin);
-      auto s = settings_or_default(repo);
-      if (c.body.contains("description")) s.description = str(c.body, "description");
-      if (c.body.contains("auto_prime")) {
-        if (!c.body["auto_prime"].is_boolean()) throw Error(ErrorCode::BadRequest, "auto_prime must be true or false");
-        s.auto_prime = c.body["auto_prime"].get<bool>();
-      }
-      if (s.description.size() > 64 * 1024) throw Error(ErrorCode::BadRequest, "the description is limited to 64 KiB");
-      acc.put_repo_settings(s);
-      record(c, "repository_change", repo, json{{"auto_prime", s.auto_prime}});
-      auto out = repo_json(repo, s);
-      out["auto_prime"] = s.auto_prime;
-      return reply(c, 200, out);
-    }
-    if (m == "DELETE") {
-      require_repo(c, repo, Role::Admin);
-      auth.flush_audit();  // its events so far are recorded under this repository's identity
-      meta.delete_repository(repo);
-      acc.delete_repo(repo);
-      auth.forget_repository(repo);
-      record(c, "repository_delete", repo, json::object());
-      return reply(c, 204, nullptr);
-    }
-    throw Error(ErrorCode::Unsupported, "method not allowed");
+    if (s.description.size() > 64 * 1024) throw Error(ErrorCode::BadRequest, "the description is limited to 64 KiB");
+    acc.put_repo_settings(s);
+    record(c, "repository_change", repo, json{{"auto_prime", s.auto_prime}});
+    auto out = repo_json(repo, s);
+    out["auto_prime"] = s.auto_prime;
+    reply(c, 200, out);
+  }
+  void repo_delete(Call& c, const std::string& repo) {
+    require_repo(c, repo, Role::Admin);
+    auth.flush_audit();  // its events so far are recorded under this repository's identity
+    meta.delete_repository(repo);
+    acc.delete_repo(repo);
+    auth.forget_repository(repo);
+    record(c, "repository_delete", repo, json::object());
+    reply(c, 204, nullptr);
   }
 
   meta::RepoSettings settings_or_default(const std::string& repo) {
@@ -820,30 +925,16 @@ struct Api::Impl {
     auto m = meta.get_manifest(repo, t.digest);
     json platforms = json::array();
     json size = nullptr;
+    json annotations = json::object();
     if (m) {
       out["media_type"] = m->media_type;
-      auto j = json::parse(m->body, nullptr, false);
-      if (j.is_object() && j.contains("manifests") && j["manifests"].is_array()) {
-        for (auto& d : j["manifests"]) {
-          auto p = image::descriptor_platform(d);
-          if (!p || p->os == "unknown" || p->os.empty()) continue;
-          platforms.push_back(p->str());
-        }
-      } else if (j.is_object()) {
-        uint64_t total = 0;
-        if (j.contains("config") && j["config"].is_object()) total += j["config"].value("size", uint64_t{0});
-        for (auto& l : j.value("layers", json::array()))
-          if (l.is_object()) total += l.value("size", uint64_t{0});
-        size = total;
-      }
+      auto s = image::summarize(m->body);
+      for (auto& p : s.platforms) platforms.push_back(p);
+      if (s.size) size = *s.size;
+      annotations = std::move(s.annotations);
     }
     out["size"] = size;
     out["platforms"] = platforms;
-    json annotations = json::object();
-    if (m) {
-      auto j = json::parse(m->body, nullptr, false);
-      if (j.is_object() && j.contains("annotations") && j["annotations"].is_object()) annotations = j["annotations"];
-    }
     out["annotations"] = annotations;
     bool cached = false;
     json labels = json::object();
@@ -851,10 +942,7 @@ struct Api::Impl {
       try {
         auto img = squash->resolve(repo, t.name, "");  // the default platform's image
         cached = squash->cached(img).has_value();
-        auto cfg = json::parse(img.config, nullptr, false);
-        if (cfg.is_object() && cfg.contains("config") && cfg["config"].is_object() &&
-            cfg["config"].contains("Labels") && cfg["config"]["Labels"].is_object())
-          labels = cfg["config"]["Labels"];
+        labels = image::config_labels(img.config);
       } catch (const std::exception&) {  // an artifact, a missing platform: not squashable, so not cached
       }
     }
