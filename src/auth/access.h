@@ -30,9 +30,12 @@ class AccessControl {
 
   // /v2/: throws unless the request's token grants `action` ("pull", "push",
   // "delete") on `repo`; an empty `repo` asks only for a valid token (GET /v2/).
-  // A granted push on a repository that has no settings yet creates them
-  // (private by default, the organization's default permissions applied).
+  // Decides only: writes nothing.
   virtual void require(const http::Request& req, std::string_view repo, std::string_view action) = 0;
+  // After require() granted a push on `repo`: a repository that has no
+  // settings yet gets them (private by default, the organization's default
+  // permissions applied), once.
+  virtual void prepare_push(const http::Request& req, std::string_view repo) = 0;
   // Which repositories the caller of an already-authorized /v2/ request may
   // read (its token grants pull, or its role does): for filtering _catalog
   // and choosing mount sources. Authenticates once; the predicate serves this

@@ -71,59 +71,11 @@ std::vector<std::pair<std::string, std::string>> parse_form(std::string_view bod
 
 }  // namespace
 
-std::string Principal::kind_name() const {
-  switch (kind) {
-    case Kind::User: return "user";
-    case Kind::Robot: return "robot";
-    default: return "anonymous";
-  }
-}
-
 Auth::Auth(Options o, meta::AccountStore& accounts, meta::MetadataStore& meta, const ServerKey& key,
            const TokenSigner& signer)
-    : opts_(std::move(o)), accounts_(accounts), meta_(meta), key_(key), signer_(signer) {
-  audit_thread_ = std::thread([this] { audit_writer(); });
-}
+    : opts_(std::move(o)), accounts_(accounts), meta_(meta), key_(key), signer_(signer) {}
 
-Auth::~Auth() {
-  {
-    std::lock_guard lk(audit_mu_);
-    audit_stop_ = true;
-  }
-  audit_cv_.notify_all();
-  audit_thread_.join();
-}
-
-void Auth::audit_writer() {
-  std::unique_lock lk(audit_mu_);
-  while (true) {
-    audit_cv_.wait_for(lk, std::chrono::milliseconds(100), [&] { return audit_stop_ || audit_flush_ || audit_queue_.size() >= 512; });
-    audit_flush_ = false;
-    if (!audit_queue_.empty()) {
-      std::vector<meta::AuditEvent> batch;
-      batch.swap(audit_queue_);
-      uint64_t upto = audit_queued_;
-      lk.unlock();
-      try {
-        accounts_.append_audit(batch);
-      } catch (const std::exception& ex) {
-        spdlog::error("audit log write of {} events failed: {}", batch.size(), ex.what());
-      }
-      lk.lock();
-      audit_written_ = upto;
-      audit_cv_.notify_all();
-    }
-    if (audit_stop_ && audit_queue_.empty()) return;
-  }
-}
-
-void Auth::flush_audit() {
-  std::unique_lock lk(audit_mu_);
-  uint64_t want = audit_queued_;
-  audit_flush_ = true;
-  audit_cv_.notify_all();
-  audit_cv_.wait(lk, [&] { return audit_written_ >= want; });
-}
+void Auth::flush_audit() { audit_log_.flush(); }
 
 Principal Auth::user_principal(const meta::Account& a, Credential via) const {
   Principal p;
@@ -138,56 +90,6 @@ Principal Auth::user_principal(const meta::Account& a, Credential via) const {
 
 // ---------------------------------------------------------------- credentials
 
-Auth::PasswordSlot::PasswordSlot(Auth& a) : a_(a) {
-  std::unique_lock lk(a_.pw_mu_);
-  if (a_.pw_waiting_ >= 16)
-    throw Error(ErrorCode::TooManyRequests, "too many sign-ins at once; try again in a second")
-        .with_header("Retry-After", "1");
-  ++a_.pw_waiting_;
-  a_.pw_cv_.wait(lk, [&] { return a_.pw_running_ < 2; });
-  --a_.pw_waiting_;
-  ++a_.pw_running_;
-}
-Auth::PasswordSlot::~PasswordSlot() {
-  {
-    std::lock_guard lk(a_.pw_mu_);
-    --a_.pw_running_;
-  }
-  a_.pw_cv_.notify_one();
-}
-
-void Auth::check_rate(const std::string& key) {
-  std::lock_guard lk(mu_);
-  auto it = failures_.find(key);
-  if (it == failures_.end()) return;
-  int64_t now = now_s();
-  if (it->second.blocked_until > now) {
-    throw Error(ErrorCode::TooManyRequests, "too many failed logins; try again later")
-        .with_header("Retry-After", std::to_string(it->second.blocked_until - now));
-  }
-}
-
-void Auth::note_failure(const std::string& key, int max_failures) {
-  if (max_failures <= 0) max_failures = opts_.max_failed_logins;
-  std::lock_guard lk(mu_);
-  int64_t now = now_s();
-  if (failures_.size() > 100000) {  // bounded memory under a flood: forget what no longer counts, keep blocks
-    std::erase_if(failures_, [&](const auto& kv) {
-      const Failures& x = kv.second;
-      return x.blocked_until <= now && (x.times.empty() || x.times.back() < now - opts_.failed_login_window_seconds);
-    });
-    if (failures_.size() > 100000)
-      std::erase_if(failures_, [&](const auto& kv) { return kv.second.blocked_until <= now; });
-  }
-  auto& f = failures_[key];
-  std::erase_if(f.times, [&](int64_t t) { return t < now - opts_.failed_login_window_seconds; });
-  f.times.push_back(now);
-  if (static_cast<int>(f.times.size()) >= max_failures) {
-    f.blocked_until = now + opts_.block_seconds;
-    f.times.clear();
-  }
-}
-
 Principal Auth::login(const http::Request& req, std::string_view name, std::string_view secret, bool allow_robot) {
   // No account name is longer than NS+NAME (64 + 1 + 64): longer ones fail
   // before they cost a password check or a slot in the failure table.
@@ -195,8 +97,8 @@ Principal Auth::login(const http::Request& req, std::string_view name, std::stri
     throw Error(ErrorCode::Unauthorized, "invalid username or password");
   std::string addr = req.client_addr();
   std::string rate_key = addr + "\n" + std::string(name);
-  check_rate(rate_key);
-  check_rate(addr);  // the per-address budget: many accounts guessed from one place
+  limiter_.check(rate_key);
+  limiter_.check(addr);  // the per-address budget: many accounts guessed from one place
   std::optional<Principal> who;
   Credential via = Credential::Password;
   if (name.find('+') != std::string_view::npos) {
@@ -219,23 +121,7 @@ Principal Auth::login(const http::Request& req, std::string_view name, std::stri
     auto a = accounts_.account(name);
     if (a && a->is_org) a.reset();
     std::string cache_key = key_.keyed_hash(std::string(name) + '\0' + std::string(secret));
-    bool ok = false;
-    if (a) {
-      std::lock_guard lk(mu_);
-      auto it = password_ok_.find(cache_key);
-      ok = it != password_ok_.end() && it->second.first > now_s() && it->second.second == a->generation;
-    }
-    if (!ok) {
-      // Unknown users cost the same argon2id verification as known ones. At
-      // most two run at once (19 MiB each); a queue beyond that is refused.
-      PasswordSlot slot(*this);
-      ok = verify_password(a ? a->password_hash : dummy_password_hash(), secret) && a;
-      if (ok) {
-        std::lock_guard lk(mu_);
-        if (password_ok_.size() > 10000) password_ok_.clear();
-        password_ok_[cache_key] = {now_s() + opts_.password_cache_seconds, a->generation};
-      }
-    }
+    bool ok = passwords_.check(cache_key, a ? a->generation : 0, a ? a->password_hash : std::string(), secret);
     if (ok && a->disabled) {
       Principal p = user_principal(*a, via);
       record(p, &req, "login_failed", "", json{{"account", a->name}, {"reason", "disabled"}});
@@ -244,8 +130,8 @@ Principal Auth::login(const http::Request& req, std::string_view name, std::stri
     if (ok) who = user_principal(*a, via);
   }
   if (!who) {
-    note_failure(rate_key);
-    note_failure(addr, opts_.max_failed_logins_per_address);
+    limiter_.note_failure(rate_key, opts_.max_failed_logins);
+    limiter_.note_failure(addr, opts_.max_failed_logins_per_address);
     // The name as typed may be a secret pasted into the wrong field: an
     // account that exists is named, any other name only by a keyed hash
     // (equal names group together; the log neither shows nor lets anyone
@@ -298,48 +184,15 @@ bool Auth::generation_current(const Principal& p) {
   return true;
 }
 
-std::optional<Auth::Verified> Auth::bearer(const http::Request& req, bool& presented, std::string& why) {
+std::optional<RegistryTokens::Verified> Auth::bearer(const http::Request& req, bool& presented, std::string& why) {
   auto v = auth_value(req, "Bearer");
   presented = v.has_value();
   if (!v) {
     why = "authentication required";
     return std::nullopt;
   }
-  std::string token(*v);
-  std::optional<Verified> out;
-  {
-    std::lock_guard lk(mu_);
-    auto it = token_cache_.find(token);
-    if (it != token_cache_.end() && it->second.exp > now_s()) out = it->second;
-  }
-  if (!out) {
-    auto claims = signer_.verify(token, opts_.service, why);
-    if (!claims) return std::nullopt;
-    auto w = claims->value("wharf", json::object());
-    if (!w.is_object() || w.value("use", "") != "access") {
-      why = "not a registry token";
-      return std::nullopt;
-    }
-    Verified ver;
-    std::string kind = w.value("k", "");
-    ver.who.kind = kind == "user"    ? Principal::Kind::User
-                   : kind == "robot" ? Principal::Kind::Robot
-                                     : Principal::Kind::Anonymous;
-    ver.who.id = w.value("id", int64_t{0});
-    ver.who.generation = w.value("g", int64_t{0});
-    ver.who.name = claims->value("sub", "");
-    ver.who.via = Credential::RegistryToken;
-    ver.access = claims->value("access", json::array());
-    ver.exp = claims->value("exp", int64_t{0});
-    std::lock_guard lk(mu_);
-    if (token_cache_.size() > 20000) token_cache_.clear();
-    token_cache_[token] = ver;
-    out = ver;
-  }
-  if (out->exp <= now_s()) {
-    why = "token expired";
-    return std::nullopt;
-  }
+  auto out = tokens_.verify_access(std::string(*v), why);
+  if (!out) return std::nullopt;
   if (!generation_current(out->who)) {
     why = "token revoked: the credential it was issued for changed";
     return std::nullopt;
@@ -367,38 +220,9 @@ void Auth::challenge(const http::Request& req, std::string_view scope, bool insu
 
 // ---------------------------------------------------------------- decisions
 
-Role Auth::role(const Principal& p, std::string_view repo) {
-  if (p.superuser) return Role::Admin;
-  Role r = Role::None;
-  auto settings = accounts_.repo_settings(repo);
-  if (settings && settings->is_public) r = Role::Read;
-  if (p.anonymous()) return r;
-  std::string ns = ns_of(repo);
-  if (p.kind == Principal::Kind::User && p.name == ns) return Role::Admin;
-  if (auto owner = accounts_.account(ns); owner && owner->is_org) {
-    auto tr = accounts_.team_role(owner->id, p.subject(), p.id);
-    if (tr == meta::TeamRole::Admin) return Role::Admin;
-  }
-  return std::max(r, accounts_.explicit_role(repo, p.subject(), p.id));
-}
-
-bool Auth::can_create(const Principal& p, std::string_view ns) {
-  if (p.anonymous()) return false;
-  if (p.superuser) return true;
-  if (p.kind == Principal::Kind::User && p.name == ns) return true;
-  auto owner = accounts_.account(ns);
-  if (!owner || !owner->is_org) return false;
-  auto tr = accounts_.team_role(owner->id, p.subject(), p.id);
-  return tr && *tr >= meta::TeamRole::Creator;
-}
-
-bool Auth::namespace_admin(const Principal& p, std::string_view ns) {
-  if (p.anonymous() || p.kind == Principal::Kind::Robot) return false;
-  if (p.superuser || p.name == ns) return true;
-  auto owner = accounts_.account(ns);
-  if (!owner || !owner->is_org) return false;
-  return accounts_.team_role(owner->id, meta::SubjectKind::User, p.id) == meta::TeamRole::Admin;
-}
+Role Auth::role(const Principal& p, std::string_view repo) { return policy_.role(p, repo); }
+bool Auth::can_create(const Principal& p, std::string_view ns) { return policy_.can_create(p, ns); }
+bool Auth::namespace_admin(const Principal& p, std::string_view ns) { return policy_.namespace_admin(p, ns); }
 
 bool Auth::create_repository(const Principal& creator, std::string_view repo, std::optional<bool> is_public,
                              std::string_view description, bool grant_creator) {
@@ -475,14 +299,6 @@ json Auth::grant(const Principal& p, const std::vector<std::string>& scopes) {
   return access;
 }
 
-std::string Auth::issue(const Principal& p, const json& access, bool refresh) {
-  json claims = {{"sub", p.name},
-                 {"aud", opts_.service},
-                 {"wharf", {{"k", p.kind_name()}, {"id", p.id}, {"g", p.generation}, {"use", refresh ? "refresh" : "access"}}}};
-  if (!refresh) claims["access"] = access;
-  return signer_.sign(claims, refresh ? opts_.refresh_ttl_seconds : opts_.token_ttl_seconds);
-}
-
 // ---------------------------------------------------------------- AccessControl
 
 void Auth::require(const http::Request& req, std::string_view repo, std::string_view action) {
@@ -496,12 +312,18 @@ void Auth::require(const http::Request& req, std::string_view repo, std::string_
   if (repo.empty()) return;
   if (!token_allows(v->access, "repository", repo, action))
     challenge(req, scope, true, "the token does not grant " + std::string(action) + " on " + std::string(repo));
-  if (action == "push" && !repository_known(repo)) {  // once per repository and process
-    // A repository with content but no settings predates accounts: it gets
-    // private default settings, and the pusher gains nothing beyond write.
-    bool legacy = meta_.repository_exists(repo);
-    create_repository(v->who, repo, legacy ? std::optional<bool>(false) : std::nullopt, {}, !legacy);
-  }
+}
+
+void Auth::prepare_push(const http::Request& req, std::string_view repo) {
+  if (repository_known(repo)) return;  // once per repository and process
+  bool presented = false;
+  std::string why;
+  auto v = bearer(req, presented, why);  // the token require() verified: from the cache
+  if (!v) return;
+  // A repository with content but no settings predates accounts: it gets
+  // private default settings, and the pusher gains nothing beyond write.
+  bool legacy = meta_.repository_exists(repo);
+  create_repository(v->who, repo, legacy ? std::optional<bool>(false) : std::nullopt, {}, !legacy);
 }
 
 std::function<bool(std::string_view)> Auth::reader(const http::Request& req) {
@@ -573,11 +395,7 @@ void Auth::record(const Principal& p, const http::Request* req, std::string_view
     e.ns = detail["namespace"].get<std::string>();
   e.detail = detail.is_null() ? "{}" : detail.dump(-1, ' ', false, json::error_handler_t::replace);
   if (req) e.address = req->client_addr();
-  {
-    std::lock_guard lk(audit_mu_);
-    audit_queue_.push_back(std::move(e));
-    ++audit_queued_;
-  }
+  audit_log_.append(std::move(e));
 }
 
 // ---------------------------------------------------------------- /v2/auth
@@ -636,15 +454,9 @@ asio::awaitable<void> Auth::handle_token(http::Exchange& ex) {
         want_refresh = access_type == "offline";
       } else if (grant_type == "refresh_token") {
         std::string why;
-        auto claims = signer_.verify(refresh, opts_.service, why);
-        auto w = claims ? claims->value("wharf", json::object()) : json::object();
-        if (!claims || !w.is_object() || w.value("use", "") != "refresh")
-          throw Error(ErrorCode::Unauthorized, claims ? "not a refresh token" : "invalid refresh token: " + why);
-        p.kind = w.value("k", "") == "robot" ? Principal::Kind::Robot : Principal::Kind::User;
-        p.id = w.value("id", int64_t{0});
-        p.generation = w.value("g", int64_t{0});
-        p.name = claims->value("sub", "");
-        p.via = Credential::RefreshToken;
+        auto who = tokens_.verify_refresh(refresh, why);
+        if (!who) throw Error(ErrorCode::Unauthorized, why);
+        p = *who;
         if (!generation_current(p))
           throw Error(ErrorCode::Unauthorized, "refresh token revoked: the credential it was issued for changed");
         if (p.kind == Principal::Kind::User)
@@ -658,13 +470,13 @@ asio::awaitable<void> Auth::handle_token(http::Exchange& ex) {
     if (!service.empty() && service != opts_.service)
       throw Error(ErrorCode::BadRequest, "this token service issues tokens for service \"" + opts_.service + "\"");
     json access = grant(p, scopes);
-    std::string token = issue(p, access, false);
+    std::string token = tokens_.issue(p, access, false);
     int64_t now = now_s();
     json out = {{"token", token},
                 {"access_token", token},
                 {"expires_in", opts_.token_ttl_seconds},
                 {"issued_at", rfc3339(now)}};
-    if (want_refresh && !p.anonymous()) out["refresh_token"] = issue(p, json::array(), true);
+    if (want_refresh && !p.anonymous()) out["refresh_token"] = tokens_.issue(p, json::array(), true);
     if (!p.anonymous()) {
       std::string repo;
       for (auto& a : access)

@@ -32,8 +32,14 @@
 #include <vector>
 
 #include "auth/access.h"
+#include "auth/audit_log.h"
 #include "auth/crypto.h"
 #include "auth/jwt.h"
+#include "auth/login_limiter.h"
+#include "auth/password_checker.h"
+#include "auth/policy.h"
+#include "auth/principal.h"
+#include "auth/registry_tokens.h"
 #include "core/config.h"
 #include "http/server.h"
 #include "meta/account_store.h"
@@ -51,30 +57,15 @@ struct Options : core::AuthConfig {
   std::string external_url;  // realm base; else from the request
 };
 
-enum class Credential { None, Password, RobotToken, RegistryToken, RefreshToken, ApiToken, Session };
-
-struct Principal {
-  enum class Kind { Anonymous, User, Robot } kind = Kind::Anonymous;
-  int64_t id = 0;
-  std::string name;  // user name or robot full name
-  bool superuser = false;
-  int64_t generation = 0;
-  Credential via = Credential::None;
-  bool anonymous() const { return kind == Kind::Anonymous; }
-  meta::SubjectKind subject() const {
-    return kind == Kind::Robot ? meta::SubjectKind::Robot : meta::SubjectKind::User;
-  }
-  std::string kind_name() const;
-};
-
 class Auth : public AccessControl {
  public:
   Auth(Options o, meta::AccountStore& accounts, meta::MetadataStore& meta, const ServerKey& key,
        const TokenSigner& signer);
-  ~Auth() override;  // writes the audit events still queued
+  ~Auth() override = default;  // the audit log writes the events still queued
 
   // --- AccessControl (see access.h)
   void require(const http::Request& req, std::string_view repo, std::string_view action) override;
+  void prepare_push(const http::Request& req, std::string_view repo) override;
   std::function<bool(std::string_view repo)> reader(const http::Request& req) override;
   Caller require_direct(const http::Request& req, std::string_view repo, std::string_view action) override;
   void audit(const http::Request& req, const Caller* caller, std::string_view action, std::string_view repo,
@@ -108,9 +99,7 @@ class Auth : public AccessControl {
   // Drops the in-process note that `repo` has settings (after deleting them).
   void forget_repository(std::string_view repo);
 
-  // Queues an audit event; a writer thread commits queued events together
-  // every 100 ms (one transaction instead of one fsync per event). A crash
-  // loses at most that window.
+  // Queues an audit event (audit_log.h: committed in batches every 100 ms).
   void record(const Principal& p, const http::Request* req, std::string_view action, std::string_view repo,
               const nlohmann::json& detail);
   // Commits every queued audit event now (before reading the log).
@@ -122,59 +111,31 @@ class Auth : public AccessControl {
   meta::AccountStore& accounts() { return accounts_; }
 
  private:
-  struct Verified {
-    Principal who;
-    nlohmann::json access;  // [{type,name,actions}]
-    int64_t exp = 0;
-  };
-  // The registry token of the request (cached by token text); nullopt when none.
-  std::optional<Verified> bearer(const http::Request& req, bool& presented, std::string& why);
+  // The registry token of the request, verified and its generation current; nullopt when none.
+  std::optional<RegistryTokens::Verified> bearer(const http::Request& req, bool& presented, std::string& why);
   bool generation_current(const Principal& p);
   static bool token_allows(const nlohmann::json& access, std::string_view type, std::string_view name,
                            std::string_view action);
   [[noreturn]] void challenge(const http::Request& req, std::string_view scope, bool insufficient,
                               std::string_view message);
   nlohmann::json grant(const Principal& p, const std::vector<std::string>& scopes);
-  std::string issue(const Principal& p, const nlohmann::json& access, bool refresh);
-  void check_rate(const std::string& key);
-  void note_failure(const std::string& key, int max_failures = 0);
-  // Bounds concurrent argon2id verifications (RAII; throws 429 when too many wait).
-  class PasswordSlot {
-   public:
-    explicit PasswordSlot(Auth& a);
-    ~PasswordSlot();
-
-   private:
-    Auth& a_;
-  };
-  std::mutex pw_mu_;
-  std::condition_variable pw_cv_;
-  int pw_running_ = 0, pw_waiting_ = 0;
-
   Options opts_;
   meta::AccountStore& accounts_;
   meta::MetadataStore& meta_;
   const ServerKey& key_;
   const TokenSigner& signer_;
 
+  AccessPolicy policy_{accounts_};
+  RegistryTokens tokens_{signer_, opts_};
+  LoginLimiter limiter_{opts_};
+  PasswordChecker passwords_{opts_};
+
+  // State below is protected by mu_.
   std::mutex mu_;
-  std::unordered_map<std::string, Verified> token_cache_;  // JWT text -> verified claims
-  struct Failures {
-    std::vector<int64_t> times;
-    int64_t blocked_until = 0;
-  };
-  std::unordered_map<std::string, Failures> failures_;      // "addr\nname"
-  std::unordered_map<std::string, std::pair<int64_t, int64_t>> password_ok_;  // keyed hash -> (expiry, generation)
   std::unordered_set<std::string> known_repos_;  // repositories whose settings exist (this process saw them)
   bool repository_known(std::string_view repo);
 
-  void audit_writer();
-  std::mutex audit_mu_;
-  std::condition_variable audit_cv_;
-  std::vector<meta::AuditEvent> audit_queue_;
-  uint64_t audit_queued_ = 0, audit_written_ = 0;
-  bool audit_stop_ = false, audit_flush_ = false;
-  std::thread audit_thread_;
+  AuditLog audit_log_{accounts_};  // last: destroyed first, writing what is still queued
 };
 
 }  // namespace wharf::auth

@@ -799,7 +799,11 @@ struct Registry::Impl {
       default: break;
     }
     check_name(r.name);
-    if (opts.access) opts.access->require(req, r.name, action_needed(r.kind, req.method));
+    if (opts.access) {
+      std::string_view action = action_needed(r.kind, req.method);
+      opts.access->require(req, r.name, action);
+      if (action == "push") opts.access->prepare_push(req, r.name);
+    }
     switch (r.kind) {
       case Route::Manifest: co_return co_await manifest(ex, r.name, r.ref);
       case Route::Blob: co_return co_await blob(ex, r.name, r.ref);
