@@ -684,10 +684,10 @@ struct Registry::Impl {
   asio::awaitable<void> upload(Exchange& ex, const std::string& name, const std::string& id) {
     const auto& req = ex.request();
     const auto& m = req.method;
-    auto found = get_upload(name, id);
     if (m == "GET") {
       ex.route = "upload_status";
-      auto size = staged_size(found);
+      auto found = get_upload(name, id);
+      auto size = blobs.upload_size(id, found.driver_state);
       if (!size) throw Error(ErrorCode::BlobUploadUnknown, "upload session unknown", id);
       auto r = upload_progress(req, name, id, *size, 204);
       co_return co_await ex.send(r);
@@ -696,6 +696,7 @@ struct Registry::Impl {
       ex.route = "upload_delete";
       {
         Claim c(*this, id);
+        auto found = get_upload(name, id);
         if (opts.upload_observer) opts.upload_observer->dropped(id);
         blobs.delete_upload(id, found.driver_state);
         meta.delete_upload(id);
@@ -704,23 +705,26 @@ struct Registry::Impl {
       r.status = 204;
       co_return co_await ex.send(r);
     }
-    if (m != "PATCH" && m != "PUT") throw Error(ErrorCode::Unsupported, "method not allowed");
-    ex.route = m == "PATCH" ? "upload_patch" : "upload_put";
-    std::optional<Digest> want;
-    if (m == "PUT") {
-      auto dg = req.param("digest");
-      if (!dg) throw Error(ErrorCode::DigestInvalid, "PUT must carry ?digest= to complete an upload");
-      want = parse_digest_or_throw(*dg);
+    if (m != "PATCH" && m != "PUT") {
+      get_upload(name, id);  // an unknown session is that, whatever the method
+      throw Error(ErrorCode::Unsupported, "method not allowed");
     }
+    ex.route = m == "PATCH" ? "upload_patch" : "upload_put";
     // The claim is released before the response goes out: a client may send
     // its next request for this upload on another connection at once.
     Response r;
     {
       Claim c(*this, id);
-      Writing w{get_upload(name, id)};  // as stored once the claim is ours
-      auto staged = staged_size(w.session);
+      Writing w{get_upload(name, id)};  // read once the claim is ours: what the last writer stored
+      std::optional<Digest> want;
+      if (m == "PUT") {
+        auto dg = req.param("digest");
+        if (!dg) throw Error(ErrorCode::DigestInvalid, "PUT must carry ?digest= to complete an upload");
+        want = parse_digest_or_throw(*dg);
+      }
+      auto staged = blobs.upload_size(id, w.session.driver_state);
       if (!staged) throw Error(ErrorCode::BlobUploadUnknown, "upload session unknown", id);
-      w.session.size = *staged;
+      w.session.size = *staged;  // the driver's word (a session an older version stored has no size)
       if (auto cr = req.headers.get("Content-Range")) {
         uint64_t a, b;
         bool ok = parse_content_range(*cr, a, b);
@@ -750,14 +754,6 @@ struct Registry::Impl {
       }
     }
     co_await ex.send(r);
-  }
-
-  // The session's size: stored with it, or (a session an older version
-  // stored) the driver's. nullopt when the staged upload is gone.
-  std::optional<uint64_t> staged_size(const meta::UploadRecord& u) {
-    auto size = blobs.upload_size(u.id, u.driver_state);
-    if (!size || u.driver_state.empty()) return size;
-    return u.size;
   }
 
   asio::awaitable<void> referrers(Exchange& ex, const std::string& name, const std::string& ref) {
