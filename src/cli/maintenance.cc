@@ -43,10 +43,9 @@ int gc(const core::Config& cfg, bool dry_run, int grace_minutes) {
         bytes += b.size;
         continue;
       }
-      std::string d = b.digest.str();
-      if (meta->mark_blob_deleting(d, cutoff, core::unix_seconds()) != meta::MetadataStore::Mark::Marked) continue;
-      blobs->remove(b.digest);
-      meta->finish_blob_delete(d);
+      if (meta->remove_blob_if_unused(b.digest.str(), cutoff, [&] { blobs->remove(b.digest); }) !=
+          meta::MetadataStore::Mark::Marked)
+        continue;
       ++removed;
       bytes += b.size;
     }

@@ -17,4 +17,13 @@ void MetadataStore::claim_blob_write(std::string_view digest) {
   }
 }
 
+MetadataStore::Mark MetadataStore::remove_blob_if_unused(std::string_view digest, int64_t cutoff,
+                                                         const std::function<void()>& remove) {
+  Mark m = mark_blob_deleting(digest, cutoff, core::unix_seconds());
+  if (m != Mark::Marked) return m;
+  remove();  // throws: the mark stays, and goes stale (a later claim takes it over)
+  finish_blob_delete(digest);
+  return m;
+}
+
 }  // namespace wharf::meta

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -164,7 +165,8 @@ class MetadataStore {
   //   a writer: claim_blob_write(d), then BlobStore::commit_upload / put,
   //             then the reference (a link, a record);
   //   a remover: mark_blob_deleting(d, cutoff, now), and only when it says
-  //             true BlobStore::remove(d), then finish_blob_delete(d).
+  //             Marked BlobStore::remove(d), then finish_blob_delete(d)
+  //             (remove_blob_if_unused does the three).
   // A claim dates the blob's last write now, so a mark after it fails (the
   // write is not before the cutoff); a claim after a mark waits until the
   // remover finished. A mark is refused while the blob is in use.
@@ -179,6 +181,10 @@ class MetadataStore {
   virtual Mark mark_blob_deleting(std::string_view digest, int64_t cutoff, int64_t now) = 0;
   // The remover is done: the blob is gone and so is its state.
   virtual void finish_blob_delete(std::string_view digest) = 0;
+  // The remover's side in one call: marks the blob (cutoff as above, now the
+  // current time), and only when that says Marked runs `remove` (the
+  // BlobStore::remove of the bytes), then finishes. Returns the mark's answer.
+  Mark remove_blob_if_unused(std::string_view digest, int64_t cutoff, const std::function<void()>& remove);
   // Claims the write, waiting while a remover holds a mark; a mark older
   // than kStaleDeleteMark seconds is a remover that died and is taken over.
   // Throws std::runtime_error when the store fails.

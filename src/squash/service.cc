@@ -133,7 +133,6 @@ class VerifyingReader : public storage::BlobReader {
   std::thread thread_;  // last: starts once the members it uses exist
 };
 
-
 std::string random_id() {
   unsigned char b[12];
   RAND_bytes(b, sizeof b);
@@ -1094,12 +1093,7 @@ void Service::compress(const meta::SquashRecord& rec) {
 }
 
 void Service::remove_evicted(const std::string& d) {
-  int64_t now = now_s();
-  auto m = meta_.mark_blob_deleting(d, now - 1, now);
-  if (m == meta::MetadataStore::Mark::Marked) {
-    blobs_.remove(*core::Digest::parse(d));
-    meta_.finish_blob_delete(d);
-  }
+  auto m = meta_.remove_blob_if_unused(d, now_s() - 1, [&] { blobs_.remove(*core::Digest::parse(d)); });
   std::lock_guard lk(mu_);
   if (m == meta::MetadataStore::Mark::WrittenSince || m == meta::MetadataStore::Mark::Busy)
     unremoved_.insert(d);
