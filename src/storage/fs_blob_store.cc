@@ -240,15 +240,8 @@ class FsBlobStore : public BlobStore {
   }
   std::unique_ptr<UploadWriter> append_upload(const std::string& id, std::string_view state) override {
     auto p = upload_path(id);
-    int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) fail("open upload", p);
     uint64_t len;
-    try {
-      len = cut_to_state(fd, p, state);
-    } catch (...) {
-      ::close(fd);
-      throw;
-    }
+    int fd = open_cut_to_state(p, state, len);
     return std::make_unique<FdWriter>(fd, p, len, drop_committed_);
   }
   std::unique_ptr<BlobReader> read_upload(const std::string& id, uint64_t offset) override {
@@ -257,14 +250,8 @@ class FsBlobStore : public BlobStore {
   void commit_upload(const std::string& id, std::string_view state, const core::Digest& d) override {
     auto src = upload_path(id);
     auto dst = blob_path(d);
-    int fd = ::open(src.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) fail("open upload", src);
-    try {
-      cut_to_state(fd, src, state);
-    } catch (...) {
-      ::close(fd);
-      throw;
-    }
+    uint64_t len;
+    int fd = open_cut_to_state(src, state, len);
     ::futimens(fd, nullptr);  // mtime = commit time: what wharf gc compares with its grace period
     if (::fsync(fd) != 0) {
       ::close(fd);
@@ -316,13 +303,22 @@ class FsBlobStore : public BlobStore {
     if (n > actual) throw std::runtime_error("upload " + p.string() + " holds fewer bytes than its state says");
     return n;
   }
-  // Cuts the staged file to the length `state` names; returns that length.
-  static uint64_t cut_to_state(int fd, const fs::path& p, std::string_view state) {
-    struct stat st;
-    if (::fstat(fd, &st) != 0) fail("stat upload", p);
-    uint64_t len = staged_length(p, state, static_cast<uint64_t>(st.st_size));
-    if (len < static_cast<uint64_t>(st.st_size) && ::ftruncate(fd, static_cast<off_t>(len)) != 0) fail("truncate upload", p);
-    return len;
+  // Opens the staged file for writing, cut to the length `state` names
+  // (stored in `len`); the caller closes the descriptor.
+  static int open_cut_to_state(const fs::path& p, std::string_view state, uint64_t& len) {
+    int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) fail("open upload", p);
+    try {
+      struct stat st;
+      if (::fstat(fd, &st) != 0) fail("stat upload", p);
+      len = staged_length(p, state, static_cast<uint64_t>(st.st_size));
+      if (len < static_cast<uint64_t>(st.st_size) && ::ftruncate(fd, static_cast<off_t>(len)) != 0)
+        fail("truncate upload", p);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    return fd;
   }
   fs::path root_;
   bool drop_committed_;
