@@ -254,25 +254,13 @@ struct Api::Impl {
         {"POST", "user/tokens", [](Impl& a, Call& c, P) { a.create_token(c); }},
         {"DELETE", "user/tokens/{id}", [](Impl& a, Call& c, P p) { a.delete_token(c, p[0]); }},
         {"GET", "user/logs", [](Impl& a, Call& c, P) { a.logs(c, c.who.name, "", c.who.name); }},
-        // robots of the caller's namespace, of any namespace, of an organization
-        {"GET", "user/robots/?", [](Impl& a, Call& c, P) { a.robots_list(c, c.who.name); }},
-        {"PUT", "user/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_create(c, c.who.name, p[0]); }},
-        {"GET", "user/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_get(c, c.who.name, p[0]); }},
-        {"DELETE", "user/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_delete(c, c.who.name, p[0]); }},
-        {"POST", "user/robots/{robot}/regenerate", [](Impl& a, Call& c, P p) { a.robot_regenerate(c, c.who.name, p[0]); }},
-        {"GET", "user/robots/{robot}/permissions", [](Impl& a, Call& c, P p) { a.robot_permissions(c, c.who.name, p[0]); }},
+        // robots of a namespace (user/robots and organization/{org}/robots are aliases, see dispatch)
         {"GET", "namespace/{ns}/robots/?", [](Impl& a, Call& c, P p) { a.robots_list(c, p[0]); }},
         {"PUT", "namespace/{ns}/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_create(c, p[0], p[1]); }},
         {"GET", "namespace/{ns}/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_get(c, p[0], p[1]); }},
         {"DELETE", "namespace/{ns}/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_delete(c, p[0], p[1]); }},
         {"POST", "namespace/{ns}/robots/{robot}/regenerate", [](Impl& a, Call& c, P p) { a.robot_regenerate(c, p[0], p[1]); }},
         {"GET", "namespace/{ns}/robots/{robot}/permissions", [](Impl& a, Call& c, P p) { a.robot_permissions(c, p[0], p[1]); }},
-        {"GET", "organization/{org}/robots/?", [](Impl& a, Call& c, P p) { a.robots_list(c, p[0]); }},
-        {"PUT", "organization/{org}/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_create(c, p[0], p[1]); }},
-        {"GET", "organization/{org}/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_get(c, p[0], p[1]); }},
-        {"DELETE", "organization/{org}/robots/{robot}", [](Impl& a, Call& c, P p) { a.robot_delete(c, p[0], p[1]); }},
-        {"POST", "organization/{org}/robots/{robot}/regenerate", [](Impl& a, Call& c, P p) { a.robot_regenerate(c, p[0], p[1]); }},
-        {"GET", "organization/{org}/robots/{robot}/permissions", [](Impl& a, Call& c, P p) { a.robot_permissions(c, p[0], p[1]); }},
         // superusers
         {"GET", "superuser/logs", [](Impl& a, Call& c, P) { a.superuser_logs(c); }},
         {"GET", "superuser/users", [](Impl& a, Call& c, P) { a.superuser_list_users(c); }},
@@ -350,6 +338,15 @@ struct Api::Impl {
 
   void dispatch(Call& c, const std::string& rest) {
     auto seg = segments(rest);
+    // Aliases, as Quay has them: the caller's own robots (user/robots/...)
+    // and an organization's (organization/{org}/robots/...) are a namespace's.
+    if (seg.size() >= 2 && seg[0] == "user" && seg[1] == "robots") {
+      seg[0] = "namespace";
+      seg[1] = c.who.name;  // empty for an anonymous caller: matches nothing, answered 401 below
+      seg.insert(seg.begin() + 2, "robots");
+    } else if (seg.size() >= 3 && seg[0] == "organization" && seg[2] == "robots") {
+      seg[0] = "namespace";
+    }
     Params params;
     bool path_known = false;
     for (const auto& r : routes()) {
