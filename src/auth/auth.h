@@ -20,14 +20,11 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-#include <chrono>
-#include <condition_variable>
-#include <thread>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
