@@ -752,6 +752,24 @@ TEST_P(MetaSuite, AMarkIsRefusedWhileTheBlobIsInUse) {
   EXPECT_EQ(store_->mark_blob_deleting(kA, 1000, 1000), Mark::Marked);  // nothing uses it now
 }
 
+// The remover's three steps in one call: the bytes are removed only when the
+// mark is granted, and afterwards the blob has no state left.
+TEST_P(MetaSuite, RemoveBlobIfUnusedRemovesOnlyWhatItMarked) {
+  int removed = 0;
+  auto remove = [&] { ++removed; };
+  store_->link_blob("r", kA, 1);
+  EXPECT_EQ(store_->remove_blob_if_unused(kA, unix_now() + 10, remove), Mark::InUse);
+  EXPECT_TRUE(store_->try_claim_blob_write(kB, unix_now(), unix_now() - 60));
+  EXPECT_EQ(store_->remove_blob_if_unused(kB, unix_now() - 100, remove), Mark::WrittenSince);
+  EXPECT_EQ(removed, 0) << "bytes removed without a mark";
+  EXPECT_EQ(store_->remove_blob_if_unused(kB, unix_now() + 10, remove), Mark::Marked);
+  EXPECT_EQ(removed, 1);
+  EXPECT_TRUE(store_->try_claim_blob_write(kB, unix_now(), unix_now() - 60)) << "the mark outlived the removal";
+  // A failed removal leaves the mark: a writer waits for it, not for ever (it goes stale).
+  EXPECT_ANY_THROW(store_->remove_blob_if_unused(kC, unix_now() + 10, [] { throw std::runtime_error("disk"); }));
+  EXPECT_FALSE(store_->try_claim_blob_write(kC, unix_now(), unix_now() - 60));
+}
+
 TEST_P(MetaSuite, AnUnclaimedUnusedBlobIsMarkedOnceAndFreedByFinish) {
   EXPECT_EQ(store_->mark_blob_deleting(kA, 1000, 1000), Mark::Marked);
   EXPECT_EQ(store_->mark_blob_deleting(kA, 1000, 1001), Mark::Busy);  // another remover holds a mark
