@@ -16,6 +16,7 @@
 #include "core/reference.h"
 #include "registry/registry.h"
 #include "squash/docker_archive.h"
+#include "squash/follower.h"
 #include "squash/gzip.h"
 
 namespace wharf::registry {
@@ -37,10 +38,6 @@ std::string request_host(const http::Request& req, const SquashOptions& o) {
   auto p = base.find("://");
   return p == std::string::npos ? "" : base.substr(p + 3);
 }
-
-// How much a reader that fell behind a build reads from disk before it
-// looks at what the build holds in memory again.
-constexpr uint64_t kDiskStep = 4 << 20;
 
 // A nap on the connection's strand that another thread can cut short:
 // wake() may run anywhere; it posts the cancel to the strand, so it is
@@ -268,104 +265,113 @@ asio::awaitable<void> SquashEndpoint::handle(http::Exchange& ex) {
   }
 }
 
+// What every response for one squash request shares: the image, the
+// archive's layout and the response headers set so far.
+struct SquashEndpoint::Reply {
+  squash::Image img;
+  squash::ArchiveLayout layout;
+  std::string sizing_config;  // the config with a placeholder diff_id: same length as the real one
+  bool gzip = false;
+  std::string etag;
+  Response r;
+  // Strong for bytes that are the same on every request (identity, and gzip
+  // from the cached piece); weak for gzip compressed on the fly, whose bytes
+  // differ from the cached piece's though they inflate to the same archive.
+  void set_etag(bool weak) { r.headers.set("ETag", weak ? "W/" + etag : etag); }
+};
+
 asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::string& name, const std::string& ref,
                                             bool by_digest) {
   const auto& req = ex.request();
   ex.route = "squash";
-  auto img = svc_.resolve(name, ref, req.param("platform").value_or(""));
+  Reply rep;
+  rep.img = svc_.resolve(name, ref, req.param("platform").value_or(""));
+  const squash::Image& img = rep.img;
   std::string host = request_host(req, opts_);
-  squash::ArchiveLayout layout;
-  layout.layer_dir = img.layer_dir;
-  if (!by_digest && squash::valid_repo_tag(host, name, ref)) layout.repo_tag = host + "/" + name + ":" + ref;
+  rep.layout.layer_dir = img.layer_dir;
+  if (!by_digest && squash::valid_repo_tag(host, name, ref)) rep.layout.repo_tag = host + "/" + name + ":" + ref;
   // The config's length does not depend on the diff_id: a placeholder sizes it.
-  const std::string sizing_config = squash::squashed_config(img.config, kPlaceholderDigest, img.manifest_digest);
-
-  const bool gzip = accepts_gzip(req);
-  Response r;
+  rep.sizing_config = squash::squashed_config(img.config, kPlaceholderDigest, img.manifest_digest);
+  rep.gzip = accepts_gzip(req);
+  Response& r = rep.r;
   r.headers.add("Content-Type", "application/x-tar");
-  // Strong for bytes that are the same on every request (identity, and gzip
-  // from the cached piece); weak for gzip compressed on the fly, whose bytes
-  // differ from the cached piece's though they inflate to the same archive.
-  const std::string etag = etag_for(img, layout.repo_tag, gzip);
-  auto set_etag = [&](bool weak) { r.headers.set("ETag", weak ? "W/" + etag : etag); };
-  set_etag(gzip);
+  rep.etag = etag_for(img, rep.layout.repo_tag, rep.gzip);
+  rep.set_etag(rep.gzip);
   r.headers.add("Vary", "Accept-Encoding");
   r.headers.add("X-Wharf-Source-Manifest", img.manifest_digest);
   std::string file = name.substr(name.rfind('/') + 1) + "-" + (by_digest ? img.manifest_digest.substr(7, 12) : ref);
   r.headers.add("Content-Disposition", "attachment; filename=\"" + file + ".tar\"");
 
-  if (req.is_head()) {
-    auto rec = svc_.cached(img);
-    layout.layer_size = rec ? rec->layer_size : co_await planned_layer_size(svc_, img);
-    if (gzip && rec && rec->gz_size) {
-      r.headers.add("Content-Encoding", "gzip");
-      auto [pre, post] = gzip_wrapping(squash::archive_head(layout), squash::archive_tail(layout, rec->config),
-                                       rec->layer_crc, rec->layer_size);
-      r.content_length = pre.size() + rec->gz_size + post.size();
-      set_etag(false);
-    } else if (gzip) {
-      r.headers.add("Content-Encoding", "gzip");  // compressed on the fly: length unknown until sent
-      r.length_unknown = true;  // chunked, as the GET will be; never "Content-Length: 0"
-    } else {
-      r.content_length = squash::archive_size(layout, sizing_config);
-    }
-    r.headers.add("Accept-Ranges", rec ? "bytes" : "none");
-    co_await ex.send(r);
-    co_return;
-  }
-
+  if (req.is_head()) co_return co_await serve_head(ex, rep);
   auto job = svc_.acquire(img);
   // Until the plan exists nothing is sent: failures here are JSON errors.
   for (;;) {
-    uint64_t seen = job->changes();
-    auto st = job->state();
-    if (st == Job::State::Failed) std::rethrow_exception(job->failure());
-    if (st == Job::State::Done) break;
-    // Writing: stream as it grows; but once the layer is complete (config
-    // known) the entry is being committed: wait, and serve it cached.
-    if (st == Job::State::Writing && job->config().empty()) break;
-    co_await wait_for_progress(*job, seen);
-  }
-  layout.layer_size = job->layer_size();
-  const std::string head = squash::archive_head(layout);
-
-  // Cached: the whole representation is known; served from segments with Range.
-  if (job->state() == Job::State::Done) {
-    std::string tail = squash::archive_tail(layout, job->config());
-    std::vector<Segment> segs;
-    auto gz = gzip ? job->gzip() : std::nullopt;
-    if (gz) {
-      auto piece = job->open_gzip();
-      if (piece) {
-        r.headers.add("Content-Encoding", "gzip");
-        set_etag(false);
-        auto [pre, post] = gzip_wrapping(head, tail, gz->layer_crc, layout.layer_size);
-        segs.push_back({pre, nullptr, pre.size()});
-        segs.push_back({"", std::move(piece), gz->size});
-        segs.push_back({post, nullptr, post.size()});
-        co_await send_segments(ex, r, segs);
-        co_return;
-      }
+    uint64_t seen;
+    auto start = squash::start_of(*job, seen);
+    if (start == squash::Start::Wait) {
+      co_await wait_for_progress(*job, seen);
+      continue;
     }
-    if (!gzip) {
-      segs.push_back({head, nullptr, head.size()});
-      segs.push_back({"", job->open_at(0), layout.layer_size});
-      segs.push_back({tail, nullptr, tail.size()});
-      co_await send_segments(ex, r, segs);
-      co_return;
-    }
+    rep.layout.layer_size = job->layer_size();
+    if (start == squash::Start::Cached && co_await serve_cached(ex, rep, *job)) co_return;
+    co_return co_await serve_following(ex, rep, job);
   }
+}
 
-  // Building (or gzip before its cached piece exists): stream as the layer
-  // grows; the tail needs the finished config.
+asio::awaitable<void> SquashEndpoint::serve_head(http::Exchange& ex, Reply& rep) {
+  Response& r = rep.r;
+  auto rec = svc_.cached(rep.img);
+  rep.layout.layer_size = rec ? rec->layer_size : co_await planned_layer_size(svc_, rep.img);
+  if (rep.gzip && rec && rec->gz_size) {
+    r.headers.add("Content-Encoding", "gzip");
+    auto [pre, post] = gzip_wrapping(squash::archive_head(rep.layout), squash::archive_tail(rep.layout, rec->config),
+                                     rec->layer_crc, rec->layer_size);
+    r.content_length = pre.size() + rec->gz_size + post.size();
+    rep.set_etag(false);
+  } else if (rep.gzip) {
+    r.headers.add("Content-Encoding", "gzip");  // compressed on the fly: length unknown until sent
+    r.length_unknown = true;  // chunked, as the GET will be; never "Content-Length: 0"
+  } else {
+    r.content_length = squash::archive_size(rep.layout, rep.sizing_config);
+  }
+  r.headers.add("Accept-Ranges", rec ? "bytes" : "none");
+  co_await ex.send(r);
+}
+
+asio::awaitable<bool> SquashEndpoint::serve_cached(http::Exchange& ex, Reply& rep, squash::Job& job) {
+  const std::string head = squash::archive_head(rep.layout);
+  const std::string tail = squash::archive_tail(rep.layout, job.config());
+  std::vector<Segment> segs;
+  if (rep.gzip) {
+    auto gz = job.gzip();
+    auto piece = gz ? job.open_gzip() : nullptr;
+    if (!piece) co_return false;  // no gzip piece yet: compressed on the fly
+    rep.r.headers.add("Content-Encoding", "gzip");
+    rep.set_etag(false);
+    auto [pre, post] = gzip_wrapping(head, tail, gz->layer_crc, rep.layout.layer_size);
+    segs.push_back({pre, nullptr, pre.size()});
+    segs.push_back({"", std::move(piece), gz->size});
+    segs.push_back({post, nullptr, post.size()});
+  } else {
+    segs.push_back({head, nullptr, head.size()});
+    segs.push_back({"", job.open_at(0), rep.layout.layer_size});
+    segs.push_back({tail, nullptr, tail.size()});
+  }
+  co_await send_segments(ex, rep.r, segs);
+  co_return true;
+}
+
+asio::awaitable<void> SquashEndpoint::serve_following(http::Exchange& ex, Reply& rep,
+                                                      const std::shared_ptr<squash::Job>& job) {
+  Response& r = rep.r;
   std::optional<squash::Deflater> deflater;
   std::string pending;
-  if (gzip) {
+  if (rep.gzip) {
     r.headers.add("Content-Encoding", "gzip");
     deflater.emplace([&pending](const char* p, size_t n) { pending.append(p, n); });
     pending = squash::gzip_header();
   } else {
-    r.content_length = squash::archive_size(layout, sizing_config);
+    r.content_length = squash::archive_size(rep.layout, rep.sizing_config);
   }
   co_await ex.begin(r);
   // Sends `n` bytes, through the deflater when gzip.
@@ -380,68 +386,33 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
       pending.clear();
     }
   };
+  const std::string head = squash::archive_head(rep.layout);
   co_await emit(head.data(), head.size());
-  uint64_t sent = 0;
-  struct Attached {  // tells the build where this reader is, so it keeps what we still need in memory
-    Job& job;
-    int id;
-    ~Attached() { job.detach(id); }
-  } attached{*job, job->attach(0)};
-  std::vector<char> buf(1 << 20);
-  while (sent < layout.layer_size) {
-    uint64_t seen = job->changes();
-    uint64_t avail = job->available();
-    auto st = job->state();
-    if (st == Job::State::Failed) throw std::runtime_error("squash build failed mid-stream");
-    if (st == Job::State::Done) avail = layout.layer_size;
-    if (avail <= sent) {
-      co_await wait_for_progress(*job, seen);
-      continue;
-    }
-    if (st != Job::State::Done) {
-      if (auto piece = job->recent(sent)) {  // close behind the build: from memory
-        size_t n = static_cast<size_t>(std::min<uint64_t>(piece->size, avail - sent));
-        co_await emit(piece->data, n);
-        sent += n;
-        job->advance(attached.id, sent);
-        core::Metrics::global().add("wharf_squash_stream_bytes_total", n, "from=\"memory\"");
-        continue;
+  squash::Follower follow(job);
+  std::vector<char> buf;
+  for (;;) {
+    auto step = follow.next();
+    if (step.kind == squash::Follower::Step::End) break;
+    if (step.kind == squash::Follower::Step::Wait) {
+      co_await wait_for_progress(*job, step.seen);
+    } else if (step.kind == squash::Follower::Step::Memory) {
+      co_await emit(step.data, step.size);
+      follow.sent(step.size);
+    } else if (!deflater && step.file->native_fd() >= 0) {
+      co_await ex.write_file(step.file->native_fd(), step.file->native_offset(), step.size);
+      follow.sent(step.size);
+    } else {
+      buf.resize(1 << 20);
+      for (uint64_t want = step.size; want;) {
+        size_t n = step.file->read(buf.data(), std::min<uint64_t>(want, buf.size()));
+        if (!n) throw std::runtime_error("squash staging ended early");
+        co_await emit(buf.data(), n);
+        want -= n;
       }
-      // Further behind: from disk, a few MiB at a time up to where memory
-      // begins, so a reader that catches up goes back to memory.
-      avail = std::min({avail, job->disk_end(), sent + kDiskStep});
-      if (avail <= sent) {
-        co_await wait_for_progress(*job, seen);
-        continue;
-      }
+      follow.sent(step.size);
     }
-    auto rd = job->open_at(sent);
-    uint64_t want = avail - sent;
-    if (st != Job::State::Done) core::Metrics::global().add("wharf_squash_stream_bytes_total", want, "from=\"disk\"");
-    if (!deflater && rd->native_fd() >= 0) {
-      co_await ex.write_file(rd->native_fd(), rd->native_offset(), want);
-      sent += want;
-      job->advance(attached.id, sent);
-      continue;
-    }
-    while (want) {
-      size_t n = rd->read(buf.data(), std::min<uint64_t>(want, buf.size()));
-      if (!n) throw std::runtime_error("squash staging ended early");
-      co_await emit(buf.data(), n);
-      want -= n;
-      sent += n;
-    }
-    job->advance(attached.id, sent);
   }
-  // The tail needs the config: known once the layer is hashed, before the
-  // entry is committed.
-  std::string config;
-  for (uint64_t seen = job->changes(); (config = job->config()).empty(); seen = job->changes()) {
-    if (job->state() == Job::State::Failed) throw std::runtime_error("squash build failed at the end");
-    co_await wait_for_progress(*job, seen);
-  }
-  if (job->state() == Job::State::Failed) throw std::runtime_error("squash build failed at the end");
-  std::string tail = squash::archive_tail(layout, config);
+  std::string tail = squash::archive_tail(rep.layout, follow.config());
   co_await emit(tail.data(), tail.size());
   if (deflater) {
     deflater->finish();

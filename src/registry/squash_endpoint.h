@@ -31,8 +31,18 @@ class SquashEndpoint {
   boost::asio::awaitable<void> handle(http::Exchange& ex);
 
  private:
+  // GET or HEAD of an image: resolves it and sets the headers every mode
+  // shares, then answers in one of three modes.
   boost::asio::awaitable<void> serve(http::Exchange& ex, const std::string& name, const std::string& ref,
                                      bool by_digest);
+  struct Reply;
+  // HEAD: the exact length, planned without building when not cached.
+  boost::asio::awaitable<void> serve_head(http::Exchange& ex, Reply& rep);
+  // A cache hit: the whole representation from segments, with Range. False
+  // (nothing sent) when gzip is wanted and its cached piece is not there yet.
+  boost::asio::awaitable<bool> serve_cached(http::Exchange& ex, Reply& rep, squash::Job& job);
+  // Following a build as it grows (or gzip compressed on the fly).
+  boost::asio::awaitable<void> serve_following(http::Exchange& ex, Reply& rep, const std::shared_ptr<squash::Job>& job);
   SquashOptions opts_;
   squash::Service& svc_;
 };

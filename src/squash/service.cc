@@ -28,6 +28,7 @@
 #include "squash/docker_archive.h"
 #include "squash/gzip.h"
 #include "squash/index_codec.h"
+#include "squash/verifying_reader.h"
 #include "storage/async_writer.h"
 
 namespace wharf::squash {
@@ -42,97 +43,6 @@ int64_t now_s() { return core::unix_seconds(); }
 // Cache recency is kept in milliseconds: several entries are used within a second.
 int64_t now_ms() { return core::unix_millis(); }
 
-// Reads a blob ahead on a thread of its own and verifies its digest: that
-// thread copies the blob out of the page cache (or waits for the disk) and
-// hashes it, 1 MiB at a time, a few MiB ahead of the reader, which usually
-// inflates what it reads and so keeps its core to itself. The reader sees a
-// LayerError at the end when the digest does not match. Indexing a 1 GB gzip
-// layer: the copy out of the page cache was 13% of the indexing thread's time
-// and the SHA-256 as much again (BENCHMARKS.md, 2026-11-27).
-class VerifyingReader : public storage::BlobReader {
- public:
-  VerifyingReader(std::unique_ptr<storage::BlobReader> in, core::Digest want)
-      : in_(std::move(in)), want_(std::move(want)), left_(in_->remaining()), thread_([this] {
-          pthread_setname_np(pthread_self(), "wharf-readahead");
-          run();
-        }) {}
-  ~VerifyingReader() override {
-    {
-      std::lock_guard lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  uint64_t remaining() const override { return left_; }
-  size_t read(char* buf, size_t n) override {
-    while (pos_ == cur_n_) {
-      std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return !ready_.empty() || done_; });
-      if (ready_.empty()) {
-        if (error_) std::rethrow_exception(error_);
-        return 0;  // the end, digest verified
-      }
-      std::tie(cur_, cur_n_) = std::move(ready_.front());
-      ready_.pop_front();
-      pos_ = 0;
-      cv_.notify_all();
-    }
-    size_t k = std::min(n, cur_n_ - pos_);
-    std::memcpy(buf, cur_.data() + pos_, k);
-    pos_ += k;
-    left_ -= k;
-    return k;
-  }
-
- private:
-  static constexpr size_t kAhead = 4;  // buffers read ahead
-  void run() {
-    try {
-      core::Hasher h(want_.algorithm());
-      for (;;) {
-        auto b = storage::Buffer::take();
-        size_t n = 0;
-        while (n < b.size()) {
-          size_t k = in_->read(b.data() + n, b.size() - n);
-          if (!k) break;
-          n += k;
-        }
-        if (n) h.update(b.data(), n);
-        std::unique_lock lk(mu_);
-        if (n == 0) {
-          done_ = true;
-          if (h.finish() != want_) error_ = std::make_exception_ptr(
-              LayerError("layer blob " + want_.str() + " does not match its digest"));
-          cv_.notify_all();
-          return;
-        }
-        ready_.emplace_back(std::move(b), n);
-        cv_.notify_all();
-        cv_.wait(lk, [&] { return stop_ || ready_.size() < kAhead; });
-        if (stop_) return;
-      }
-    } catch (...) {
-      std::lock_guard lk(mu_);
-      error_ = std::current_exception();
-      done_ = true;
-      cv_.notify_all();
-    }
-  }
-
-  std::unique_ptr<storage::BlobReader> in_;  // used by the thread only
-  core::Digest want_;
-  uint64_t left_;  // the reader's
-  storage::Buffer cur_;
-  size_t cur_n_ = 0, pos_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::pair<storage::Buffer, size_t>> ready_;
-  bool done_ = false, stop_ = false;
-  std::exception_ptr error_;
-  std::thread thread_;  // last: starts once the members it uses exist
-};
-
 std::string random_id() {
   unsigned char b[12];
   RAND_bytes(b, sizeof b);
@@ -144,118 +54,6 @@ std::string random_id() {
   }
   return s;
 }
-
-// Reads exactly n bytes; false when the blob ends first.
-bool read_exactly(storage::BlobReader& r, char* p, size_t n) {
-  for (size_t got = 0; got < n;) {
-    size_t k = r.read(p + got, n - got);
-    if (!k) return false;
-    got += k;
-  }
-  return true;
-}
-
-// Stores `idx` as the persisted index of `layer` (its saved inflate states a
-// blob of their own); `stamp`: the blob's BlobStore::stamp taken before it
-// was read. Failures are quiet: an index that cannot be stored is rebuilt.
-void persist_index(storage::BlobStore& blobs, meta::MetadataStore& meta, const std::string& layer, LayerIndex& idx,
-                   const std::string& stamp) {
-  core::Metrics::global().add("wharf_squash_layers_indexed_total");
-  try {
-    auto& cp = idx.checkpoints;
-    if (!stamp.empty() && !cp.chunks.empty()) cp.blob_stamp = stamp;
-    if (cp.states && !cp.states->empty()) {
-      auto sd = core::sha256_of(*cp.states);
-      meta.claim_blob_write(sd.str());
-      blobs.put(sd, *cp.states);
-      cp.states_digest = sd.str();
-    }
-    std::string bytes = encode_index(idx);
-    auto d = core::sha256_of(bytes);
-    meta.claim_blob_write(d.str());
-    blobs.put(d, bytes);
-    meta.put_layer_index({layer, kIndexFormat, d.str(), idx.size(), cp.states_digest});
-  } catch (const std::exception&) {
-    // an index that cannot be stored is rebuilt next time
-  }
-}
-
-// Persisted layer indexes: blobs named by their digest, found through the
-// metadata store by layer digest. A miss claims the layer in `indexing`
-// until store() or abandon(); a load() of a claimed layer waits for it. A
-// thread holds at most one claim and never waits while holding it.
-class StoredIndexes : public IndexCache {
- public:
-  StoredIndexes(storage::BlobStore& b, meta::MetadataStore& m, const std::vector<std::string>& layers,
-                LayersBeingIndexed& indexing)
-      : blobs_(b), meta_(m), layers_(layers), indexing_(indexing) {}
-  std::optional<LayerIndex> load(uint32_t i) override {
-    {
-      std::unique_lock lk(indexing_.mu);
-      indexing_.cv.wait(lk, [&] { return !indexing_.layers.count(layers_[i]); });
-    }
-    if (auto idx = load_stored(i)) return idx;
-    std::lock_guard lk(indexing_.mu);
-    // Claimed by another thread between the wait and this check (rare): index
-    // it here too rather than wait again; both give the same index.
-    if (indexing_.layers.count(layers_[i])) return std::nullopt;
-    indexing_.layers.insert(layers_[i]);
-    claimed_.insert(i);
-    // Taken before the bytes are read and hashed: a later squash that finds
-    // the same stamp may check the chunks by CRC-32 only.
-    if (auto d = core::Digest::parse(layers_[i]))
-      if (auto st = blobs_.stamp(*d)) stamps_[i] = *st;
-    return std::nullopt;
-  }
-  void abandon(uint32_t i) override { release(i); }
-  void store(uint32_t i, LayerIndex& idx) override {
-    struct Release {
-      StoredIndexes* s;
-      uint32_t i;
-      ~Release() { s->release(i); }
-    } release{this, i};
-    std::string stamp;
-    {
-      std::lock_guard lk(indexing_.mu);
-      if (auto it = stamps_.find(i); it != stamps_.end()) stamp = it->second;
-    }
-    persist_index(blobs_, meta_, layers_[i], idx, stamp);
-  }
-  ~StoredIndexes() override {
-    for (uint32_t i : std::set<uint32_t>(claimed_)) release(i);
-  }
-
- private:
-  void release(uint32_t i) {
-    std::lock_guard lk(indexing_.mu);
-    if (claimed_.erase(i)) indexing_.layers.erase(layers_[i]);
-    indexing_.cv.notify_all();
-  }
-  std::optional<LayerIndex> load_stored(uint32_t i) {
-    auto rec = meta_.get_layer_index(layers_[i]);
-    if (!rec || rec->format != kIndexFormat) return std::nullopt;
-    auto d = core::Digest::parse(rec->index_digest);
-    auto r = d ? blobs_.open(*d) : nullptr;
-    if (!r) return std::nullopt;
-    std::string bytes(r->remaining(), '\0');
-    if (!read_exactly(*r, bytes.data(), bytes.size())) return std::nullopt;
-    if (core::digest_of(d->algorithm(), bytes) != *d) return std::nullopt;
-    core::Metrics::global().add("wharf_squash_index_hits_total");
-    auto idx = decode_index(bytes);
-    if (idx && !idx->checkpoints.states_digest.empty()) {  // states gone: decode that layer on one core
-      auto sd = core::Digest::parse(idx->checkpoints.states_digest);
-      if (!sd || !blobs_.stat(*sd)) idx->checkpoints = InflateCheckpoints{};
-    }
-    return idx;
-  }
-
-  storage::BlobStore& blobs_;
-  meta::MetadataStore& meta_;
-  const std::vector<std::string>& layers_;
-  LayersBeingIndexed& indexing_;
-  std::set<uint32_t> claimed_;  // by this build; guarded by indexing_.mu
-  std::map<uint32_t, std::string> stamps_;  // of the claimed layers, taken before indexing; same guard
-};
 
 // Translates engine failures into the registry's error table.
 [[noreturn]] void rethrow_as_error(std::exception_ptr p) {
@@ -270,180 +68,6 @@ class StoredIndexes : public IndexCache {
   }
 }
 
-}  // namespace
-
-// ---- Job --------------------------------------------------------------------
-
-Job::State Job::state() const {
-  std::lock_guard lk(mu_);
-  return state_;
-}
-uint64_t Job::layer_size() const {
-  std::lock_guard lk(mu_);
-  return layer_size_;
-}
-uint64_t Job::available() const { return available_.load(); }
-uint64_t Job::disk_end() const {
-  std::lock_guard lk(mu_);
-  return std::min(written_, recent_.empty() ? available_.load() : recent_.front().offset);
-}
-std::optional<Job::Recent> Job::recent(uint64_t offset) const {
-  std::lock_guard lk(mu_);
-  if (recent_.empty() || offset < recent_.front().offset) return std::nullopt;
-  // Pieces are whole buffers but the last: find the one holding `offset`.
-  for (auto it = recent_.rbegin(); it != recent_.rend(); ++it)
-    if (offset >= it->offset && offset < it->offset + it->size)
-      return Recent{it->buf, it->buf->data() + (offset - it->offset), static_cast<size_t>(it->offset + it->size - offset)};
-  return std::nullopt;
-}
-std::string Job::config() const {
-  std::lock_guard lk(mu_);
-  return config_;
-}
-std::exception_ptr Job::failure() const {
-  std::lock_guard lk(mu_);
-  return failure_;
-}
-std::optional<Job::Gzip> Job::gzip() const {
-  std::lock_guard lk(mu_);
-  return gzip_;
-}
-
-void Job::trim_recent() {
-  uint64_t slowest = available_;
-  for (const auto& [_, at] : readers_) slowest = std::min(slowest, at);
-  while (!recent_.empty()) {
-    const Piece& p = recent_.front();
-    const bool on_disk = p.offset + p.size <= written_;
-    const bool wanted = p.offset + p.size > slowest && recent_.size() <= kRecentPieces;
-    if (!on_disk || wanted) break;
-    recent_.pop_front();
-  }
-}
-int Job::attach(uint64_t at) {
-  std::lock_guard lk(mu_);
-  readers_[++next_reader_] = at;
-  return next_reader_;
-}
-void Job::advance(int reader, uint64_t at) {
-  std::lock_guard lk(mu_);
-  readers_[reader] = at;
-  trim_recent();
-}
-void Job::detach(int reader) {
-  std::lock_guard lk(mu_);
-  readers_.erase(reader);
-  trim_recent();
-}
-
-std::unique_ptr<storage::BlobReader> Job::open_at(uint64_t offset) {
-  // Files are opened outside the lock. While Writing the layer is the staging
-  // upload until the commit renames it to the blob named by the layer digest,
-  // which is set before the commit starts: if the upload is gone, the digest
-  // read after that is set and names the file.
-  auto look = [&] {
-    std::lock_guard lk(mu_);
-    return std::tuple{state_, staging_id_, layer_digest_};
-  };
-  auto [st, staging, layer] = look();
-  std::unique_ptr<storage::BlobReader> r;
-  if (st == State::Writing) {
-    r = blobs_->read_upload(staging, offset);
-    if (!r) std::tie(st, staging, layer) = look();
-  }
-  if (!r && (st == State::Writing || st == State::Done) && !layer.empty())
-    r = blobs_->open(*core::Digest::parse(layer), offset);
-  if (st == State::Failed) throw std::runtime_error("squash build failed");
-  if (!r) throw std::runtime_error("squash layer is missing from storage");
-  return r;
-}
-
-std::unique_ptr<storage::BlobReader> Job::open_gzip() {
-  std::lock_guard lk(mu_);
-  if (!gzip_) return nullptr;
-  return blobs_->open(*core::Digest::parse(gzip_->digest), 0);
-}
-
-int Job::subscribe(std::function<void()> cb) {
-  std::lock_guard lk(mu_);
-  subs_[++next_sub_] = std::move(cb);
-  return next_sub_;
-}
-void Job::unsubscribe(int id) {
-  std::lock_guard lk(mu_);
-  subs_.erase(id);
-}
-void Job::notify() {
-  changes_.fetch_add(1);
-  std::lock_guard lk(mu_);
-  for (auto& [_, cb] : subs_) cb();
-}
-
-// ---- Service ----------------------------------------------------------------
-
-void MemoryBudget::Reservation::release() {
-  if (!b_) return;
-  {
-    std::lock_guard lk(b_->mu_);
-    b_->used_ -= n_;
-  }
-  b_->cv_.notify_all();
-  b_ = nullptr;
-}
-
-bool MemoryBudget::Reservation::try_grow(uint64_t more) {
-  std::lock_guard lk(b_->mu_);
-  if (b_->used_ + more > b_->total_) return false;
-  b_->used_ += more;
-  n_ += more;
-  return true;
-}
-
-MemoryCharge MemoryBudget::charge_or_give_up(const std::string& what) {
-  auto r = std::make_shared<Reservation>(acquire(0, what));
-  return [r](uint64_t n) {
-    if (!r->try_grow(n)) throw BudgetBusy(n);  // safe from several threads: try_grow takes the budget's lock
-  };
-}
-
-bool MemoryBudget::try_take(uint64_t bytes) {
-  std::lock_guard lk(mu_);
-  if (used_ + bytes > total_) return false;
-  used_ += bytes;
-  return true;
-}
-
-void MemoryBudget::give(uint64_t bytes) {
-  {
-    std::lock_guard lk(mu_);
-    used_ -= bytes;
-  }
-  cv_.notify_all();
-}
-
-LimitError MemoryBudget::too_large(uint64_t bytes, const std::string& what) const {
-  return LimitError(what + " needs about " + std::to_string((bytes + (1 << 20) - 1) >> 20) +
-                    " MiB of memory to squash, more than the whole budget (squash.memory_budget_bytes, " +
-                    std::to_string(total_ >> 20) + " MiB)");
-}
-
-MemoryBudget::Reservation MemoryBudget::acquire(uint64_t bytes, const std::string& what) {
-  if (bytes > total_) throw too_large(bytes, what);
-  std::unique_lock lk(mu_);
-  uint64_t ticket = next_ticket_++;
-  cv_.wait(lk, [&] { return serving_ == ticket && used_ + bytes <= total_; });
-  ++serving_;
-  used_ += bytes;
-  cv_.notify_all();
-  return Reservation(this, bytes);
-}
-
-uint64_t MemoryBudget::used() const {
-  std::lock_guard lk(mu_);
-  return used_;
-}
-
-namespace {
 // Hands the memory of a build's indexes and plan back to the system: glibc
 // keeps freed blocks in per-thread arenas otherwise (an RSS of 490 MB stayed
 // after a 10^6-entry build; 21 MB after the trim).
@@ -561,16 +185,10 @@ std::optional<meta::SquashRecord> Service::cached(const Image& img) {
 
 std::shared_ptr<Job> Service::acquire(const Image& img) {
   if (auto r = cached(img)) {
-    auto j = std::make_shared<Job>();
-    j->state_ = Job::State::Done;
-    j->layer_size_ = r->layer_size;
-    j->available_ = r->layer_size;
-    j->layer_digest_ = r->layer_digest;
-    j->config_ = r->config;
+    std::optional<Job::Gzip> gz;
     if (!r->gz_digest.empty() && blobs_.stat(*core::Digest::parse(r->gz_digest)))
-      j->gzip_ = Job::Gzip{r->gz_digest, r->gz_size, r->layer_crc};
-    j->blobs_ = &blobs_;
-    j->image_ = img;
+      gz = Job::Gzip{r->gz_digest, r->gz_size, r->layer_crc};
+    auto j = Job::cached(img, blobs_, r->layer_size, r->layer_digest, r->config, std::move(gz));
     meta_.touch_squash(img.key, now_ms());
     core::Metrics::global().add("wharf_squash_cache_hits_total");
     return j;
@@ -583,9 +201,7 @@ std::shared_ptr<Job> Service::acquire(const Image& img) {
   // An idle worker takes a build at once; beyond that, queue_max may wait.
   if (queue_.size() >= opts_.queue_max + idle_workers_)
     throw Error(ErrorCode::Unavailable, "too many squash builds running and waiting; retry shortly");
-  auto j = std::make_shared<Job>();
-  j->blobs_ = &blobs_;
-  j->image_ = img;
+  auto j = std::make_shared<Job>(img, blobs_);
   inflight_[img.key] = j;
   queue_.push_back(j);
   cv_.notify_one();
@@ -637,7 +253,7 @@ LayerOpener Service::verified_layers(const Image& img) {
     auto d = *core::Digest::parse(img.layer_digests[i]);
     auto r = blobs_.open(d);
     if (!r) throw LayerError("layer " + d.str() + " is missing from storage");
-    return std::make_unique<VerifyingReader>(std::move(r), d);
+    return verifying_reader(std::move(r), d);
   };
 }
 
@@ -829,7 +445,7 @@ void Service::worker() {
     build(job);
     {
       std::lock_guard lk(mu_);
-      inflight_.erase(job->image_.key);
+      inflight_.erase(job->image().key);
     }
   }
 }
@@ -903,15 +519,12 @@ constexpr uint64_t kNotifyStep = 4 << 20;
 }  // namespace
 
 void Service::build(const std::shared_ptr<Job>& job) {
-  const Image& img = job->image_;
+  const Image& img = job->image();
   auto& metrics = core::Metrics::global();
   metrics.add("wharf_squash_builds_total");
   std::string staging, staging_state;
   try {
-    {
-      std::lock_guard lk(job->mu_);
-      job->state_ = Job::State::Planning;
-    }
+    job->start_planning();
     MemoryBudget::Reservation held;  // admitted from the persisted indexes; waits while the budget is taken
     auto idx = index_image_budgeted(img, std::thread::hardware_concurrency(), held);
     Plan plan = plan_merge(idx);
@@ -922,37 +535,20 @@ void Service::build(const std::shared_ptr<Job>& job) {
     // so that the expiry purge removes what a killed process left behind.
     meta_.create_upload({staging, "_squash", now_s(), now_s(), 0, staging_state, ""},
                         meta::MetadataStore::Commit::Durable);
-    {
-      std::lock_guard lk(job->mu_);
-      job->staging_id_ = staging;
-      job->layer_size_ = plan.tar_size;
-      job->state_ = Job::State::Writing;
-    }
+    job->start_writing(staging, plan.tar_size);
     job->notify();
     core::crash_point("squash-writing");
     int64_t touched = now_s();
     uint64_t told = 0;
     auto published = [&](std::shared_ptr<const storage::Buffer> buf, size_t n) {
-      uint64_t end;
-      {
-        std::lock_guard lk(job->mu_);
-        uint64_t at = job->available_.load();
-        job->recent_.push_back({at, n, std::move(buf)});
-        end = at + n;
-        job->available_ = end;
-        job->trim_recent();
-      }
+      uint64_t end = job->published(std::move(buf), n);
       if (end - told >= kNotifyStep || end == tar_size) {
         told = end;
         job->notify();
       }
     };
     auto written = [&](uint64_t total) {
-      {
-        std::lock_guard lk(job->mu_);
-        job->written_ = total;
-        job->trim_recent();
-      }
+      job->written(total);
       core::crash_point("squash-mid-build");
       if (now_s() - touched >= 10) {  // keep the expiry purge away from a long build
         touched = now_s();
@@ -987,11 +583,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
     // tail now instead of waiting for the commit below (fsync, rename, the
     // record: 1 ms, or 150+ ms when the rename replaces a 1 GB blob of the
     // same digest that another image's squash left).
-    {
-      std::lock_guard lk(job->mu_);
-      job->config_ = config;
-      job->layer_digest_ = diff_id.str();
-    }
+    job->layer_complete(config, diff_id.str());
     job->notify();
     meta::SquashRecord rec{img.key, img.manifest_digest, diff_id.str(), tar_size, img.layer_dir, config,
                            now_ms(), now_ms(), "", 0, 0};
@@ -1002,11 +594,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
     core::crash_point("squash-layer-renamed");
     meta_.delete_upload(staging);
     meta_.put_squash(rec);
-    {
-      std::lock_guard lk(job->mu_);
-      job->state_ = Job::State::Done;
-      job->recent_.clear();  // readers go on from the committed blob
-    }
+    job->done();
     metrics.add("wharf_squash_bytes_built_total", tar_size);
     job->notify();
     compress(rec);
@@ -1038,12 +626,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
     } catch (...) {
       // internal failure: keep as is
     }
-    {
-      std::lock_guard lk(job->mu_);
-      job->failure_ = err;
-      job->state_ = Job::State::Failed;
-      job->recent_.clear();
-    }
+    job->fail(err);
     if (!staging.empty()) {
       blobs_.delete_upload(staging, staging_state);
       try {
