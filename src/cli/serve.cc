@@ -37,6 +37,30 @@ void raise_open_file_limit() {
   }
 }
 
+// The HTTP server's options from the configuration: http/ knows nothing of
+// wharf's configuration, so its sections are mapped here, in one place.
+http::ServerOptions server_options(const core::Config& cfg) {
+  http::ServerOptions so;
+  so.listen = cfg.listen;
+  so.tls_cert = cfg.tls.cert;
+  so.tls_key = cfg.tls.key;
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  so.threads = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(4u, 2 * cores));
+  so.header_timeout = std::chrono::seconds(cfg.timeouts.header_seconds);
+  so.body_timeout = std::chrono::seconds(cfg.timeouts.body_seconds);
+  so.send_timeout = std::chrono::seconds(cfg.timeouts.send_seconds);
+  so.idle_timeout = std::chrono::seconds(cfg.timeouts.idle_seconds);
+  so.max_connections = cfg.limits.max_connections;
+  if (!so.max_connections) {
+    // Each connection may hold a file too (a blob, a squash entry): half the descriptors are left for those.
+    struct rlimit rl;
+    so.max_connections = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur / 2 : 16384;
+  }
+  so.max_connections_per_client = cfg.limits.max_connections_per_client;
+  so.drain_timeout = std::chrono::seconds(cfg.timeouts.drain_seconds);
+  return so;
+}
+
 }  // namespace
 
 int serve(core::Config cfg) {
@@ -90,33 +114,14 @@ int serve(core::Config cfg) {
     }
   };
   ro.access = authz.get();
-  ro.delete_enabled = cfg.delete_.enabled;
-  ro.max_manifest_bytes = cfg.limits.max_manifest_bytes;
+  ro.delete_ = cfg.delete_;
+  ro.manifests = cfg.manifests;
+  ro.uploads = cfg.uploads;
+  ro.limits = cfg.limits;
   ro.external_url = cfg.external_url;
-  ro.page_size_max = cfg.limits.page_size_max;
-  ro.sparse_manifests = cfg.manifests.allow_sparse;
-  ro.max_tags_per_push = cfg.manifests.max_tags_per_push;
-  ro.upload_expiry_seconds = cfg.uploads.expiry_seconds;
   registry::Registry reg(ro, *blobs, *meta);
 
-  http::ServerOptions so;
-  so.listen = cfg.listen;
-  so.tls_cert = cfg.tls.cert;
-  so.tls_key = cfg.tls.key;
-  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  so.threads = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(4u, 2 * cores));
-  so.header_timeout = std::chrono::seconds(cfg.timeouts.header_seconds);
-  so.body_timeout = std::chrono::seconds(cfg.timeouts.body_seconds);
-  so.send_timeout = std::chrono::seconds(cfg.timeouts.send_seconds);
-  so.idle_timeout = std::chrono::seconds(cfg.timeouts.idle_seconds);
-  so.max_connections = cfg.limits.max_connections;
-  if (!so.max_connections) {
-    // Each connection may hold a file too (a blob, a squash entry): half the descriptors are left for those.
-    struct rlimit rl;
-    so.max_connections = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur / 2 : 16384;
-  }
-  so.max_connections_per_client = cfg.limits.max_connections_per_client;
-  so.drain_timeout = std::chrono::seconds(cfg.timeouts.drain_seconds);
+  http::ServerOptions so = server_options(cfg);
   so.error_response = http::server_error_response;
   so.trusted_proxies = cfg.trusted_proxies;
   so.on_complete = [&cfg](const http::Exchange& ex, std::chrono::steady_clock::duration d) {

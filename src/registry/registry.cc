@@ -365,12 +365,12 @@ struct Registry::Impl {
   // Parses ?n= and ?last=. n absent: page_size_max.
   size_t page_n(const Request& req) const {
     auto n = req.param("n");
-    if (!n) return static_cast<size_t>(opts.page_size_max);
+    if (!n) return static_cast<size_t>(opts.limits.page_size_max);
     int64_t v = -1;
     auto r = std::from_chars(n->data(), n->data() + n->size(), v);
     if (r.ec != std::errc() || r.ptr != n->data() + n->size() || v < 0)
       throw Error(ErrorCode::PaginationNumberInvalid, "n must be a non-negative integer", *n);
-    return static_cast<size_t>(std::min<int64_t>(v, opts.page_size_max));
+    return static_cast<size_t>(std::min<int64_t>(v, opts.limits.page_size_max));
   }
 
   static void add_next_link(Response& r, const std::string& path, const std::vector<std::string>& page, size_t n,
@@ -481,10 +481,10 @@ struct Registry::Impl {
       if (!core::valid_tag(t)) throw Error(ErrorCode::TagInvalid, "invalid tag in the tag parameter", t);
       if (std::find(tags.begin(), tags.end(), t) == tags.end()) tags.push_back(t);
     }
-    if (tags.size() > opts.max_tags_per_push) {
-      throw Error(ErrorCode::TooManyTags, "at most " + std::to_string(opts.max_tags_per_push) + " tags per manifest push");
+    if (tags.size() > opts.manifests.max_tags_per_push) {
+      throw Error(ErrorCode::TooManyTags, "at most " + std::to_string(opts.manifests.max_tags_per_push) + " tags per manifest push");
     }
-    const uint64_t limit = opts.max_manifest_bytes;
+    const uint64_t limit = opts.limits.max_manifest_bytes;
     if (req.content_length && *req.content_length > limit)
       throw Error(ErrorCode::ManifestTooLarge, "manifest is larger than the limit of " + std::to_string(limit) + " bytes");
     std::string body;
@@ -507,12 +507,12 @@ struct Registry::Impl {
     // as referenced: pushed later, it is kept by this manifest.
     for (const auto& b : parsed.blobs) {
       if (b.has_urls) continue;
-      if (!opts.sparse_manifests && !meta.linked_blob_size(name, b.digest))
+      if (!opts.manifests.allow_sparse && !meta.linked_blob_size(name, b.digest))
         throw Error(ErrorCode::ManifestBlobUnknown, "blob unknown to registry", b.digest);
       refs.push_back(b.digest);
     }
     for (const auto& c : parsed.children) {
-      if (!opts.sparse_manifests && !meta.get_manifest(name, c.digest))
+      if (!opts.manifests.allow_sparse && !meta.get_manifest(name, c.digest))
         throw Error(ErrorCode::ManifestBlobUnknown, "manifest references a manifest unknown to this repository",
                     c.digest);
       refs.push_back(c.digest);
@@ -540,7 +540,7 @@ struct Registry::Impl {
 
   asio::awaitable<void> manifest_delete(Exchange& ex, const std::string& name, const std::string& ref) {
     ex.route = "manifest_delete";
-    if (!opts.delete_enabled) throw Error(ErrorCode::Unsupported, "deletion is disabled on this registry");
+    if (!opts.delete_.enabled) throw Error(ErrorCode::Unsupported, "deletion is disabled on this registry");
     bool found;
     if (ref.find(':') != std::string::npos) {
       std::string digest = parse_digest_or_throw(ref).str();
@@ -562,7 +562,7 @@ struct Registry::Impl {
     Digest d = parse_digest_or_throw(ref);
     if (req.method == "DELETE") {
       ex.route = "blob_delete";
-      if (!opts.delete_enabled) throw Error(ErrorCode::Unsupported, "deletion is disabled on this registry");
+      if (!opts.delete_.enabled) throw Error(ErrorCode::Unsupported, "deletion is disabled on this registry");
       if (!meta.unlink_blob(name, d.str())) throw Error(ErrorCode::BlobUnknown, "blob unknown to registry", d.str());
       if (opts.access) opts.access->audit(req, nullptr, "delete", name, json{{"blob", d.str()}});
       Response r;
@@ -838,7 +838,7 @@ asio::awaitable<void> Registry::handle(Exchange& ex) {
 size_t Registry::purge_expired_uploads() {
   auto& im = *impl_;
   size_t n = 0;
-  for (auto& u : im.meta.uploads_idle_since(now_s() - im.opts.upload_expiry_seconds)) {
+  for (auto& u : im.meta.uploads_idle_since(now_s() - im.opts.uploads.expiry_seconds)) {
     {
       std::lock_guard lk(im.mu);
       if (im.busy.count(u.id)) continue;

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "auth/access.h"
+#include "core/config.h"
 #include "http/server.h"
 #include "meta/metadata_store.h"
 #include "storage/blob_store.h"
@@ -35,17 +36,13 @@ class UploadObserver {
 };
 
 struct Options {
-  bool delete_enabled = true;
-  uint64_t max_manifest_bytes = 4 * 1024 * 1024;
+  // The configuration's sections the registry answers by, as they are
+  // (core/config.h; a new setting there needs no edit here).
+  core::DeleteConfig delete_;        // delete.enabled
+  core::ManifestsConfig manifests;   // allow_sparse (OCI v1.1 sparse manifests), max_tags_per_push (414 beyond)
+  core::UploadsConfig uploads;       // expiry_seconds of abandoned sessions
+  core::LimitsConfig limits;         // max_manifest_bytes, page_size_max
   std::string external_url;  // overrides Host / X-Forwarded-* in Location headers
-  int page_size_max = 10000;
-  int upload_expiry_seconds = 24 * 3600;
-  // Accept manifests whose blobs or child manifests were not pushed (OCI
-  // distribution-spec v1.1 sparse manifests: a mirror copying only some
-  // platforms of an index). Off: such a push is MANIFEST_BLOB_UNKNOWN.
-  bool sparse_manifests = false;
-  // Most `tag` parameters one manifest PUT may carry (414 beyond).
-  size_t max_tags_per_push = 100;
   // Access control; null: an open registry (every request allowed).
   auth::AccessControl* access = nullptr;
   // Called after a manifest is deleted (e.g. to drop derived caches).
