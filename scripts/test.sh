@@ -27,7 +27,26 @@ run_stage() {
   if "$@"; then results+=("PASS  $name ($((SECONDS - t0))s)"); else results+=("FAIL  $name ($((SECONDS - t0))s)"); fi
 }
 
-stage_unit() { (cd build && ctest --output-on-failure -j2); }
+# One PostgreSQL 15 server for every stage that needs it, started on first
+# use (tests/lib/pg_start.sh; stopped by PID at exit). Exports its DSN as
+# WHARF_TEST_PG_DSN: the unit suites run on it, the stages their servers.
+pg_up() {
+  [ -n "${WHARF_TEST_PG_DSN:-}" ] && return 0
+  local base=/tmp/wharf-test-pg.$$
+  if ! PGPORT=$(free_port) BASE=$base bash tests/lib/pg_start.sh >"$work/pg.dsn" 2>"$work/pg.err"; then
+    echo "PostgreSQL did not start:"; cat "$work/pg.err" "$base/server.log" 2>/dev/null | tail -20
+    return 1
+  fi
+  PIDS+=("$(cat "$base/pid")")
+  PG_BASE=$base
+  export WHARF_TEST_PG_DSN; WHARF_TEST_PG_DSN=$(cat "$work/pg.dsn")
+}
+# A wharf config on the test server's PostgreSQL, in a schema of its own: pg_config FILE SCHEMA [EXTRA YAML]
+pg_config() {
+  printf 'metadata: {driver: postgres, postgres: {dsn: "%s", schema: %s}}\n%s' "$WHARF_TEST_PG_DSN" "$2" "${3:-}" >"$1"
+}
+
+stage_unit() { pg_up || return 1; (cd build && ctest --output-on-failure -j2); }
 
 stage_api() {
   local port; port=$(free_port)
@@ -44,6 +63,15 @@ stage_api() {
   start_wharf "$port" "$work/api-sparse-data" "$work/api-sparse.log" --config "$work/api-sparse.yaml" || return 1
   PIDS+=("$WHARF_PID")
   python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf-sparse -k sparse || rc=1
+  stop_pid "$WHARF_PID"
+  # the whole suite again with the metadata on PostgreSQL
+  pg_up || return 1
+  port=$(free_port)
+  pg_config "$work/api-pg.yaml" api 'trusted_proxies: ["127.0.0.1"]'
+  start_wharf "$port" "$work/api-pg-data" "$work/api-pg.log" --config "$work/api-pg.yaml" || return 1
+  PIDS+=("$WHARF_PID")
+  echo "--- the API suite on PostgreSQL"
+  python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf || rc=1
   stop_pid "$WHARF_PID"
   return $rc
 }
@@ -66,6 +94,7 @@ stage_api_distribution() {
 stage_sanitize() {
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWHARF_SANITIZE=ON -DWHARF_WERROR=OFF >/dev/null &&
     cmake --build build-asan -j"$(nproc)" >"$work/asan-build.log" 2>&1 || { tail -30 "$work/asan-build.log"; return 1; }
+  pg_up || return 1
   (cd build-asan && UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j2) || return 1
   local WHARF_BIN=$root/build-asan/wharf port rc=0
   port=$(free_port)
@@ -124,6 +153,7 @@ done
 echo
 echo "=== summary"
 printf '%s\n' "${results[@]}"
-rm -rf "$work"
+cleanup; PIDS=()
+rm -rf "$work" ${PG_BASE:+"$PG_BASE"}
 for r in "${results[@]}"; do [[ $r == PASS* ]] || exit 1; done
 exit 0

@@ -1,9 +1,12 @@
 #include "cli/stores.h"
 
+#include "meta/pg_store.h"
 #include "meta/sqlite_store.h"
 #include "storage/fs_blob_store.h"
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <functional>
 #include <map>
 #include <stdexcept>
@@ -19,6 +22,28 @@ std::string sqlite_path(const core::Config& c) {
   return c.metadata.sqlite.path.empty() ? c.data_dir + "/wharf.db" : c.metadata.sqlite.path;
 }
 
+meta::pg::Options pg_options(const core::Config& c) {
+  const auto& p = c.metadata.postgres;
+  if (p.dsn.empty()) throw std::runtime_error("metadata.postgres.dsn is not set (metadata.driver is postgres)");
+  meta::pg::Options o;
+  o.dsn = p.dsn;
+  if (!p.password_file.empty()) {
+    std::ifstream f(p.password_file);
+    if (!f) throw std::runtime_error("metadata.postgres.password_file: cannot read " + p.password_file);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    std::string pw = ss.str();
+    while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
+    o.password = pw;
+  }
+  o.schema = p.schema;
+  o.pool_size = p.pool_size;
+  o.connect_timeout_seconds = p.connect_timeout_seconds;
+  o.statement_timeout_ms = p.statement_timeout_ms;
+  o.acquire_timeout_ms = p.acquire_timeout_ms;
+  return o;
+}
+
 const Table<storage::BlobStore>& blob_table() {
   static const Table<storage::BlobStore> t = {
       {"filesystem",
@@ -32,6 +57,7 @@ const Table<storage::BlobStore>& blob_table() {
 const Table<meta::MetadataStore>& meta_table() {
   static const Table<meta::MetadataStore> t = {
       {"sqlite", [](const core::Config& c) { return meta::make_sqlite_store(sqlite_path(c)); }},
+      {"postgres", [](const core::Config& c) { return meta::make_pg_store(pg_options(c)); }},
   };
   return t;
 }
@@ -39,6 +65,7 @@ const Table<meta::MetadataStore>& meta_table() {
 const Table<meta::AccountStore>& account_table() {
   static const Table<meta::AccountStore> t = {
       {"sqlite", [](const core::Config& c) { return meta::make_sqlite_accounts(sqlite_path(c)); }},
+      {"postgres", [](const core::Config& c) { return meta::make_pg_accounts(pg_options(c)); }},
   };
   return t;
 }

@@ -211,10 +211,33 @@ struct SqliteMetadataConfig {
   template <class V> void visit(V& v) { v("path", path); }
 };
 
+// metadata: {driver: postgres, postgres: {...}} — several wharf processes on
+// one database. The password may come from password_file (read at start) or
+// libpq's own PGPASSWORD / ~/.pgpass instead of the dsn.
+struct PostgresMetadataConfig {
+  std::string dsn;            // libpq: "host=... dbname=... user=..." or postgresql://user@host:port/db
+  std::string password_file;  // optional: a file holding the password (trailing newline ignored)
+  std::string schema;         // optional: tables in this schema (created when missing); default the server's
+  int pool_size = 16;         // connections per process at most
+  int connect_timeout_seconds = 5;
+  int statement_timeout_ms = 30000;
+  int acquire_timeout_ms = 10000;  // a request waits this long for a free connection, then fails (503)
+  template <class V> void visit(V& v) {
+    v("dsn", dsn);
+    v("password_file", password_file);
+    v("schema", schema);
+    v("pool_size", pool_size);
+    v("connect_timeout_seconds", connect_timeout_seconds);
+    v("statement_timeout_ms", statement_timeout_ms);
+    v("acquire_timeout_ms", acquire_timeout_ms);
+  }
+};
+
 struct MetadataConfig {
   std::string driver = "sqlite";
   SqliteMetadataConfig sqlite;
-  template <class V> void visit(V& v) { v("driver", driver); v("sqlite", sqlite); }
+  PostgresMetadataConfig postgres;
+  template <class V> void visit(V& v) { v("driver", driver); v("sqlite", sqlite); v("postgres", postgres); }
 };
 
 struct Config {

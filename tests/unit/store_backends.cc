@@ -3,15 +3,40 @@
 #include <stdlib.h>
 
 #include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
 #include <cerrno>
 #include <filesystem>
 #include <stdexcept>
 #include <system_error>
 
+#include "meta/pg_store.h"
 #include "meta/sqlite_store.h"
 #include "storage/fs_blob_store.h"
 
 namespace wharf::testing_backends {
+
+namespace {
+// PostgreSQL joins the suites when WHARF_TEST_PG_DSN names a server
+// (scripts/test.sh starts one and sets it, so CI always runs them; a run
+// without it says so on stderr). Each test directory is a schema of its own.
+const char* pg_dsn() {
+  static const char* dsn = [] {
+    const char* d = std::getenv("WHARF_TEST_PG_DSN");
+    if (!d || !*d) std::fprintf(stderr, "WHARF_TEST_PG_DSN is not set: the store suites run without PostgreSQL\n");
+    return d && *d ? d : nullptr;
+  }();
+  return dsn;
+}
+meta::pg::Options pg_options(const std::string& dir) {
+  meta::pg::Options o;
+  o.dsn = pg_dsn();
+  o.schema = "t_" + std::to_string(std::hash<std::string>{}(dir));
+  o.pool_size = 8;
+  return o;
+}
+}  // namespace
 
 std::vector<MetaBackend>& meta_backends() {
   static std::vector<MetaBackend> list = {
@@ -21,6 +46,11 @@ std::vector<MetaBackend>& meta_backends() {
          return meta::make_cached_store(meta::make_sqlite_store(dir + "/meta.db"), 60000);
        }},
   };
+  static const bool pg = [] {
+    if (pg_dsn()) list.push_back({"postgres", [](const std::string& dir) { return meta::make_pg_store(pg_options(dir)); }});
+    return true;
+  }();
+  (void)pg;
   return list;
 }
 
@@ -28,6 +58,12 @@ std::vector<AccountBackend>& account_backends() {
   static std::vector<AccountBackend> list = {
       {"sqlite", [](const std::string& dir) { return meta::make_sqlite_accounts(dir + "/meta.db"); }},
   };
+  static const bool pg = [] {
+    if (pg_dsn())
+      list.push_back({"postgres", [](const std::string& dir) { return meta::make_pg_accounts(pg_options(dir)); }});
+    return true;
+  }();
+  (void)pg;
   return list;
 }
 

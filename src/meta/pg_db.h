@@ -1,0 +1,206 @@
+// meta/pg_db.h — the small libpq toolkit both PostgreSQL stores share, shaped
+// like sqlite_db.h so the two backends read alike: statements with positional
+// binding (`?` or `?N` in the SQL text, rewritten to `$N`), a bounded pool of
+// connections, serializable write transactions retried on serialization
+// failures, and versioned schema migrations under an advisory lock.
+// Internal to meta/.
+//
+// Values travel in libpq's binary format both ways: strings as bytes (text or
+// bytea), integers as int8; so nothing is escaped or parsed as text.
+//
+// Thread safety: Db is safe for concurrent use; a Conn and the Stmt made from
+// it belong to the one thread that holds the connection.
+//
+// Failures: std::runtime_error naming the SQLSTATE; a unique violation
+// (23505) is pg::UniqueViolation, so callers can turn it into meta::Conflict.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace wharf::meta::pg {
+
+// A database error with its SQLSTATE ("" when the connection failed).
+struct Error : std::runtime_error {
+  Error(const std::string& what, std::string state) : std::runtime_error(what), sqlstate(std::move(state)) {}
+  std::string sqlstate;
+  bool serialization() const { return sqlstate == "40001" || sqlstate == "40P01"; }
+  bool connection() const { return sqlstate.empty() || sqlstate.rfind("08", 0) == 0 || sqlstate == "57P01"; }
+};
+struct UniqueViolation : Error {
+  using Error::Error;
+};
+
+struct Options {
+  std::string dsn;             // libpq connection string or URI
+  std::string password;        // when not in the dsn (or libpq's PGPASSWORD / ~/.pgpass)
+  std::string schema;          // search_path; created when missing ("" : the server's default)
+  int pool_size = 16;          // connections at most
+  int connect_timeout_seconds = 5;
+  int statement_timeout_ms = 30000;
+  int acquire_timeout_ms = 10000;  // waiting for a free pooled connection
+};
+
+class Conn;
+
+// One statement: binds, then runs on the first step() or run().
+class Stmt {
+ public:
+  Stmt(Conn& c, const std::string& sql) : c_(c), sql_(sql) {}
+  Stmt(Stmt&&) = default;
+  ~Stmt();
+  Stmt& bind(std::string_view v) { return add(v, 25); }        // text
+  Stmt& bind_blob(std::string_view v) { return add(v, 17); }   // bytea
+  Stmt& bind(int64_t v);
+  // True when a(nother) row is available.
+  bool step();
+  void run();
+  std::string text(int col) const;
+  int64_t i64(int col) const;
+  // Rows the statement changed (INSERT/UPDATE/DELETE).
+  int64_t changes() const;
+
+ private:
+  Stmt& add(std::string_view v, unsigned oid);
+  void exec();
+  Conn& c_;
+  const std::string& sql_;
+  std::vector<std::string> vals_;
+  std::vector<unsigned> oids_;
+  PGresult* res_ = nullptr;
+  int row_ = -1;
+};
+
+class Conn {
+ public:
+  explicit Conn(const Options& o);
+  ~Conn();
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+  PGconn* handle() { return pg_; }
+  void exec(const std::string& sql);
+  // A statement; `sql` uses ? or ?N placeholders (rewritten once and kept).
+  Stmt prepare(const char* sql);
+  bool broken() const { return PQstatus(pg_) != CONNECTION_OK; }
+  // Rows changed by the last statement run on this connection.
+  int64_t last_changes() const { return last_changes_; }
+  void set_last_changes(int64_t n) { last_changes_ = n; }
+  // The error of `res` (or of the connection when res is null), as thrown.
+  [[noreturn]] void fail(PGresult* res, const std::string& sql);
+
+ private:
+  PGconn* pg_ = nullptr;
+  int64_t last_changes_ = 0;
+  std::map<const char*, std::string> rewritten_;  // by the literal's address; nodes stay put
+};
+
+class Db {
+ public:
+  explicit Db(Options o) : o_(std::move(o)) {}
+
+  // Runs f(Conn&) on a pooled connection, in autocommit. Read-only callers:
+  // a connection found broken is replaced and f run once more.
+  template <class F>
+  auto with(F&& f) {
+    for (int attempt = 0;; ++attempt) {
+      try {
+        return run_on(f);
+      } catch (const Error& e) {
+        if (!e.connection() || attempt >= 1) throw;
+      }
+    }
+  }
+  // Runs f inside a SERIALIZABLE transaction; rolls back when f throws. A
+  // serialization failure or deadlock reruns f in a new transaction (a few
+  // times, with a short backoff), as does a connection lost before COMMIT
+  // was sent; a connection lost during COMMIT leaves the outcome unknown
+  // and throws. f must be safe to rerun (it only talks to the database).
+  template <class F>
+  auto write(F&& f) {
+    return transaction(f, false);
+  }
+  // The same, committed without waiting for the WAL flush
+  // (synchronous_commit off): durable unless the database server crashes.
+  template <class F>
+  auto write_relaxed(F&& f) {
+    return transaction(f, true);
+  }
+  // Applies the versions of `schema` beyond the one recorded in
+  // `version_table`, under a session advisory lock (replicas starting
+  // together apply each version once). Each version is additive (older
+  // binaries keep working on it) unless it is listed in `breaking`. Throws
+  // when the database is ahead of `schema` by more than one version, or by
+  // one marked breaking: that binary cannot work on it.
+  void migrate(const std::string& version_table, const std::vector<const char*>& schema,
+               const std::vector<int>& breaking = {});
+
+ private:
+  template <class F>
+  auto run_on(F&& f) {
+    auto c = acquire();
+    struct Back {
+      Db* d;
+      std::unique_ptr<Conn>& c;
+      ~Back() { d->release(std::move(c)); }
+    } back{this, c};
+    return f(*c);
+  }
+  template <class F>
+  auto transaction(F& f, bool relaxed) {
+    for (int attempt = 0;; ++attempt) {
+      bool committing = false;
+      try {
+        return run_on([&](Conn& c) {
+          c.exec(relaxed ? "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit = off"
+                         : "BEGIN ISOLATION LEVEL SERIALIZABLE");
+          try {
+            if constexpr (std::is_void_v<decltype(f(c))>) {
+              f(c);
+              committing = true;
+              c.exec("COMMIT");
+            } else {
+              auto r = f(c);
+              committing = true;
+              c.exec("COMMIT");
+              return r;
+            }
+          } catch (...) {
+            if (!c.broken()) {
+              try {
+                c.exec("ROLLBACK");
+              } catch (...) {
+              }
+            }
+            throw;
+          }
+        });
+      } catch (const Error& e) {
+        bool again = e.serialization() || (e.connection() && !committing);
+        if (!again || attempt >= 8) throw;
+        backoff(attempt);
+      }
+    }
+  }
+  static void backoff(int attempt);
+  std::unique_ptr<Conn> acquire();
+  void release(std::unique_ptr<Conn> c);
+
+  Options o_;
+  std::mutex mu_;  // guards pool_ and open_
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Conn>> pool_;  // idle connections
+  int open_ = 0;                             // connections in use or idle
+};
+
+}  // namespace wharf::meta::pg
