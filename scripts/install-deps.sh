@@ -9,8 +9,8 @@ profile=${1:-build}
 BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates curl
   libboost1.81-dev libssl-dev libsqlite3-dev nlohmann-json3-dev libyaml-cpp-dev
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libisal-dev libzstd-dev zlib1g-dev
-  libsodium-dev libjwt-dev libpq-dev)
-TEST_PKGS=(postgresql-15 python3 python3-jwt python3-cryptography openssl jq clang libclang-rt-14-dev zstd attr skopeo umoci libarchive-tools docker-registry wrk nginx-light
+  libsodium-dev libjwt-dev libpq-dev libcurl4-openssl-dev libpugixml-dev)
+TEST_PKGS=(postgresql-15 ceph-mon ceph-osd radosgw python3 python3-jwt python3-cryptography openssl jq clang libclang-rt-14-dev zstd attr skopeo umoci libarchive-tools docker-registry wrk nginx-light
   podman buildah runc docker.io busybox-static uidmap iproute2 procps chromium)
 
 pkgs=("${BUILD_PKGS[@]}")

@@ -3,7 +3,7 @@
 // A BlobStore holds immutable blobs named by digest, plus staging areas for
 // upload sessions that are being written. It knows nothing of repositories,
 // metadata or HTTP: visibility of a blob in a repository is the metadata
-// store's business. Drivers: filesystem (fs_blob_store.h); S3 later.
+// store's business. Drivers: filesystem (fs_blob_store.h), S3 (s3_blob_store.h).
 //
 // Contracts every driver keeps (checked by the shared driver test suite,
 // tests/unit/blob_store_test.cc, which every driver registers with):
@@ -101,6 +101,13 @@ class BlobStore {
   // Removes the blob; absent is not an error. REQUIRES: for a blob that may
   // be in use, the metadata store marked it (MetadataStore::mark_blob_deleting).
   virtual void remove(const core::Digest& d) = 0;
+
+  // A URL a client may GET the blob's bytes from directly (a presigned
+  // object-store URL), or nullopt: the registry streams the bytes itself.
+  virtual std::optional<std::string> redirect_url(const core::Digest& d) {
+    (void)d;
+    return std::nullopt;
+  }
 
   // Garbage collection (wharf gc).
   struct BlobInfo {

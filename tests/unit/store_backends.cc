@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <mutex>
 #include <cerrno>
 #include <filesystem>
 #include <stdexcept>
@@ -14,6 +15,7 @@
 #include "meta/pg_store.h"
 #include "meta/sqlite_store.h"
 #include "storage/fs_blob_store.h"
+#include "storage/s3_blob_store.h"
 
 namespace wharf::testing_backends {
 
@@ -34,6 +36,40 @@ meta::pg::Options pg_options(const std::string& dir) {
   o.dsn = pg_dsn();
   o.schema = "t_" + std::to_string(std::hash<std::string>{}(dir));
   o.pool_size = 8;
+  return o;
+}
+// S3 joins the blob suite when WHARF_TEST_S3_ENDPOINT names a store
+// (scripts/test.sh starts a Ceph RADOS Gateway); its credentials come from
+// WHARF_TEST_S3_ACCESS_KEY / WHARF_TEST_S3_SECRET_KEY. Each test directory is
+// a key prefix of its own in the bucket "wharf-test" (created when missing).
+const char* s3_endpoint() {
+  static const char* e = [] {
+    const char* d = std::getenv("WHARF_TEST_S3_ENDPOINT");
+    if (!d || !*d) std::fprintf(stderr, "WHARF_TEST_S3_ENDPOINT is not set: the blob suite runs without S3\n");
+    return d && *d ? d : nullptr;
+  }();
+  return e;
+}
+storage::S3StoreOptions s3_options(const std::string& dir) {
+  storage::S3StoreOptions o;
+  o.client.endpoint = s3_endpoint();
+  o.client.bucket = "wharf-test";
+  auto env = [](const char* n, const char* dflt) {
+    const char* v = std::getenv(n);
+    return std::string(v && *v ? v : dflt);
+  };
+  o.client.access_key = env("WHARF_TEST_S3_ACCESS_KEY", "testak");
+  o.client.secret_key = env("WHARF_TEST_S3_SECRET_KEY", "testsk");
+  o.prefix = "t" + std::to_string(std::hash<std::string>{}(dir)) + "/";
+  o.part_size = 5 << 20;  // S3's smallest: the suite's blobs span several parts
+  static std::once_flag bucket;
+  std::call_once(bucket, [&] {
+    storage::s3::Client c(o.client);
+    storage::s3::Request r;
+    r.method = "PUT";
+    r.ok_statuses = {409};  // BucketAlreadyOwnedByYou
+    c.send(r);
+  });
   return o;
 }
 }  // namespace
@@ -71,6 +107,12 @@ std::vector<BlobBackend>& blob_backends() {
   static std::vector<BlobBackend> list = {
       {"filesystem", [](const std::string& dir) { return storage::make_fs_blob_store(dir); }},
   };
+  static const bool s3 = [] {
+    if (s3_endpoint())
+      list.push_back({"s3", [](const std::string& dir) { return storage::make_s3_blob_store(s3_options(dir)); }});
+    return true;
+  }();
+  (void)s3;
   return list;
 }
 

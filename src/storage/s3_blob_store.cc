@@ -1,0 +1,556 @@
+// The S3 driver. Keys (under the configured prefix):
+//   blobs/<algo>/<hex>           a committed blob
+//   uploads/<id>/info            an upload exists (empty marker)
+//   uploads/<id>/tail-<n>        the upload's bytes after its last full part (n grows per append)
+//   uploads/<id>/data            its multipart upload, once it has a full part
+// The upload's driver state (JSON): the multipart upload id, its parts
+// (number, ETag, size), the tail's number and size, and the total size. Every
+// byte the state counts is durable in the store. A commit completes the
+// multipart upload (the tail as its last part, copied server-side) and
+// copies the object to its blob key server-side (CopyObject up to 5 GiB,
+// UploadPartCopy beyond): the bytes never pass through wharf again.
+#include "storage/s3_blob_store.h"
+
+#include <nlohmann/json.hpp>
+#include <pugixml.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <random>
+#include <stdexcept>
+
+namespace wharf::storage {
+
+namespace {
+
+using nlohmann::json;
+using s3::Client;
+using s3::Request;
+using s3::S3Error;
+
+constexpr uint64_t kMaxCopy = 5ull << 30;       // CopyObject's limit
+constexpr uint64_t kCopyPart = 1ull << 30;      // UploadPartCopy ranges beyond it
+
+std::string random_stamp() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::to_string(rng());
+}
+
+void check_id(const std::string& id) {
+  if (id.empty() || id.size() > 128) throw std::invalid_argument("bad upload id");
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-')) throw std::invalid_argument("bad upload id");
+}
+
+struct Part {
+  int number = 0;
+  std::string etag;
+  uint64_t size = 0;
+};
+
+struct State {
+  std::string upload_id;  // multipart; "" until the first full part
+  std::vector<Part> parts;
+  int tail = 0;           // number of the tail object holding the last tail_size bytes
+  uint64_t tail_size = 0;
+  uint64_t size = 0;
+
+  static State parse(std::string_view s) {
+    State st;
+    if (s.empty()) return st;
+    auto j = json::parse(s, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) throw std::runtime_error("s3: unreadable upload state");
+    st.upload_id = j.value("u", "");
+    for (const auto& p : j.value("p", json::array())) st.parts.push_back({p.at(0), p.at(1), p.at(2)});
+    st.tail = j.value("t", 0);
+    st.tail_size = j.value("ts", uint64_t{0});
+    st.size = j.value("s", uint64_t{0});
+    return st;
+  }
+  std::string str() const {
+    json p = json::array();
+    for (const auto& x : parts) p.push_back(json::array({x.number, x.etag, x.size}));
+    return json{{"u", upload_id}, {"p", p}, {"t", tail}, {"ts", tail_size}, {"s", size}}.dump();
+  }
+};
+
+class S3Store;
+
+// Reads a blob in ranged GETs of read_chunk bytes; a GET that fails is
+// retried from where it stopped (the client retries transient failures).
+class S3Reader : public BlobReader {
+ public:
+  S3Reader(const Client& c, std::string key, uint64_t offset, uint64_t size, uint64_t chunk)
+      : c_(c), key_(std::move(key)), pos_(offset), size_(size), chunk_(chunk) {}
+  uint64_t remaining() const override { return size_ - pos_; }
+  size_t read(char* out, size_t n) override {
+    if (off_ == buf_.size()) {
+      if (pos_ >= size_) return 0;
+      fill();
+    }
+    size_t k = std::min(n, buf_.size() - off_);
+    std::memcpy(out, buf_.data() + off_, k);
+    off_ += k;
+    pos_ += k;
+    return k;
+  }
+
+ private:
+  void fill() {
+    if (fetched_ < pos_) fetched_ = pos_;
+    uint64_t end = std::min(size_, fetched_ + chunk_);
+    buf_.clear();
+    off_ = 0;
+    for (int attempt = 0;; ++attempt) {
+      Request r;
+      r.key = key_;
+      r.headers = {{"Range", "bytes=" + std::to_string(fetched_ + buf_.size()) + "-" + std::to_string(end - 1)}};
+      r.sink = [&](const char* p, size_t k) {
+        buf_.append(p, k);
+        return true;
+      };
+      try {
+        c_.send(r);
+        if (fetched_ + buf_.size() == end) break;
+        throw S3Error("s3: GET " + key_ + ": short read", 0, "");
+      } catch (const S3Error& e) {
+        if (e.status != 0 && e.status < 500) throw;
+        if (attempt >= 4) throw;  // it resumes from the bytes it has
+      }
+    }
+    fetched_ = end;
+  }
+  const Client& c_;
+  std::string key_;
+  uint64_t pos_, size_, chunk_;
+  uint64_t fetched_ = 0;
+  std::string buf_;
+  size_t off_ = 0;
+};
+
+class S3Store : public BlobStore {
+ public:
+  explicit S3Store(const S3StoreOptions& o) : o_(o), c_(o.client) {
+    if (!o_.prefix.empty() && o_.prefix.back() != '/') o_.prefix += '/';
+  }
+
+  void check_bucket() {
+    Request r;
+    r.method = "HEAD";
+    r.ok_statuses = {404, 403, 301};
+    auto resp = c_.send(r);
+    if (resp.status == 404)
+      throw std::runtime_error("storage.s3.bucket: the bucket \"" + o_.client.bucket + "\" does not exist at " +
+                               o_.client.endpoint);
+    if (resp.status == 403)
+      throw std::runtime_error("storage.s3: access to bucket \"" + o_.client.bucket + "\" at " + o_.client.endpoint +
+                               " was refused: check access_key and secret_key");
+    if (resp.status == 301)
+      throw std::runtime_error("storage.s3: the bucket \"" + o_.client.bucket + "\" is in another region than " +
+                               o_.client.region);
+  }
+  // Returns "" when set, else why not (the store may not support it).
+  std::string set_lifecycle() {
+    if (o_.abort_incomplete_uploads_days <= 0) return "";
+    std::string body = "<LifecycleConfiguration><Rule><ID>wharf-abort-incomplete-uploads</ID><Filter><Prefix>" +
+                       o_.prefix + "uploads/</Prefix></Filter><Status>Enabled</Status>"
+                       "<AbortIncompleteMultipartUpload><DaysAfterInitiation>" +
+                       std::to_string(o_.abort_incomplete_uploads_days) +
+                       "</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule></LifecycleConfiguration>";
+    Request r;
+    r.method = "PUT";
+    r.query = {{"lifecycle", ""}};
+    r.body = body;
+    r.headers = {{"Content-MD5", md5_base64(body)}};
+    try {
+      c_.send(r);
+      return "";
+    } catch (const S3Error& e) {
+      return e.what();
+    }
+  }
+
+  std::optional<uint64_t> stat(const core::Digest& d) override {
+    auto h = head(blob_key(d));
+    if (!h) return std::nullopt;
+    return std::stoull(h->header("content-length"));
+  }
+  std::optional<std::string> stamp(const core::Digest& d) override {
+    auto h = head(blob_key(d));
+    if (!h) return std::nullopt;
+    return "s3:" + h->header("etag") + ":" + h->header("x-amz-meta-wharf-stamp") + ":" + h->header("last-modified");
+  }
+  std::unique_ptr<BlobReader> open(const core::Digest& d, uint64_t offset) override {
+    auto h = head(blob_key(d));
+    if (!h) return nullptr;
+    uint64_t size = std::stoull(h->header("content-length"));
+    if (offset > size) throw std::out_of_range("s3: offset beyond the blob");
+    return std::make_unique<S3Reader>(c_, blob_key(d), offset, size, o_.read_chunk);
+  }
+  void put(const core::Digest& d, std::string_view bytes) override {
+    Request r;
+    r.method = "PUT";
+    r.key = blob_key(d);
+    r.body = bytes;
+    r.headers = {{"x-amz-meta-wharf-stamp", random_stamp()}};
+    c_.send(r);
+  }
+  void remove(const core::Digest& d) override { del(blob_key(d)); }
+  void for_each_blob(const std::function<void(const BlobInfo&)>& fn) override {
+    list(o_.prefix + "blobs/", [&](const std::string& key, uint64_t size, int64_t mtime) {
+      // blobs/<algo>/<hex>
+      auto rest = key.substr(o_.prefix.size() + 6);
+      auto slash = rest.find('/');
+      if (slash == std::string::npos) return;
+      auto d = core::Digest::parse(rest.substr(0, slash) + ":" + rest.substr(slash + 1));
+      if (d) fn({*d, size, mtime});
+    });
+  }
+  std::optional<std::string> redirect_url(const core::Digest& d) override {
+    if (o_.redirect != "presigned") return std::nullopt;
+    return c_.presign_get(blob_key(d), o_.presign_ttl_seconds);
+  }
+  Capabilities capabilities() const override { return {}; }
+
+  std::string create_upload(const std::string& id) override {
+    check_id(id);
+    Request r;
+    r.method = "PUT";
+    r.key = upload_key(id, "info");
+    c_.send(r);
+    return State{}.str();
+  }
+  std::optional<uint64_t> upload_size(const std::string& id, std::string_view state) override {
+    check_id(id);
+    if (!head(upload_key(id, "info"))) return std::nullopt;
+    return State::parse(state).size;
+  }
+  std::unique_ptr<UploadWriter> append_upload(const std::string& id, std::string_view state) override;
+  std::unique_ptr<BlobReader> read_upload(const std::string&, uint64_t) override {
+    throw std::logic_error("s3: an upload cannot be read before it is committed (capabilities().read_staged is false)");
+  }
+  void commit_upload(const std::string& id, std::string_view state, const core::Digest& d) override {
+    check_id(id);
+    State st = State::parse(state);
+    std::string key = blob_key(d);
+    if (st.upload_id.empty()) {
+      if (st.tail_size > 0) {
+        copy_object(upload_key(id, tail_name(st.tail)), key);
+      } else {
+        Request r;
+        r.method = "PUT";
+        r.key = key;
+        r.headers = {{"x-amz-meta-wharf-stamp", random_stamp()}};
+        c_.send(r);
+      }
+    } else {
+      std::string data = upload_key(id, "data");
+      if (st.tail_size > 0) {
+        int n = static_cast<int>(st.parts.size()) + 1;
+        st.parts.push_back({n, copy_part(upload_key(id, tail_name(st.tail)), data, st.upload_id, n, 0, 0), st.tail_size});
+      }
+      complete(data, st.upload_id, st.parts, st.size);
+      if (st.size <= kMaxCopy) {
+        copy_object(data, key);
+      } else {
+        copy_multipart(data, key, st.size);
+      }
+    }
+    clear_upload(id);
+  }
+  void delete_upload(const std::string& id, std::string_view state) override {
+    check_id(id);
+    (void)state;  // everything under the upload's prefix goes, whatever the state names
+    clear_upload(id);
+  }
+  void probe() override {
+    std::string key = o_.prefix + "probe/" + random_stamp();
+    Request put;
+    put.method = "PUT";
+    put.key = key;
+    put.body = "probe";
+    c_.send(put);
+    Request get;
+    get.key = key;
+    auto r = c_.send(get);
+    del(key);
+    if (r.body != "probe") throw std::runtime_error("s3: the probe object read back differently");
+  }
+
+  // --- used by the writer
+  const Client& client() const { return c_; }
+  std::string upload_key(const std::string& id, const std::string& name) const {
+    return o_.prefix + "uploads/" + id + "/" + name;
+  }
+  static std::string tail_name(int n) { return "tail-" + std::to_string(n); }
+  uint64_t part_size(size_t parts_so_far) const { return o_.part_size << std::min<size_t>(parts_so_far / 1000, 8); }
+  std::string start_multipart(const std::string& key) {
+    Request r;
+    r.method = "POST";
+    r.key = key;
+    r.query = {{"uploads", ""}};
+    auto resp = c_.send(r);
+    pugi::xml_document doc;
+    doc.load_buffer(resp.body.data(), resp.body.size());
+    std::string id = doc.child("InitiateMultipartUploadResult").child_value("UploadId");
+    if (id.empty()) throw std::runtime_error("s3: CreateMultipartUpload gave no UploadId");
+    return id;
+  }
+  std::string upload_part(const std::string& key, const std::string& upload_id, int n, std::string_view bytes) {
+    Request r;
+    r.method = "PUT";
+    r.key = key;
+    r.query = {{"partNumber", std::to_string(n)}, {"uploadId", upload_id}};
+    r.body = bytes;
+    auto etag = c_.send(r).header("etag");
+    if (etag.empty()) throw std::runtime_error("s3: UploadPart gave no ETag");
+    return etag;
+  }
+  void del(const std::string& key) {
+    Request r;
+    r.method = "DELETE";
+    r.key = key;
+    r.ok_statuses = {404};
+    c_.send(r);
+  }
+
+ private:
+  std::string blob_key(const core::Digest& d) const {
+    return o_.prefix + "blobs/" + std::string(d.algorithm_name()) + "/" + d.hex();
+  }
+  std::optional<s3::Response> head(const std::string& key) {
+    Request r;
+    r.method = "HEAD";
+    r.key = key;
+    r.ok_statuses = {404};
+    auto resp = c_.send(r);
+    if (resp.status == 404) return std::nullopt;
+    return resp;
+  }
+  std::string copy_source(const std::string& key) const {
+    return "/" + o_.client.bucket + "/" + s3::uri_encode(key, true);
+  }
+  void copy_object(const std::string& from, const std::string& to) {
+    Request r;
+    r.method = "PUT";
+    r.key = to;
+    r.headers = {{"x-amz-copy-source", copy_source(from)},
+                 {"x-amz-metadata-directive", "REPLACE"},
+                 {"x-amz-meta-wharf-stamp", random_stamp()}};
+    auto resp = c_.send(r);
+    // A copy can fail after its 200 has begun: the error is in the body.
+    if (!s3::Client::error_code(resp.body).empty())
+      throw S3Error("s3: copy to " + to + " failed: " + resp.body, 500, s3::Client::error_code(resp.body));
+  }
+  // UploadPartCopy of [first, last] of `from` (the whole object when last == 0).
+  std::string copy_part(const std::string& from, const std::string& to, const std::string& upload_id, int n,
+                        uint64_t first, uint64_t last) {
+    Request r;
+    r.method = "PUT";
+    r.key = to;
+    r.query = {{"partNumber", std::to_string(n)}, {"uploadId", upload_id}};
+    r.headers = {{"x-amz-copy-source", copy_source(from)}};
+    if (last) r.headers.push_back({"x-amz-copy-source-range", "bytes=" + std::to_string(first) + "-" + std::to_string(last)});
+    auto resp = c_.send(r);
+    pugi::xml_document doc;
+    doc.load_buffer(resp.body.data(), resp.body.size());
+    std::string etag = doc.child("CopyPartResult").child_value("ETag");
+    if (etag.empty()) throw S3Error("s3: UploadPartCopy to " + to + " failed: " + resp.body, 500, "");
+    return etag;
+  }
+  void complete(const std::string& key, const std::string& upload_id, const std::vector<Part>& parts, uint64_t size) {
+    std::string body = "<CompleteMultipartUpload>";
+    for (const auto& p : parts)
+      body += "<Part><PartNumber>" + std::to_string(p.number) + "</PartNumber><ETag>" + p.etag + "</ETag></Part>";
+    body += "</CompleteMultipartUpload>";
+    Request r;
+    r.method = "POST";
+    r.key = key;
+    r.query = {{"uploadId", upload_id}};
+    r.body = body;
+    try {
+      auto resp = c_.send(r);
+      auto code = s3::Client::error_code(resp.body);
+      if (!code.empty()) throw S3Error("s3: CompleteMultipartUpload of " + key + ": " + code, 500, code);
+    } catch (const S3Error& e) {
+      // A retried completion whose first attempt went through: the object
+      // is there with every byte.
+      if (e.code != "NoSuchUpload") throw;
+      auto h = head(key);
+      if (!h || std::stoull(h->header("content-length")) != size) throw;
+    }
+  }
+  void copy_multipart(const std::string& from, const std::string& to, uint64_t size) {
+    std::string id = start_multipart(to);
+    std::vector<Part> parts;
+    try {
+      for (uint64_t off = 0; off < size; off += kCopyPart) {
+        int n = static_cast<int>(parts.size()) + 1;
+        uint64_t last = std::min(size, off + kCopyPart) - 1;
+        parts.push_back({n, copy_part(from, to, id, n, off, last), last - off + 1});
+      }
+      complete(to, id, parts, size);
+    } catch (...) {
+      abort(to, id);
+      throw;
+    }
+  }
+  void abort(const std::string& key, const std::string& upload_id) {
+    Request r;
+    r.method = "DELETE";
+    r.key = key;
+    r.query = {{"uploadId", upload_id}};
+    r.ok_statuses = {404};
+    try {
+      c_.send(r);
+    } catch (...) {
+    }
+  }
+  // Aborts every multipart upload and deletes every object under the upload's
+  // prefix (a request that failed half-way may have left some no state names).
+  void clear_upload(const std::string& id) {
+    std::string prefix = upload_key(id, "");
+    for (;;) {
+      Request r;
+      r.query = {{"uploads", ""}, {"prefix", prefix}};
+      auto resp = c_.send(r);
+      pugi::xml_document doc;
+      doc.load_buffer(resp.body.data(), resp.body.size());
+      int n = 0;
+      for (auto u : doc.child("ListMultipartUploadsResult").children("Upload")) {
+        abort(u.child_value("Key"), u.child_value("UploadId"));
+        ++n;
+      }
+      if (n == 0 || std::string(doc.child("ListMultipartUploadsResult").child_value("IsTruncated")) != "true") break;
+    }
+    std::vector<std::string> keys;
+    list(prefix, [&](const std::string& key, uint64_t, int64_t) { keys.push_back(key); });
+    // The marker last: while it is there, the upload is still listed as existing.
+    std::stable_partition(keys.begin(), keys.end(), [&](const std::string& k) { return k != prefix + "info"; });
+    for (const auto& k : keys) del(k);
+    del(prefix + "info");
+  }
+  void list(const std::string& prefix, const std::function<void(const std::string&, uint64_t, int64_t)>& fn) {
+    std::string token;
+    for (;;) {
+      Request r;
+      r.query = {{"list-type", "2"}, {"prefix", prefix}};
+      if (!token.empty()) r.query.push_back({"continuation-token", token});
+      auto resp = c_.send(r);
+      pugi::xml_document doc;
+      doc.load_buffer(resp.body.data(), resp.body.size());
+      auto res = doc.child("ListBucketResult");
+      for (auto c : res.children("Contents")) {
+        std::tm tm{};
+        std::string lm = c.child_value("LastModified");  // 2026-12-04T23:59:59.000Z
+        strptime(lm.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+        fn(c.child_value("Key"), std::stoull(c.child_value("Size")), static_cast<int64_t>(timegm(&tm)));
+      }
+      token = res.child_value("NextContinuationToken");
+      if (std::string(res.child_value("IsTruncated")) != "true" || token.empty()) break;
+    }
+  }
+  static std::string md5_base64(const std::string& s);
+
+  S3StoreOptions o_;
+  Client c_;
+};
+
+// Appends to an upload: bytes gather in a buffer that starts with the
+// upload's tail; each full part goes out as an UploadPart; close() stores
+// what is left as the next tail object. The state handed out names only
+// bytes the store has durably.
+class S3Writer : public UploadWriter {
+ public:
+  S3Writer(S3Store& s, std::string id, State st) : s_(s), id_(std::move(id)), st_(std::move(st)) {
+    if (st_.tail_size > 0) {
+      Request r;
+      r.key = s_.upload_key(id_, S3Store::tail_name(st_.tail));
+      buf_ = s_.client().send(r).body;
+      if (buf_.size() != st_.tail_size) throw std::runtime_error("s3: the upload's tail object has another size");
+    }
+  }
+  void write(const char* p, size_t n) override {
+    if (n) dirty_ = true;
+    buf_.append(p, n);
+    uint64_t part = s_.part_size(st_.parts.size());
+    size_t off = 0;
+    while (buf_.size() - off >= part) {
+      flush_part(std::string_view(buf_).substr(off, part));
+      off += part;
+      part = s_.part_size(st_.parts.size());
+    }
+    if (off) buf_.erase(0, off);
+  }
+  void close() override {
+    if (!dirty_) return;  // nothing new: the state stays
+    int old = st_.tail;
+    if (!buf_.empty()) {
+      Request r;
+      r.method = "PUT";
+      r.key = s_.upload_key(id_, S3Store::tail_name(old + 1));
+      r.body = buf_;
+      s_.client().send(r);
+      st_.tail = old + 1;
+    }
+    st_.tail_size = buf_.size();
+    // The tail before the one the given state named can never be named
+    // again (that state superseded it): remove it.
+    if (old > 0) s_.del(s_.upload_key(id_, S3Store::tail_name(old - 1)));
+    dirty_ = false;
+  }
+  std::string state() const override {
+    State st = st_;
+    st.size = 0;
+    for (const auto& p : st.parts) st.size += p.size;
+    st.size += st.tail_size;
+    return st.str();
+  }
+
+ private:
+  void flush_part(std::string_view bytes) {
+    if (st_.upload_id.empty()) st_.upload_id = s_.start_multipart(s_.upload_key(id_, "data"));
+    int n = static_cast<int>(st_.parts.size()) + 1;
+    st_.parts.push_back({n, s_.upload_part(s_.upload_key(id_, "data"), st_.upload_id, n, bytes), bytes.size()});
+  }
+  S3Store& s_;
+  std::string id_;
+  State st_;
+  std::string buf_;
+  bool dirty_ = false;
+};
+
+std::unique_ptr<UploadWriter> S3Store::append_upload(const std::string& id, std::string_view state) {
+  check_id(id);
+  return std::make_unique<S3Writer>(*this, id, State::parse(state));
+}
+
+}  // namespace
+
+}  // namespace wharf::storage
+
+#include <openssl/evp.h>
+
+namespace wharf::storage {
+namespace {
+std::string S3Store::md5_base64(const std::string& s) {
+  unsigned char md[16];
+  EVP_Digest(s.data(), s.size(), md, nullptr, EVP_md5(), nullptr);
+  unsigned char out[32];
+  int n = EVP_EncodeBlock(out, md, 16);
+  return std::string(reinterpret_cast<char*>(out), static_cast<size_t>(n));
+}
+}  // namespace
+
+std::unique_ptr<BlobStore> make_s3_blob_store(const S3StoreOptions& o) {
+  if (o.client.bucket.empty()) throw std::runtime_error("storage.s3.bucket is not set");
+  if (o.client.endpoint.empty()) throw std::runtime_error("storage.s3.endpoint is not set");
+  if (o.part_size < (5ull << 20)) throw std::runtime_error("storage.s3.part_size must be at least 5 MiB (S3's minimum part)");
+  auto s = std::make_unique<S3Store>(o);
+  s->check_bucket();
+  s->set_lifecycle();  // a store without lifecycle rules: the aborts on cancel and expiry remain
+  return s;
+}
+
+}  // namespace wharf::storage
