@@ -3,8 +3,10 @@
 #include "meta/pg_store.h"
 #include "meta/sqlite_store.h"
 #include "storage/fs_blob_store.h"
+#include "storage/s3_blob_store.h"
 
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <functional>
@@ -22,25 +24,55 @@ std::string sqlite_path(const core::Config& c) {
   return c.metadata.sqlite.path.empty() ? c.data_dir + "/wharf.db" : c.metadata.sqlite.path;
 }
 
+std::string read_secret(const std::string& file, const char* setting) {
+  std::ifstream f(file);
+  if (!f) throw std::runtime_error(std::string(setting) + ": cannot read " + file);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string v = ss.str();
+  while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+  return v;
+}
+
 meta::pg::Options pg_options(const core::Config& c) {
   const auto& p = c.metadata.postgres;
   if (p.dsn.empty()) throw std::runtime_error("metadata.postgres.dsn is not set (metadata.driver is postgres)");
   meta::pg::Options o;
   o.dsn = p.dsn;
-  if (!p.password_file.empty()) {
-    std::ifstream f(p.password_file);
-    if (!f) throw std::runtime_error("metadata.postgres.password_file: cannot read " + p.password_file);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    std::string pw = ss.str();
-    while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
-    o.password = pw;
-  }
+  if (!p.password_file.empty()) o.password = read_secret(p.password_file, "metadata.postgres.password_file");
   o.schema = p.schema;
   o.pool_size = p.pool_size;
   o.connect_timeout_seconds = p.connect_timeout_seconds;
   o.statement_timeout_ms = p.statement_timeout_ms;
   o.acquire_timeout_ms = p.acquire_timeout_ms;
+  return o;
+}
+
+storage::S3StoreOptions s3_options(const core::Config& c) {
+  const auto& s = c.storage.s3;
+  storage::S3StoreOptions o;
+  o.client.endpoint = s.endpoint;
+  o.client.public_endpoint = s.public_endpoint;
+  o.client.region = s.region;
+  o.client.bucket = s.bucket;
+  o.client.access_key = s.access_key;
+  if (o.client.access_key.empty() && std::getenv("WHARF_S3_ACCESS_KEY")) o.client.access_key = std::getenv("WHARF_S3_ACCESS_KEY");
+  o.client.secret_key = s.secret_key;
+  if (!s.secret_key_file.empty()) o.client.secret_key = read_secret(s.secret_key_file, "storage.s3.secret_key_file");
+  if (o.client.secret_key.empty() && std::getenv("WHARF_S3_SECRET_KEY")) o.client.secret_key = std::getenv("WHARF_S3_SECRET_KEY");
+  if (o.client.access_key.empty() || o.client.secret_key.empty())
+    throw std::runtime_error("storage.s3: access_key and secret_key (or secret_key_file, or $WHARF_S3_ACCESS_KEY and "
+                             "$WHARF_S3_SECRET_KEY) are needed");
+  o.client.path_style = s.path_style;
+  o.client.tls_verify = s.tls_verify;
+  o.client.ca_file = s.ca_file;
+  if (s.redirect != "proxy" && s.redirect != "presigned")
+    throw std::runtime_error("storage.s3.redirect: \"" + s.redirect + "\" is neither proxy nor presigned");
+  o.redirect = s.redirect;
+  o.presign_ttl_seconds = s.presign_ttl_seconds;
+  o.part_size = s.part_size;
+  o.prefix = s.prefix;
+  o.abort_incomplete_uploads_days = s.abort_incomplete_uploads_days;
   return o;
 }
 
@@ -50,6 +82,7 @@ const Table<storage::BlobStore>& blob_table() {
        [](const core::Config& c) {
          return storage::make_fs_blob_store(c.data_dir, c.storage.filesystem.drop_committed);
        }},
+      {"s3", [](const core::Config& c) { return storage::make_s3_blob_store(s3_options(c)); }},
   };
   return t;
 }

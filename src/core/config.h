@@ -195,12 +195,51 @@ struct FilesystemStorageConfig {
   template <class V> void visit(V& v) { v("drop_committed", drop_committed); }
 };
 
+// storage: {driver: s3, s3: {...}} — blobs, upload staging and the squash
+// cache's layers in an S3-compatible object store.
+struct S3StorageConfig {
+  std::string endpoint;         // http(s)://host:port of the store, as wharf reaches it
+  std::string public_endpoint;  // as clients reach it, for presigned URLs ("" : endpoint)
+  std::string region = "us-east-1";
+  std::string bucket;
+  std::string prefix;           // keys start with it
+  std::string access_key;       // or $WHARF_S3_ACCESS_KEY
+  std::string secret_key;       // or secret_key_file, or $WHARF_S3_SECRET_KEY
+  std::string secret_key_file;
+  bool path_style = true;       // http://host/bucket/key; false: http://bucket.host/key
+  bool tls_verify = true;
+  std::string ca_file;
+  std::string redirect = "proxy";  // blob GETs: proxy (streamed by wharf) or presigned (307 to the store)
+  int64_t presign_ttl_seconds = 300;
+  uint64_t part_size = 16ull << 20;  // multipart part size (>= 5 MiB); doubles every 1000 parts
+  int abort_incomplete_uploads_days = 1;  // lifecycle rule on <prefix>uploads/; 0: none
+  template <class V> void visit(V& v) {
+    v("endpoint", endpoint);
+    v("public_endpoint", public_endpoint);
+    v("region", region);
+    v("bucket", bucket);
+    v("prefix", prefix);
+    v("access_key", access_key);
+    v("secret_key", secret_key);
+    v("secret_key_file", secret_key_file);
+    v("path_style", path_style);
+    v("tls_verify", tls_verify);
+    v("ca_file", ca_file);
+    v("redirect", redirect);
+    v("presign_ttl_seconds", presign_ttl_seconds);
+    v("part_size", part_size);
+    v("abort_incomplete_uploads_days", abort_incomplete_uploads_days);
+  }
+};
+
 struct StorageConfig {
   std::string driver = "filesystem";
   FilesystemStorageConfig filesystem;
+  S3StorageConfig s3;
   template <class V> void visit(V& v) {
     v("driver", driver);
     v("filesystem", filesystem);
+    v("s3", s3);
     v("drop_committed", filesystem.drop_committed);  // the older spelling, beside `driver`
     // the older spelling, beside `driver`;
   }

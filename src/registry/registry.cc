@@ -188,10 +188,12 @@ struct Registry::Impl {
     std::string id_;
   };
 
-  // An upload being written by this request: the session and its hash.
+  // An upload being written by this request: the session and its hash (of
+  // the algorithm the session announced: sha256 unless its POST said
+  // otherwise with `digest-algorithm` or a monolithic `digest`).
   struct Writing {
     meta::UploadRecord session;
-    core::Hasher sha256{core::DigestAlgorithm::Sha256};
+    core::Hasher hash{core::DigestAlgorithm::Sha256};
   };
 
   // ---- helpers -------------------------------------------------------------
@@ -219,8 +221,7 @@ struct Registry::Impl {
   core::Hasher digest_state(const meta::UploadRecord& u) {
     if (!u.digest_state.empty()) {
       auto h = core::Hasher::restore(u.digest_state);
-      if (!h || h->algorithm() != core::DigestAlgorithm::Sha256)
-        throw std::runtime_error("upload session " + u.id + " has an unreadable digest state");
+      if (!h) throw std::runtime_error("upload session " + u.id + " has an unreadable digest state");
       return std::move(*h);
     }
     core::Hasher h(core::DigestAlgorithm::Sha256);
@@ -258,7 +259,7 @@ struct Registry::Impl {
     const uint64_t started = w.session.size;
     uint64_t offset = started;
     {
-      storage::AsyncWriter aw(*out, w.sha256);
+      storage::AsyncWriter aw(*out, w.hash);
       for (bool more = true; more;) {
         storage::Buffer buf = aw.take();
         size_t n = 0;
@@ -290,7 +291,7 @@ struct Registry::Impl {
     w.session.driver_state = out->state();
     if (read_error) {
       if (offset > started) {
-        w.session.digest_state = w.sha256.save();
+        w.session.digest_state = w.hash.save();
         w.session.updated = now_s();
         meta.save_upload_progress(w.session);
       }
@@ -302,11 +303,13 @@ struct Registry::Impl {
   // On mismatch the session and its bytes are removed.
   void finish_upload(const std::string& name, Writing& w, const Digest& want) {
     const auto& u = w.session;
+    if (want.algorithm() != w.hash.algorithm() && !blobs.capabilities().read_staged) {
+      finish_upload_read_back(name, w, want);
+      return;
+    }
     Digest got = [&] {
-      if (want.algorithm() == core::DigestAlgorithm::Sha256) return w.sha256.finish();
-      // Only sha256 is hashed as the bytes arrive; another algorithm needs them read back.
-      if (!blobs.capabilities().read_staged)
-        throw Error(ErrorCode::DigestInvalid, "this registry verifies only sha256 digests of uploads in parts", want.str());
+      if (want.algorithm() == w.hash.algorithm()) return w.hash.finish();
+      // Another algorithm than the session hashed: the staged bytes read back.
       core::Hasher h(want.algorithm());
       hash_staged(u, h);
       return h.finish();
@@ -322,6 +325,57 @@ struct Registry::Impl {
     blobs.commit_upload(u.id, u.driver_state, want);
     meta.complete_upload(u.id, name, want.str(), u.size);
     if (opts.upload_observer) opts.upload_observer->committed(u.id, want.str(), u.size);
+    core::Metrics::global().add("wharf_uploads_completed_total");
+    core::Metrics::global().add("wharf_upload_bytes_total", u.size);
+  }
+
+  // The final digest uses another algorithm than the session hashed (a
+  // client that announced none), on a driver that cannot read an upload
+  // before its commit: the bytes are committed under the digest the session
+  // computed, read back and hashed with `want`'s algorithm, and stored again
+  // under `want` when it matches (streamed through wharf once more: the rare
+  // case; a client that sends `digest-algorithm` avoids it). The first blob
+  // is removed again unless something uses it.
+  void finish_upload_read_back(const std::string& name, Writing& w, const Digest& want) {
+    const auto& u = w.session;
+    Digest first = w.hash.finish();
+    meta.claim_blob_write(first.str());
+    blobs.commit_upload(u.id, u.driver_state, first);
+    meta.delete_upload(u.id);
+    if (opts.upload_observer) opts.upload_observer->dropped(u.id);
+    auto drop_first = [&] {
+      try {
+        meta.remove_blob_if_unused(first.str(), core::unix_seconds() + 1, [&] { blobs.remove(first); });
+      } catch (...) {
+      }
+    };
+    core::Hasher h(want.algorithm());
+    std::string id = new_upload_id();
+    std::string state = blobs.create_upload(id);
+    try {
+      auto rd = blobs.open(first);
+      if (!rd) throw std::runtime_error("blob " + first.str() + " vanished after its commit");
+      auto out = blobs.append_upload(id, state);
+      std::vector<char> buf(kIoBuffer);
+      while (size_t n = rd->read(buf.data(), buf.size())) {
+        h.update(buf.data(), n);
+        out->write(buf.data(), n);
+      }
+      out->close();
+      state = out->state();
+      Digest got = h.finish();
+      if (got != want)
+        throw Error(ErrorCode::DigestInvalid, "the uploaded content does not match the digest",
+                    "expected " + want.str() + ", content hashes to " + got.str());
+      meta.claim_blob_write(want.str());
+      blobs.commit_upload(id, state, want);
+    } catch (...) {
+      blobs.delete_upload(id, state);
+      drop_first();
+      throw;
+    }
+    meta.link_blob(name, want.str(), u.size);
+    drop_first();
     core::Metrics::global().add("wharf_uploads_completed_total");
     core::Metrics::global().add("wharf_upload_bytes_total", u.size);
   }
@@ -574,8 +628,18 @@ struct Registry::Impl {
     auto size = meta.linked_blob_size(name, d.str());
     if (!size) throw Error(ErrorCode::BlobUnknown, "blob unknown to registry", d.str());
     Response r;
-    r.headers.add("Content-Type", "application/octet-stream");
     r.headers.add("Docker-Content-Digest", d.str());
+    if (req.method == "GET") {
+      // An object store that serves the bytes itself: the client follows a
+      // presigned URL (GET only; it outlives a revocation by its lifetime).
+      if (auto url = blobs.redirect_url(d)) {
+        r.status = 307;
+        r.headers.add("Location", *url);
+        r.headers.add("Cache-Control", "no-store");
+        co_return co_await ex.send(r);
+      }
+    }
+    r.headers.add("Content-Type", "application/octet-stream");
     r.headers.add("ETag", "\"" + d.str() + "\"");
     r.headers.add("Accept-Ranges", "bytes");
     r.headers.add("Cache-Control", "max-age=31536000");
@@ -660,9 +724,13 @@ struct Registry::Impl {
         throw Error(ErrorCode::DigestInvalid, "the digest parameter does not use the digest-algorithm parameter's algorithm",
                     mono->str());
     }
+    core::DigestAlgorithm algo = core::DigestAlgorithm::Sha256;
+    if (mono) algo = mono->algorithm();
+    if (auto alg = req.param("digest-algorithm")) algo = *core::parse_digest_algorithm(*alg);
     std::string id = new_upload_id();
     int64_t t = now_s();
-    meta::UploadRecord session{id, name, t, t, 0, blobs.create_upload(id), ""};
+    // The digest state of the announced algorithm, saved from the start.
+    meta::UploadRecord session{id, name, t, t, 0, blobs.create_upload(id), core::Hasher(algo).save()};
     // Relaxed: a session lost to a power cut is opened again by the client
     // (its staged file is not fsynced before data arrives either).
     meta.create_upload(session, meta::MetadataStore::Commit::Relaxed);
@@ -673,7 +741,7 @@ struct Registry::Impl {
     // Monolithic upload: the body is the whole blob.
     {
       Claim c(*this, id);
-      Writing w{std::move(session)};
+      Writing w{std::move(session), core::Hasher(algo)};
       co_await append_body(ex, w);
       finish_upload(name, w, *mono);
     }
@@ -740,10 +808,10 @@ struct Registry::Impl {
         }
       }
       if (r.status != 416) {
-        w.sha256 = digest_state(w.session);
+        w.hash = digest_state(w.session);
         co_await append_body(ex, w);
         if (m == "PATCH") {
-          w.session.digest_state = w.sha256.save();
+          w.session.digest_state = w.hash.save();
           w.session.updated = now_s();
           meta.save_upload_progress(w.session);
           r = upload_progress(req, name, id, w.session.size, 202);

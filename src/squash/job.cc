@@ -149,7 +149,7 @@ std::unique_ptr<storage::BlobReader> Job::open_at(uint64_t offset) {
   auto [st, staging, layer] = look();
   std::unique_ptr<storage::BlobReader> r;
   if (st == State::Writing) {
-    r = blobs_->read_upload(staging, offset);
+    r = staging_store_->read_upload(staging, offset);
     if (!r) std::tie(st, staging, layer) = look();
   }
   if (!r && (st == State::Writing || st == State::Done) && !layer.empty())

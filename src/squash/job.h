@@ -49,7 +49,11 @@ class Job {
   };
 
   // A job that will be built: Queued.
-  Job(Image img, storage::BlobStore& blobs) : blobs_(&blobs), image_(std::move(img)) {}
+  // `staging`: the store holding the build's staging area while it is
+  // written (one that can read an upload before its commit: blobs itself
+  // when it can, else a local one); committed layers are read from `blobs`.
+  Job(Image img, storage::BlobStore& blobs, storage::BlobStore* staging = nullptr)
+      : blobs_(&blobs), staging_store_(staging ? staging : &blobs), image_(std::move(img)) {}
   // A cache hit: Done from the start, the layer the blob `layer_digest`.
   static std::shared_ptr<Job> cached(Image img, storage::BlobStore& blobs, uint64_t layer_size,
                                      std::string layer_digest, std::string config, std::optional<Gzip> gzip);
@@ -130,6 +134,7 @@ class Job {
   void trim_recent();
 
   storage::BlobStore* const blobs_;
+  storage::BlobStore* const staging_store_;
   const Image image_;
   std::atomic<uint64_t> available_{0};
   std::atomic<uint64_t> changes_{0};

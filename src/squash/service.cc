@@ -3,6 +3,10 @@
 #include <malloc.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <filesystem>
 
 #include <chrono>
 #include <condition_variable>
@@ -29,6 +33,7 @@
 #include "squash/gzip.h"
 #include "squash/index_codec.h"
 #include "squash/verifying_reader.h"
+#include "storage/fs_blob_store.h"
 #include "storage/async_writer.h"
 
 namespace wharf::squash {
@@ -38,6 +43,51 @@ using core::ErrorCode;
 using nlohmann::json;
 
 namespace {
+
+// Writes a build's layer to the local staging area (read by the build's
+// readers while it grows) and to the object store's upload (committed when
+// complete) as it goes. The state is the object store's.
+class TeeWriter : public storage::UploadWriter {
+ public:
+  TeeWriter(std::unique_ptr<storage::UploadWriter> local, std::unique_ptr<storage::UploadWriter> remote)
+      : local_(std::move(local)), remote_(std::move(remote)) {}
+  void write(const char* p, size_t n) override {
+    local_->write(p, n);
+    remote_->write(p, n);
+  }
+  void close() override {
+    local_->close();
+    remote_->close();
+  }
+  std::string state() const override { return remote_->state(); }
+  void drop_behind(uint64_t lag) override { local_->drop_behind(lag); }
+  void bypass_cache() override { local_->bypass_cache(); }
+
+ private:
+  std::unique_ptr<storage::UploadWriter> local_, remote_;
+};
+
+std::unique_ptr<storage::UploadWriter> tee_writer(std::unique_ptr<storage::UploadWriter> local,
+                                                  std::unique_ptr<storage::UploadWriter> remote) {
+  return std::make_unique<TeeWriter>(std::move(local), std::move(remote));
+}
+
+// This process's local staging directory under `spill`; those of processes
+// that are gone (killed mid-build) are removed.
+std::string local_staging_dir(const std::string& spill) {
+  std::error_code ec;
+  const std::string stem = "squash-staging-";
+  for (const auto& e : std::filesystem::directory_iterator(spill, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind(stem, 0) != 0) continue;
+    pid_t pid = static_cast<pid_t>(std::atol(name.c_str() + stem.size()));
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) std::filesystem::remove_all(e.path(), ec);
+  }
+  std::string dir = spill + "/" + stem + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
 
 int64_t now_s() { return core::unix_seconds(); }
 // Cache recency is kept in milliseconds: several entries are used within a second.
@@ -75,7 +125,11 @@ void return_memory() { malloc_trim(0); }
 }  // namespace
 
 Service::Service(ServiceOptions opts, storage::BlobStore& blobs, meta::MetadataStore& meta)
-    : opts_(std::move(opts)), blobs_(blobs), meta_(meta), budget_(opts_.memory_budget_bytes) {
+    : opts_(std::move(opts)), blobs_(blobs), staging_store_(&blobs), meta_(meta), budget_(opts_.memory_budget_bytes) {
+  if (!blobs_.capabilities().read_staged) {
+    local_staging_ = storage::make_fs_blob_store(local_staging_dir(opts_.spill_dir));
+    staging_store_ = local_staging_.get();
+  }
   threads_.emplace_back([this] {  // sizes for HEAD: not behind the builds
     pthread_setname_np(pthread_self(), "wharf-plan");
     planner();
@@ -201,7 +255,7 @@ std::shared_ptr<Job> Service::acquire(const Image& img) {
   // An idle worker takes a build at once; beyond that, queue_max may wait.
   if (queue_.size() >= opts_.queue_max + idle_workers_)
     throw Error(ErrorCode::Unavailable, "too many squash builds running and waiting; retry shortly");
-  auto j = std::make_shared<Job>(img, blobs_);
+  auto j = std::make_shared<Job>(img, blobs_, staging_store_);
   inflight_[img.key] = j;
   queue_.push_back(j);
   cv_.notify_one();
@@ -535,6 +589,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
     // so that the expiry purge removes what a killed process left behind.
     meta_.create_upload({staging, "_squash", now_s(), now_s(), 0, staging_state, ""},
                         meta::MetadataStore::Commit::Durable);
+    std::string local_state = local_staging_ ? local_staging_->create_upload(staging) : "";
     job->start_writing(staging, plan.tar_size);
     job->notify();
     core::crash_point("squash-writing");
@@ -555,7 +610,10 @@ void Service::build(const std::shared_ptr<Job>& job) {
         meta_.touch_upload(staging, touched);
       }
     };
-    StagingSink sink(blobs_.append_upload(staging, staging_state), published, written);
+    StagingSink sink(local_staging_ ? tee_writer(local_staging_->append_upload(staging, local_state),
+                                                 blobs_.append_upload(staging, staging_state))
+                                    : blobs_.append_upload(staging, staging_state),
+                     published, written);
     ChunkAccess chunks;
     chunks.open_at = [&](uint32_t i, uint64_t off) { return blobs_.open(*core::Digest::parse(img.layer_digests[i]), off); };
     chunks.unchanged = [&](uint32_t i, const std::string& stamp) {
@@ -591,6 +649,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
     // layer under either name) while this waits for the disk.
     meta_.claim_blob_write(diff_id.str());
     blobs_.commit_upload(staging, sink.state(), diff_id);
+    if (local_staging_) local_staging_->delete_upload(staging, "");  // readers go on from blobs_ (Job::open_at)
     core::crash_point("squash-layer-renamed");
     meta_.delete_upload(staging);
     meta_.put_squash(rec);
@@ -628,6 +687,7 @@ void Service::build(const std::shared_ptr<Job>& job) {
     }
     job->fail(err);
     if (!staging.empty()) {
+      if (local_staging_) local_staging_->delete_upload(staging, "");
       blobs_.delete_upload(staging, staging_state);
       try {
         meta_.delete_upload(staging);

@@ -137,6 +137,12 @@ class Service {
 
   ServiceOptions opts_;
   storage::BlobStore& blobs_;
+  // Where builds stage their layer while readers follow it: blobs_ when it
+  // can read an upload before its commit, else a filesystem store under
+  // spill_dir of this process's own (an object store): the build then
+  // writes both as it goes and commits to blobs_ when complete.
+  std::unique_ptr<storage::BlobStore> local_staging_;
+  storage::BlobStore* staging_store_;
   meta::MetadataStore& meta_;
   std::mutex mu_;
   std::condition_variable cv_;       // workers: queue_, background_
