@@ -12,10 +12,13 @@ WHARF_WERROR=ON bash scripts/build.sh || exit 1
 . tests/lib/common.sh
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(unit api api-distribution durability server e2e squash auth ui fuzz sanitize)
+[ ${#stages[@]} -gt 0 ] || stages=(unit api api-distribution durability server e2e pg-s3 squash auth ui fuzz sanitize)
 work=$(mktemp -d /tmp/wharf-test.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; }
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done
+  [ -n "${CEPH_BASE:-}" ] && BASE=$CEPH_BASE bash tests/lib/ceph_stop.sh
+}
 trap cleanup EXIT
 results=()
 
@@ -46,7 +49,58 @@ pg_config() {
   printf 'metadata: {driver: postgres, postgres: {dsn: "%s", schema: %s}}\n%s' "$WHARF_TEST_PG_DSN" "$2" "${3:-}" >"$1"
 }
 
-stage_unit() { pg_up || return 1; (cd build && ctest --output-on-failure -j2); }
+# One Ceph RADOS Gateway (S3) for every stage that needs it, started on first
+# use (tests/lib/ceph_start.sh: 1 mon, 1 MemStore OSD, radosgw; stopped by
+# its PIDs at exit). Exports WHARF_TEST_S3_ENDPOINT (keys testak/testsk).
+s3_up() {
+  [ -n "${WHARF_TEST_S3_ENDPOINT:-}" ] && return 0
+  local base=/tmp/wharf-test-ceph.$$ rgw mon
+  rgw=$(free_port); mon=$(free_port)
+  if ! (cd /tmp && BASE=$base RGW_PORT=$rgw MON_PORT=$mon bash "$root/tests/lib/ceph_start.sh") >"$work/ceph.out" 2>&1; then
+    echo "Ceph RADOS Gateway did not start:"; tail -20 "$work/ceph.out"
+    BASE=$base bash tests/lib/ceph_stop.sh
+    return 1
+  fi
+  CEPH_BASE=$base
+  export WHARF_TEST_S3_ENDPOINT=http://127.0.0.1:$rgw
+}
+# s3_bucket NAME: creates a bucket on the test RGW
+s3_bucket() {
+  curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" -u testak:testsk -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+    -X PUT "$WHARF_TEST_S3_ENDPOINT/$1" -o /dev/null
+}
+# A wharf config on PostgreSQL + the test RGW: s3_config FILE NAME [REDIRECT] [EXTRA YAML]
+# (schema and bucket NAME)
+s3_config() {
+  s3_bucket "$2" || return 1
+  pg_config "$1" "$2" "storage: {driver: s3, s3: {endpoint: \"$WHARF_TEST_S3_ENDPOINT\", bucket: $2, access_key: testak, secret_key: testsk, redirect: ${3:-proxy}}}
+${4:-}"
+}
+
+stage_unit() { pg_up && s3_up || return 1; (cd build && ctest --output-on-failure -j2); }
+
+# The API suite (blobs proxied) and the real clients (following presigned
+# redirects to RGW) against one wharf on PostgreSQL + RGW.
+stage_pg_s3() {
+  pg_up && s3_up || return 1
+  local port rc=0
+  port=$(free_port)
+  s3_config "$work/pgs3-api.yaml" apis3 proxy 'trusted_proxies: ["127.0.0.1"]' || return 1
+  start_wharf "$port" "$work/pgs3-api-data" "$work/pgs3-api.log" --config "$work/pgs3-api.yaml" || return 1
+  PIDS+=("$WHARF_PID")
+  python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf || rc=1
+  stop_pid "$WHARF_PID"
+  port=$(free_port)
+  s3_config "$work/pgs3-e2e.yaml" e2es3 presigned || return 1
+  start_wharf "$port" "$work/pgs3-e2e-data" "$work/pgs3-e2e.log" --config "$work/pgs3-e2e.yaml" || return 1
+  PIDS+=("$WHARF_PID")
+  bash tests/e2e/run.sh "127.0.0.1:$port" skopeo podman docker squash || rc=1
+  local redirects; redirects=$(grep -c '" 307 ' "$work/pgs3-e2e.log")
+  echo "blob GETs answered with a presigned redirect: $redirects"
+  [ "$redirects" -gt 0 ] || { echo "no client was redirected to the object store"; rc=1; }
+  stop_pid "$WHARF_PID"
+  return $rc
+}
 
 stage_api() {
   local port; port=$(free_port)
@@ -94,7 +148,7 @@ stage_api_distribution() {
 stage_sanitize() {
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWHARF_SANITIZE=ON -DWHARF_WERROR=OFF >/dev/null &&
     cmake --build build-asan -j"$(nproc)" >"$work/asan-build.log" 2>&1 || { tail -30 "$work/asan-build.log"; return 1; }
-  pg_up || return 1
+  pg_up && s3_up || return 1
   (cd build-asan && UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j2) || return 1
   local WHARF_BIN=$root/build-asan/wharf port rc=0
   port=$(free_port)
@@ -143,6 +197,7 @@ for s in "${stages[@]}"; do
     ui) run_stage "ui (Playwright + chromium: Fetch Tag to docker run)" stage_ui ;;
     server) run_stage "server (TLS, logs, SIGTERM drain, slow clients, connection limits, framing, squash operations, gc)" stage_server ;;
     e2e) run_stage "e2e real clients" stage_e2e ;;
+    pg-s3) run_stage "pg-s3 (API suite and real clients on PostgreSQL + Ceph RGW, presigned redirects)" stage_pg_s3 ;;
     squash) run_stage "squash merge semantics vs umoci (generated cases)" stage_squash ;;
     fuzz) run_stage "fuzz (libFuzzer: layer decoder, tar reader, planner; 30 s)" stage_fuzz ;;
     sanitize) run_stage "sanitize (ASan + UBSan: unit tests and the API suite)" stage_sanitize ;;
@@ -154,6 +209,7 @@ echo
 echo "=== summary"
 printf '%s\n' "${results[@]}"
 cleanup; PIDS=()
-rm -rf "$work" ${PG_BASE:+"$PG_BASE"}
+rm -rf "$work" ${PG_BASE:+"$PG_BASE"} ${CEPH_BASE:+"$CEPH_BASE"}
+CEPH_BASE=
 for r in "${results[@]}"; do [[ $r == PASS* ]] || exit 1; done
 exit 0

@@ -148,12 +148,12 @@ e2e_manifest_get() {
 e2e_check_layers() {
   local repo=$1 m=$2 cfg i=0 l
   cfg=$(jq -r .config.digest "$m")
-  x curl -sS -f -o "$E2E_WORK/cfg.json" "http://$REGISTRY/v2/$repo/blobs/$cfg"
+  x curl -sS -f -L -o "$E2E_WORK/cfg.json" "http://$REGISTRY/v2/$repo/blobs/$cfg"
   assert_digest "$E2E_WORK/cfg.json" "$cfg" "config blob"
   assert_eq "$IMG_AMD64_DIFFIDS" "$(jq -r '.rootfs.diff_ids | join(" ")' "$E2E_WORK/cfg.json")" "diff_ids in the pushed config"
   local -a diffids=($IMG_AMD64_DIFFIDS)
   for l in $(jq -r '.layers[].digest' "$m"); do
-    x curl -sS -f -o "$E2E_WORK/layer" "http://$REGISTRY/v2/$repo/blobs/$l"
+    x curl -sS -f -L -o "$E2E_WORK/layer" "http://$REGISTRY/v2/$repo/blobs/$l"
     assert_digest "$E2E_WORK/layer" "$l" "layer blob $i"
     assert_eq "${diffids[$i]}" "sha256:$(gzip -dc "$E2E_WORK/layer" | sha256sum | cut -d' ' -f1)" "layer $i uncompressed"
     i=$((i + 1))

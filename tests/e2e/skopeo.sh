@@ -24,7 +24,7 @@ TLS=(--src-tls-verify=false --dest-tls-verify=false)
 # blob_ok REPO DIGEST: GET the blob through the registry and check its bytes against the layout
 blob_ok() {
   local f="$E2E_WORK/blob.$$"
-  x curl -sS -f -o "$f" "http://$REGISTRY/v2/$1/blobs/$2"
+  x curl -sS -f -L -o "$f" "http://$REGISTRY/v2/$1/blobs/$2"
   assert_file_eq "$(e2e_blob "$L" "$2")" "$f" "blob $2 in $1"
   rm -f "$f"
 }

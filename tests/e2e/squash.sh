@@ -146,7 +146,7 @@ t_http() {
   cfgname=$(tar -xOf "$E2E_WORK/b1" manifest.json | jq -r '.[0].Config')
   tar -xOf "$E2E_WORK/b1" "$cfgname" >"$E2E_WORK/sq-config.json"
   orig=$(curl -sf -H "Accept: $E2E_DOCKER_MANIFEST" "$BASE/v2/$N/http/manifests/v1" | jq -r .config.digest)
-  curl -sf "$BASE/v2/$N/http/blobs/$orig" >"$E2E_WORK/orig-config.json"
+  curl -sfL "$BASE/v2/$N/http/blobs/$orig" >"$E2E_WORK/orig-config.json"
   jq -e --slurpfile o "$E2E_WORK/orig-config.json" --arg m "$dg" '
       (.history | length) == ($o[0].history | length) + 1
       and ([.history[:-1][] | .empty_layer] | all)
