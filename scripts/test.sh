@@ -89,6 +89,15 @@ stage_pg_s3() {
   start_wharf "$port" "$work/pgs3-api-data" "$work/pgs3-api.log" --config "$work/pgs3-api.yaml" || return 1
   PIDS+=("$WHARF_PID")
   python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf || rc=1
+  # /metrics counts requests to each backend by operation and outcome
+  local metrics; metrics=$(curl -sf "http://127.0.0.1:$port/metrics")
+  for want in 'backend="s3",operation="PutObject",outcome="ok"' 'backend="s3",operation="CopyObject",outcome="ok"' \
+    'backend="postgres",operation="write",outcome="ok"' 'backend="postgres",operation="read",outcome="ok"'; do
+    grep -qF "wharf_backend_requests_total{$want}" <<<"$metrics" || { echo "FAIL: /metrics lacks $want"; rc=1; }
+  done
+  # an upload session advertises the driver's part size as the chunk minimum
+  curl -sf -D - -o /dev/null -X POST "http://127.0.0.1:$port/v2/chunk/min/blobs/uploads/" | tr -d '\r' |
+    grep -qi '^oci-chunk-min-length: 16777216$' || { echo "FAIL: no OCI-Chunk-Min-Length on the POST"; rc=1; }
   stop_pid "$WHARF_PID"
   port=$(free_port)
   s3_config "$work/pgs3-e2e.yaml" e2es3 presigned || return 1

@@ -5,10 +5,14 @@ namespace wharf::meta {
 
 std::string_view role_name(Role r) {
   switch (r) {
-    case Role::Read: return "read";
-    case Role::Write: return "write";
-    case Role::Admin: return "admin";
-    default: return "none";
+    case Role::Read:
+      return "read";
+    case Role::Write:
+      return "write";
+    case Role::Admin:
+      return "admin";
+    default:
+      return "none";
   }
 }
 std::optional<Role> parse_role(std::string_view s) {
@@ -20,9 +24,12 @@ std::optional<Role> parse_role(std::string_view s) {
 }
 std::string_view team_role_name(TeamRole r) {
   switch (r) {
-    case TeamRole::Creator: return "creator";
-    case TeamRole::Admin: return "admin";
-    default: return "member";
+    case TeamRole::Creator:
+      return "creator";
+    case TeamRole::Admin:
+      return "admin";
+    default:
+      return "member";
   }
 }
 std::optional<TeamRole> parse_team_role(std::string_view s) {
@@ -33,9 +40,12 @@ std::optional<TeamRole> parse_team_role(std::string_view s) {
 }
 std::string_view subject_kind_name(SubjectKind k) {
   switch (k) {
-    case SubjectKind::Team: return "team";
-    case SubjectKind::Robot: return "robot";
-    default: return "user";
+    case SubjectKind::Team:
+      return "team";
+    case SubjectKind::Robot:
+      return "robot";
+    default:
+      return "user";
   }
 }
 

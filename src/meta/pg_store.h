@@ -15,10 +15,10 @@ namespace wharf::meta {
 // the schema's migrations under an advisory lock. Throws std::runtime_error
 // naming the problem when the server cannot be reached or its schema is
 // newer than this binary can work with.
-std::unique_ptr<MetadataStore> make_pg_store(const pg::Options &o);
+std::unique_ptr<MetadataStore> make_pg_store(const pg::Options& o);
 
 // Same database (and schema) as the metadata store is fine: the tables and
 // their schema version are separate.
-std::unique_ptr<AccountStore> make_pg_accounts(const pg::Options &o);
+std::unique_ptr<AccountStore> make_pg_accounts(const pg::Options& o);
 
-} // namespace wharf::meta
+}  // namespace wharf::meta

@@ -11,7 +11,7 @@ namespace wharf::meta {
 
 namespace {
 
-const std::vector<const char *> kAccountSchema = {
+const std::vector<const char*> kAccountSchema = {
     // version 1
     R"SQL(
 CREATE TABLE accounts(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, is_org INTEGER NOT NULL,
@@ -60,12 +60,12 @@ UPDATE audit SET repo_uid = COALESCE((SELECT uid FROM repo_settings WHERE name =
 )SQL",
 };
 
-} // namespace
+}  // namespace
 
-std::unique_ptr<AccountStore> make_sqlite_accounts(const std::string &path) {
+std::unique_ptr<AccountStore> make_sqlite_accounts(const std::string& path) {
   auto s = std::make_unique<SqlAccountStore<sqlite::Db>>(path);
   s->db().migrate("account_schema_version", kAccountSchema);
   return s;
 }
 
-} // namespace wharf::meta
+}  // namespace wharf::meta

@@ -2,18 +2,19 @@
 // sqlite_db.h's connections. One connection per thread-in-use from a small
 // pool; WAL lets readers run beside the single writer; writes use BEGIN
 // IMMEDIATE so two writers never deadlock on a lock upgrade.
+#include "meta/sqlite_store.h"
+
 #include <iterator>
 #include <vector>
 
 #include "meta/sql_metadata_store.h"
 #include "meta/sqlite_db.h"
-#include "meta/sqlite_store.h"
 
 namespace wharf::meta {
 
 namespace {
 
-const char *kSchema[] = {
+const char* kSchema[] = {
     // version 1
     R"SQL(
 CREATE TABLE repositories(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created INTEGER NOT NULL);
@@ -66,14 +67,12 @@ CREATE TABLE blob_states(digest TEXT PRIMARY KEY, deleting INTEGER NOT NULL, wri
 )SQL",
 };
 
-} // namespace
+}  // namespace
 
-std::unique_ptr<MetadataStore> make_sqlite_store(const std::string &path) {
+std::unique_ptr<MetadataStore> make_sqlite_store(const std::string& path) {
   auto s = std::make_unique<SqlMetadataStore<sqlite::Db>>(path);
-  s->db().migrate(
-      "schema_version",
-      std::vector<const char *>(std::begin(kSchema), std::end(kSchema)));
+  s->db().migrate("schema_version", std::vector<const char*>(std::begin(kSchema), std::end(kSchema)));
   return s;
 }
 
-} // namespace wharf::meta
+}  // namespace wharf::meta

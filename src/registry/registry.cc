@@ -387,6 +387,7 @@ struct Registry::Impl {
     r.headers.add("Location", location(req, "/v2/" + name + "/blobs/uploads/" + id));
     r.headers.add("Range", range_header(size));
     r.headers.add("Docker-Upload-UUID", id);
+    if (auto min = blobs.capabilities().chunk_min_length) r.headers.add("OCI-Chunk-Min-Length", std::to_string(min));
     return r;
   }
 

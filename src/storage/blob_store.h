@@ -122,6 +122,9 @@ class BlobStore {
   struct Capabilities {
     // read_upload works: an upload's bytes can be read before commit.
     bool read_staged = false;
+    // The smallest chunk (PATCH body) the driver stores without waste, which
+    // the registry advertises as OCI-Chunk-Min-Length; 0: any size.
+    uint64_t chunk_min_length = 0;
   };
   virtual Capabilities capabilities() const = 0;
 

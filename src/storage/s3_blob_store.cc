@@ -11,12 +11,11 @@
 // UploadPartCopy beyond): the bytes never pass through wharf again.
 #include "storage/s3_blob_store.h"
 
-#include <nlohmann/json.hpp>
-#include <pugixml.hpp>
-
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <nlohmann/json.hpp>
+#include <pugixml.hpp>
 #include <random>
 #include <stdexcept>
 
@@ -29,8 +28,8 @@ using s3::Client;
 using s3::Request;
 using s3::S3Error;
 
-constexpr uint64_t kMaxCopy = 5ull << 30;       // CopyObject's limit
-constexpr uint64_t kCopyPart = 1ull << 30;      // UploadPartCopy ranges beyond it
+constexpr uint64_t kMaxCopy = 5ull << 30;   // CopyObject's limit
+constexpr uint64_t kCopyPart = 1ull << 30;  // UploadPartCopy ranges beyond it
 
 std::string random_stamp() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -52,7 +51,7 @@ struct Part {
 struct State {
   std::string upload_id;  // multipart; "" until the first full part
   std::vector<Part> parts;
-  int tail = 0;           // number of the tail object holding the last tail_size bytes
+  int tail = 0;  // number of the tail object holding the last tail_size bytes
   uint64_t tail_size = 0;
   uint64_t size = 0;
 
@@ -154,7 +153,8 @@ class S3Store : public BlobStore {
   std::string set_lifecycle() {
     if (o_.abort_incomplete_uploads_days <= 0) return "";
     std::string body = "<LifecycleConfiguration><Rule><ID>wharf-abort-incomplete-uploads</ID><Filter><Prefix>" +
-                       o_.prefix + "uploads/</Prefix></Filter><Status>Enabled</Status>"
+                       o_.prefix +
+                       "uploads/</Prefix></Filter><Status>Enabled</Status>"
                        "<AbortIncompleteMultipartUpload><DaysAfterInitiation>" +
                        std::to_string(o_.abort_incomplete_uploads_days) +
                        "</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule></LifecycleConfiguration>";
@@ -211,7 +211,10 @@ class S3Store : public BlobStore {
     if (o_.redirect != "presigned") return std::nullopt;
     return c_.presign_get(blob_key(d), o_.presign_ttl_seconds);
   }
-  Capabilities capabilities() const override { return {}; }
+  // A chunk below the part size is kept as the upload's tail object, read
+  // back and written again by the next append: clients that send whole
+  // parts avoid that.
+  Capabilities capabilities() const override { return {false, o_.part_size}; }
 
   std::string create_upload(const std::string& id) override {
     check_id(id);
@@ -248,7 +251,8 @@ class S3Store : public BlobStore {
       std::string data = upload_key(id, "data");
       if (st.tail_size > 0) {
         int n = static_cast<int>(st.parts.size()) + 1;
-        st.parts.push_back({n, copy_part(upload_key(id, tail_name(st.tail)), data, st.upload_id, n, 0, 0), st.tail_size});
+        st.parts.push_back(
+            {n, copy_part(upload_key(id, tail_name(st.tail)), data, st.upload_id, n, 0, 0), st.tail_size});
       }
       complete(data, st.upload_id, st.parts, st.size);
       if (st.size <= kMaxCopy) {
@@ -351,7 +355,8 @@ class S3Store : public BlobStore {
     r.key = to;
     r.query = {{"partNumber", std::to_string(n)}, {"uploadId", upload_id}};
     r.headers = {{"x-amz-copy-source", copy_source(from)}};
-    if (last) r.headers.push_back({"x-amz-copy-source-range", "bytes=" + std::to_string(first) + "-" + std::to_string(last)});
+    if (last)
+      r.headers.push_back({"x-amz-copy-source-range", "bytes=" + std::to_string(first) + "-" + std::to_string(last)});
     auto resp = c_.send(r);
     pugi::xml_document doc;
     doc.load_buffer(resp.body.data(), resp.body.size());
@@ -546,7 +551,8 @@ std::string S3Store::md5_base64(const std::string& s) {
 std::unique_ptr<BlobStore> make_s3_blob_store(const S3StoreOptions& o) {
   if (o.client.bucket.empty()) throw std::runtime_error("storage.s3.bucket is not set");
   if (o.client.endpoint.empty()) throw std::runtime_error("storage.s3.endpoint is not set");
-  if (o.part_size < (5ull << 20)) throw std::runtime_error("storage.s3.part_size must be at least 5 MiB (S3's minimum part)");
+  if (o.part_size < (5ull << 20))
+    throw std::runtime_error("storage.s3.part_size must be at least 5 MiB (S3's minimum part)");
   auto s = std::make_unique<S3Store>(o);
   s->check_bucket();
   s->set_lifecycle();  // a store without lifecycle rules: the aborts on cancel and expiry remain

@@ -15,12 +15,12 @@ namespace wharf::storage {
 
 struct S3StoreOptions {
   s3::Options client;
-  std::string prefix;                        // keys start with it ("" or ending in '/')
-  uint64_t part_size = 16ull << 20;          // multipart part size; doubles every 1000 parts
-  uint64_t read_chunk = 8ull << 20;          // a blob is read in ranged GETs of this size
-  std::string redirect;                      // "presigned": blob GETs redirect to a presigned URL; "proxy": streamed
+  std::string prefix;                // keys start with it ("" or ending in '/')
+  uint64_t part_size = 16ull << 20;  // multipart part size; doubles every 1000 parts
+  uint64_t read_chunk = 8ull << 20;  // a blob is read in ranged GETs of this size
+  std::string redirect;              // "presigned": blob GETs redirect to a presigned URL; "proxy": streamed
   int64_t presign_ttl_seconds = 600;
-  int abort_incomplete_uploads_days = 1;     // lifecycle rule on <prefix>uploads/ (0: none set)
+  int abort_incomplete_uploads_days = 1;  // lifecycle rule on <prefix>uploads/ (0: none set)
 };
 
 // Checks the bucket (a clear error when it is missing or the credentials are

@@ -4,9 +4,6 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
-
-#include <pugixml.hpp>
-
 #include <pthread.h>
 
 #include <algorithm>
@@ -15,8 +12,11 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
+#include <pugixml.hpp>
 #include <random>
 #include <thread>
+
+#include "core/metrics.h"
 
 namespace wharf::storage::s3 {
 
@@ -97,6 +97,28 @@ void backoff(int attempt) {
   std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(ms / 2, ms)(rng)));
 }
 
+// The S3 API operation a request is, for /metrics.
+std::string operation(const Request& r) {
+  auto has = [&](const char* k) {
+    for (const auto& [key, v] : r.query)
+      if (key == k) return true;
+    return false;
+  };
+  bool copy = false;
+  for (const auto& [k, v] : r.headers) copy = copy || k == "x-amz-copy-source";
+  if (has("uploads")) return r.method == "POST" ? "CreateMultipartUpload" : "ListMultipartUploads";
+  if (has("partNumber")) return copy ? "UploadPartCopy" : "UploadPart";
+  if (has("uploadId")) return r.method == "POST" ? "CompleteMultipartUpload" : "AbortMultipartUpload";
+  if (has("list-type")) return "ListObjectsV2";
+  if (has("lifecycle")) return "PutBucketLifecycle";
+  if (r.key.empty()) return r.method == "HEAD" ? "HeadBucket" : r.method == "PUT" ? "CreateBucket" : "Bucket";
+  if (copy) return "CopyObject";
+  if (r.method == "GET") return "GetObject";
+  if (r.method == "HEAD") return "HeadObject";
+  if (r.method == "DELETE") return "DeleteObject";
+  return "PutObject";
+}
+
 }  // namespace
 
 std::string uri_encode(std::string_view s, bool keep_slash) {
@@ -121,10 +143,12 @@ Client::Client(Options o) : o_(std::move(o)) {
 }
 
 std::string Client::url(const std::string& base, const std::string& key) const {
-  if (o_.path_style) return base + "/" + uri_encode(o_.bucket, false) + (key.empty() ? "/" : "/" + uri_encode(key, true));
+  if (o_.path_style)
+    return base + "/" + uri_encode(o_.bucket, false) + (key.empty() ? "/" : "/" + uri_encode(key, true));
   auto scheme_end = base.find("://");
-  std::string host_base = scheme_end == std::string::npos ? base : base.substr(0, scheme_end + 3) + o_.bucket + "." +
-                                                                       base.substr(scheme_end + 3);
+  std::string host_base = scheme_end == std::string::npos
+                              ? base
+                              : base.substr(0, scheme_end + 3) + o_.bucket + "." + base.substr(scheme_end + 3);
   return host_base + "/" + uri_encode(key, true);
 }
 
@@ -135,6 +159,8 @@ std::string Client::error_code(std::string_view xml) {
 }
 
 Response Client::send(const Request& r) const {
+  const std::string op = operation(r);
+  auto& m = core::Metrics::global();
   for (int attempt = 0;; ++attempt) {
     bool streamed = false;
     Request copy = r;
@@ -143,9 +169,19 @@ Response Client::send(const Request& r) const {
         streamed = true;
         return r.sink(p, n);
       };
+    auto t0 = std::chrono::steady_clock::now();
+    auto account = [&](const char* outcome) {
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+      m.add("wharf_backend_requests_total", 1, "backend=\"s3\",operation=\"" + op + "\",outcome=\"" + outcome + "\"");
+      m.add("wharf_backend_request_microseconds_total", static_cast<uint64_t>(us),
+            "backend=\"s3\",operation=\"" + op + "\"");
+    };
     try {
-      return once(copy);
+      auto resp = once(copy);
+      account("ok");
+      return resp;
     } catch (const S3Error& e) {
+      account(e.status == 0 ? "transport_error" : e.status >= 500 ? "server_error" : "client_error");
       if (!transient(e.status, e.code) || streamed || attempt >= o_.retries) throw;
       backoff(attempt);
     }
@@ -197,38 +233,38 @@ Response Client::once(const Request& r) const {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r.method.c_str());
   }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION,
-                   +[](char* p, size_t sz, size_t n, void* ud) -> size_t {
-                     auto* c = static_cast<Ctx*>(ud);
-                     std::string_view line(p, sz * n);
-                     if (line.rfind("HTTP/", 0) == 0) c->resp->headers.clear();  // a new response (after 100)
-                     auto colon = line.find(':');
-                     if (colon != std::string_view::npos) {
-                       std::string k(line.substr(0, colon));
-                       for (auto& ch : k) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-                       std::string_view v = line.substr(colon + 1);
-                       while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-                       while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
-                       c->resp->headers[k] = std::string(v);
-                     }
-                     return sz * n;
-                   });
+  curl_easy_setopt(
+      h, CURLOPT_HEADERFUNCTION, +[](char* p, size_t sz, size_t n, void* ud) -> size_t {
+        auto* c = static_cast<Ctx*>(ud);
+        std::string_view line(p, sz * n);
+        if (line.rfind("HTTP/", 0) == 0) c->resp->headers.clear();  // a new response (after 100)
+        auto colon = line.find(':');
+        if (colon != std::string_view::npos) {
+          std::string k(line.substr(0, colon));
+          for (auto& ch : k) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          std::string_view v = line.substr(colon + 1);
+          while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+          while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
+          c->resp->headers[k] = std::string(v);
+        }
+        return sz * n;
+      });
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &ctx);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION,
-                   +[](char* p, size_t sz, size_t n, void* ud) -> size_t {
-                     auto* c = static_cast<Ctx*>(ud);
-                     long status = 0;
-                     curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
-                     if (c->req->sink && status >= 200 && status < 300) {
-                       if (!c->req->sink(p, sz * n)) {
-                         c->stopped = true;
-                         return 0;
-                       }
-                     } else {
-                       c->resp->body.append(p, sz * n);
-                     }
-                     return sz * n;
-                   });
+  curl_easy_setopt(
+      h, CURLOPT_WRITEFUNCTION, +[](char* p, size_t sz, size_t n, void* ud) -> size_t {
+        auto* c = static_cast<Ctx*>(ud);
+        long status = 0;
+        curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
+        if (c->req->sink && status >= 200 && status < 300) {
+          if (!c->req->sink(p, sz * n)) {
+            c->stopped = true;
+            return 0;
+          }
+        } else {
+          c->resp->body.append(p, sz * n);
+        }
+        return sz * n;
+      });
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &ctx);
   CURLcode rc = curl_easy_perform(h);
   curl_slist_free_all(hdrs);
@@ -245,9 +281,9 @@ Response Client::once(const Request& r) const {
   pugi::xml_document doc;
   std::string msg;
   if (doc.load_buffer(resp.body.data(), resp.body.size())) msg = doc.child("Error").child_value("Message");
-  throw S3Error(what + ": " + std::to_string(resp.status) + (code.empty() ? "" : " " + code) +
-                    (msg.empty() ? "" : ": " + msg),
-                resp.status, code);
+  throw S3Error(
+      what + ": " + std::to_string(resp.status) + (code.empty() ? "" : " " + code) + (msg.empty() ? "" : ": " + msg),
+      resp.status, code);
 }
 
 std::string Client::presign_get(const std::string& key, int64_t ttl_seconds) const {

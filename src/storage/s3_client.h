@@ -50,7 +50,7 @@ struct S3Error : std::runtime_error {
   S3Error(const std::string& what, long status, std::string code)
       : std::runtime_error(what), status(status), code(std::move(code)) {}
   long status;
-  std::string code;  // S3's error code ("NoSuchKey", "NoSuchUpload", ...) or "" 
+  std::string code;  // S3's error code ("NoSuchKey", "NoSuchUpload", ...) or ""
 };
 
 struct Response {
@@ -65,10 +65,10 @@ struct Response {
 
 struct Request {
   std::string method = "GET";
-  std::string key;                                  // object key ("" : the bucket)
+  std::string key;                                         // object key ("" : the bucket)
   std::vector<std::pair<std::string, std::string>> query;  // unencoded; sorted and encoded when sent
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string_view body;                            // PUT/POST body
+  std::string_view body;  // PUT/POST body
   // When set, a successful (2xx) body goes here as it arrives instead of
   // into Response::body; it returns false to stop (the request then fails).
   std::function<bool(const char*, size_t)> sink;
