@@ -119,6 +119,9 @@ int serve(core::Config cfg) {
   ro.uploads = cfg.uploads;
   ro.limits = cfg.limits;
   ro.external_url = cfg.external_url;
+  bool remote = cfg.storage.driver != "filesystem" || cfg.metadata.driver != "sqlite";
+  http::Offload offload(cfg.backend_threads > 0 ? static_cast<unsigned>(cfg.backend_threads) : remote ? 32u : 0u);
+  if (offload.enabled()) ro.offload = &offload;
   registry::Registry reg(ro, *blobs, *meta);
 
   http::ServerOptions so = server_options(cfg);

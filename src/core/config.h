@@ -286,6 +286,10 @@ struct Config {
   // Location headers are built from Host / X-Forwarded-*.
   std::string external_url;
   int threads = 0;  // I/O threads; 0: twice the cores, at least 4
+  // Threads that make blocking backend calls (PostgreSQL, S3) while the I/O
+  // threads serve other connections; 0: none with the embedded backends
+  // (calls run inline), 32 with a remote one.
+  int backend_threads = 0;
   // Peer addresses whose X-Forwarded-For/-Proto/-Host are believed.
   std::vector<std::string> trusted_proxies;
   TlsConfig tls;
@@ -305,6 +309,7 @@ struct Config {
     v("data_dir", data_dir);
     v("external_url", external_url);
     v("threads", threads);
+    v("backend_threads", backend_threads);
     v("trusted_proxies", trusted_proxies);
     v("tls", tls);
     v("log", log);

@@ -196,6 +196,14 @@ struct Registry::Impl {
     core::Hasher hash{core::DigestAlgorithm::Sha256};
   };
 
+  // Runs a blocking backend call off the I/O thread when the registry was
+  // given an Offload (remote backends), else inline.
+  template <class F>
+  asio::awaitable<std::invoke_result_t<F&>> backend(F f) {
+    if (!opts.offload) co_return f();
+    co_return co_await opts.offload->run(std::move(f));
+  }
+
   // ---- helpers -------------------------------------------------------------
 
   static void check_name(const std::string& name) {
@@ -253,7 +261,7 @@ struct Registry::Impl {
   // session is saved with it before the error goes on, so a client that asks
   // for the upload's status continues from there. A malformed body keeps nothing.
   asio::awaitable<void> append_body(Exchange& ex, Writing& w) {
-    auto out = blobs.append_upload(w.session.id, w.session.driver_state);
+    auto out = co_await backend([&] { return blobs.append_upload(w.session.id, w.session.driver_state); });
     out->bypass_cache();  // nobody reads a push's bytes back soon
     std::exception_ptr read_error;
     const uint64_t started = w.session.size;
@@ -282,18 +290,22 @@ struct Registry::Impl {
         if (!n) break;
         if (opts.upload_observer) opts.upload_observer->appended(w.session.id, offset, buf.data(), n);
         offset += n;
-        aw.push(std::move(buf), n);
+        if (opts.offload) {  // a full queue waits for the object store, off the I/O thread
+          co_await backend([&] { aw.push(std::move(buf), n); });
+        } else {
+          aw.push(std::move(buf), n);
+        }
       }
-      aw.finish();  // a write error leaves the session as it was stored
+      co_await backend([&] { aw.finish(); });  // a write error leaves the session as it was stored
     }
-    out->close();
+    co_await backend([&] { out->close(); });
     w.session.size = offset;
     w.session.driver_state = out->state();
     if (read_error) {
       if (offset > started) {
         w.session.digest_state = w.hash.save();
         w.session.updated = now_s();
-        meta.save_upload_progress(w.session);
+        co_await backend([&] { meta.save_upload_progress(w.session); });
       }
       std::rethrow_exception(read_error);
     }
@@ -618,7 +630,8 @@ struct Registry::Impl {
     if (req.method == "DELETE") {
       ex.route = "blob_delete";
       if (!opts.delete_.enabled) throw Error(ErrorCode::Unsupported, "deletion is disabled on this registry");
-      if (!meta.unlink_blob(name, d.str())) throw Error(ErrorCode::BlobUnknown, "blob unknown to registry", d.str());
+      bool unlinked = co_await backend([&] { return meta.unlink_blob(name, d.str()); });
+      if (!unlinked) throw Error(ErrorCode::BlobUnknown, "blob unknown to registry", d.str());
       if (opts.access) opts.access->audit(req, nullptr, "delete", name, json{{"blob", d.str()}});
       Response r;
       r.status = 202;
@@ -626,14 +639,15 @@ struct Registry::Impl {
     }
     if (req.method != "GET" && req.method != "HEAD") throw Error(ErrorCode::Unsupported, "method not allowed");
     ex.route = "blob_get";
-    auto size = meta.linked_blob_size(name, d.str());
+    auto size = co_await backend([&] { return meta.linked_blob_size(name, d.str()); });
     if (!size) throw Error(ErrorCode::BlobUnknown, "blob unknown to registry", d.str());
     Response r;
     r.headers.add("Docker-Content-Digest", d.str());
     if (req.method == "GET") {
       // An object store that serves the bytes itself: the client follows a
       // presigned URL (GET only; it outlives a revocation by its lifetime).
-      if (auto url = blobs.redirect_url(d)) {
+      auto url = co_await backend([&] { return blobs.redirect_url(d); });
+      if (url) {
         r.status = 307;
         r.headers.add("Location", *url);
         r.headers.add("Cache-Control", "no-store");
@@ -667,7 +681,7 @@ struct Registry::Impl {
       r.content_length = length;
       co_return co_await ex.send(r);
     }
-    auto rd = blobs.open(d, r.status == 206 ? range.first : 0);
+    auto rd = co_await backend([&] { return blobs.open(d, r.status == 206 ? range.first : 0); });
     if (!rd) throw Error(ErrorCode::BlobUnknown, "blob content is missing from storage", d.str());
     if (rd->native_fd() >= 0) co_return co_await ex.send_file(r, rd->native_fd(), rd->native_offset(), length);
     r.content_length = length;
@@ -675,7 +689,7 @@ struct Registry::Impl {
     std::vector<char> buf(kIoBuffer);
     uint64_t left = length;
     while (left) {
-      size_t n = rd->read(buf.data(), std::min<uint64_t>(left, buf.size()));
+      size_t n = co_await backend([&] { return rd->read(buf.data(), std::min<uint64_t>(left, buf.size())); });
       if (!n) throw std::runtime_error("blob ended early");
       co_await ex.write({buf.data(), n});
       left -= n;
@@ -695,18 +709,22 @@ struct Registry::Impl {
         // The source must be readable by the caller; otherwise upload normally.
         std::function<bool(std::string_view)> readable = [](std::string_view) { return true; };
         if (opts.access) readable = opts.access->reader(req);
-        if (from && core::valid_repository_name(*from)) {
-          if (readable(*from)) size = meta.linked_blob_size(*from, d->str());
-        } else if (!from) {
-          // No `from`: mount when the blob is already known to a repository the caller may read.
-          for (auto& repo : meta.repositories_with_blob(d->str(), 20))
-            if (readable(repo)) {
-              size = meta.linked_blob_size(repo, d->str());
-              break;
-            }
-        }
-        if (size && blobs.stat(*d)) {
+        bool mounted = co_await backend([&] {
+          if (from && core::valid_repository_name(*from)) {
+            if (readable(*from)) size = meta.linked_blob_size(*from, d->str());
+          } else if (!from) {
+            // No `from`: mount when the blob is already known to a repository the caller may read.
+            for (auto& repo : meta.repositories_with_blob(d->str(), 20))
+              if (readable(repo)) {
+                size = meta.linked_blob_size(repo, d->str());
+                break;
+              }
+          }
+          if (!size || !blobs.stat(*d)) return false;
           meta.link_blob(name, d->str(), *size);
+          return true;
+        });
+        if (mounted) {
           auto r = blob_created(req, name, *d);
           co_return co_await ex.send(r);
         }
@@ -731,10 +749,13 @@ struct Registry::Impl {
     std::string id = new_upload_id();
     int64_t t = now_s();
     // The digest state of the announced algorithm, saved from the start.
-    meta::UploadRecord session{id, name, t, t, 0, blobs.create_upload(id), core::Hasher(algo).save()};
-    // Relaxed: a session lost to a power cut is opened again by the client
-    // (its staged file is not fsynced before data arrives either).
-    meta.create_upload(session, meta::MetadataStore::Commit::Relaxed);
+    meta::UploadRecord session{id, name, t, t, 0, "", core::Hasher(algo).save()};
+    co_await backend([&] {
+      session.driver_state = blobs.create_upload(id);
+      // Relaxed: a session lost to a power cut is opened again by the client
+      // (its staged file is not fsynced before data arrives either).
+      meta.create_upload(session, meta::MetadataStore::Commit::Relaxed);
+    });
     if (!mono) {
       auto r = upload_progress(req, name, id, 0, 202);
       co_return co_await ex.send(r);
@@ -744,7 +765,7 @@ struct Registry::Impl {
       Claim c(*this, id);
       Writing w{std::move(session), core::Hasher(algo)};
       co_await append_body(ex, w);
-      finish_upload(name, w, *mono);
+      co_await backend([&] { finish_upload(name, w, *mono); });
     }
     auto r = blob_created(req, name, *mono);
     co_await ex.send(r);
@@ -755,8 +776,10 @@ struct Registry::Impl {
     const auto& m = req.method;
     if (m == "GET") {
       ex.route = "upload_status";
-      auto found = get_upload(name, id);
-      auto size = blobs.upload_size(id, found.driver_state);
+      auto size = co_await backend([&] {
+        auto found = get_upload(name, id);
+        return blobs.upload_size(id, found.driver_state);
+      });
       if (!size) throw Error(ErrorCode::BlobUploadUnknown, "upload session unknown", id);
       auto r = upload_progress(req, name, id, *size, 204);
       co_return co_await ex.send(r);
@@ -765,10 +788,12 @@ struct Registry::Impl {
       ex.route = "upload_delete";
       {
         Claim c(*this, id);
-        auto found = get_upload(name, id);
-        if (opts.upload_observer) opts.upload_observer->dropped(id);
-        blobs.delete_upload(id, found.driver_state);
-        meta.delete_upload(id);
+        co_await backend([&] {
+          auto found = get_upload(name, id);
+          if (opts.upload_observer) opts.upload_observer->dropped(id);
+          blobs.delete_upload(id, found.driver_state);
+          meta.delete_upload(id);
+        });
       }
       Response r;
       r.status = 204;
@@ -784,14 +809,17 @@ struct Registry::Impl {
     Response r;
     {
       Claim c(*this, id);
-      Writing w{get_upload(name, id)};  // read once the claim is ours: what the last writer stored
+      // Read once the claim is ours: what the last writer stored. (Not in the
+      // braced initializer: GCC 12 frees a co_await temporary there twice.)
+      meta::UploadRecord stored = co_await backend([&] { return get_upload(name, id); });
+      Writing w{std::move(stored)};
       std::optional<Digest> want;
       if (m == "PUT") {
         auto dg = req.param("digest");
         if (!dg) throw Error(ErrorCode::DigestInvalid, "PUT must carry ?digest= to complete an upload");
         want = parse_digest_or_throw(*dg);
       }
-      auto staged = blobs.upload_size(id, w.session.driver_state);
+      auto staged = co_await backend([&] { return blobs.upload_size(id, w.session.driver_state); });
       if (!staged) throw Error(ErrorCode::BlobUploadUnknown, "upload session unknown", id);
       w.session.size = *staged;  // the driver's word (a session an older version stored has no size)
       if (auto cr = req.headers.get("Content-Range")) {
@@ -814,10 +842,10 @@ struct Registry::Impl {
         if (m == "PATCH") {
           w.session.digest_state = w.hash.save();
           w.session.updated = now_s();
-          meta.save_upload_progress(w.session);
+          co_await backend([&] { meta.save_upload_progress(w.session); });
           r = upload_progress(req, name, id, w.session.size, 202);
         } else {
-          finish_upload(name, w, *want);
+          co_await backend([&] { finish_upload(name, w, *want); });
           r = blob_created(req, name, *want);
         }
       }
@@ -866,8 +894,10 @@ struct Registry::Impl {
     check_name(r.name);
     if (opts.access) {
       std::string_view action = action_needed(r.kind, req.method);
-      opts.access->require(req, r.name, action);
-      if (action == "push") opts.access->prepare_push(req, r.name);
+      co_await backend([&] {
+        opts.access->require(req, r.name, action);
+        if (action == "push") opts.access->prepare_push(req, r.name);
+      });
     }
     switch (r.kind) {
       case Route::Manifest: co_return co_await manifest(ex, r.name, r.ref);

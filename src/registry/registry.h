@@ -16,6 +16,7 @@
 
 #include "auth/access.h"
 #include "core/config.h"
+#include "http/offload.h"
 #include "http/server.h"
 #include "meta/metadata_store.h"
 #include "storage/blob_store.h"
@@ -51,6 +52,9 @@ struct Options {
   std::function<void(const std::string& repo, const std::string& digest)> on_manifest_pushed;
   // Null: none.
   UploadObserver* upload_observer = nullptr;
+  // Where blocking backend calls run (a database round trip, an object store
+  // request), off the I/O threads; null: inline (the embedded backends).
+  http::Offload* offload = nullptr;
   // Called after a tag was pushed (e.g. to prime derived caches). Must not throw.
   std::function<void(const std::string& repo, const std::string& tag)> on_tag_pushed;
 };
