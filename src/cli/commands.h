@@ -20,6 +20,10 @@ int squash_prime(const core::Config& cfg, const std::string& ref, const std::str
 int squash_offline_cmd(const core::Config& cfg, const std::string& from, const std::string& to,
                        const std::string& platform, const std::string& tag);
 
+// `wharf migrate --from OLD.yaml --to NEW.yaml` (migrate.cc): copies the
+// registry `from` describes into the stores `to` describes.
+int migrate(const core::Config& from, const core::Config& to);
+
 // The account administration commands (admin.cc); they work while the
 // server runs (same store).
 enum class AdminCommand { UserCreate, UserPasswd, UserDisable, UserEnable, UserDelete, OrgCreate, RobotCreate,

@@ -114,6 +114,10 @@ int main(int argc, char** argv) {
   prime_cmd->add_option("--config", config_path, "YAML configuration file");
   prime_cmd->add_option("--data-dir", data_dir, "data directory of the registry");
   prime_cmd->add_option("--platform", platform, "os/arch[/variant]");
+  std::string migrate_from, migrate_to;
+  auto* migrate_cmd = app.add_subcommand("migrate", "copy this registry's blobs, metadata and accounts to other stores");
+  migrate_cmd->add_option("--from", migrate_from, "YAML configuration of the registry to copy")->required();
+  migrate_cmd->add_option("--to", migrate_to, "YAML configuration of the stores to copy it to")->required();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -128,6 +132,7 @@ int main(int argc, char** argv) {
     if (no_auth) cfg.auth.enabled = false;
     cli::check_drivers(cfg);
     if (*serve_cmd) return cli::serve(cfg);
+    if (*migrate_cmd) return cli::migrate(core::load_config(migrate_from), core::load_config(migrate_to));
     if (*gc_cmd) return cli::gc(cfg, gc_dry, gc_grace);
     cli::AdminArgs args{a_name, a_email, a_owner, a_role, a_robot, a_user, a_team, a_superuser, a_regen};
     for (auto [sub, cmd] : {std::pair{user_create, cli::AdminCommand::UserCreate},

@@ -146,6 +146,16 @@ void check_drivers(const core::Config& cfg) {
   check(meta_table(), "metadata.driver", cfg.metadata.driver);
 }
 
+meta::SqlEndpoint sql_endpoint(const core::Config& cfg) {
+  check(meta_table(), "metadata.driver", cfg.metadata.driver);
+  meta::SqlEndpoint e;
+  if (cfg.metadata.driver == "postgres")
+    e.pg = pg_options(cfg);
+  else
+    e.sqlite_path = sqlite_path(cfg);
+  return e;
+}
+
 std::vector<std::string> storage_drivers() { return names(blob_table()); }
 std::vector<std::string> metadata_drivers() { return names(meta_table()); }
 

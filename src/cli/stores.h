@@ -13,6 +13,7 @@
 
 #include "core/config.h"
 #include "meta/account_store.h"
+#include "meta/copy.h"
 #include "meta/metadata_store.h"
 #include "storage/blob_store.h"
 
@@ -30,6 +31,9 @@ std::unique_ptr<meta::AccountStore> open_account_store(const core::Config& cfg);
 // Checks both driver names (every command calls it first, whichever stores
 // it opens): the error open_*() would give.
 void check_drivers(const core::Config& cfg);
+
+// The SQL backend metadata.driver names, for meta::copy_sql.
+meta::SqlEndpoint sql_endpoint(const core::Config& cfg);
 
 std::vector<std::string> storage_drivers();
 std::vector<std::string> metadata_drivers();
