@@ -108,6 +108,7 @@ stage_pg_s3() {
   echo "blob GETs answered with a presigned redirect: $redirects"
   [ "$redirects" -gt 0 ] || { echo "no client was redirected to the object store"; rc=1; }
   stop_pid "$WHARF_PID"
+  bash tests/server/migrate.sh || rc=1
   return $rc
 }
 
@@ -206,7 +207,7 @@ for s in "${stages[@]}"; do
     ui) run_stage "ui (Playwright + chromium: Fetch Tag to docker run)" stage_ui ;;
     server) run_stage "server (TLS, logs, SIGTERM drain, slow clients, connection limits, framing, squash operations, gc)" stage_server ;;
     e2e) run_stage "e2e real clients" stage_e2e ;;
-    pg-s3) run_stage "pg-s3 (API suite and real clients on PostgreSQL + Ceph RGW, presigned redirects)" stage_pg_s3 ;;
+    pg-s3) run_stage "pg-s3 (API suite, real clients with presigned redirects, wharf migrate: on PostgreSQL + Ceph RGW)" stage_pg_s3 ;;
     squash) run_stage "squash merge semantics vs umoci (generated cases)" stage_squash ;;
     fuzz) run_stage "fuzz (libFuzzer: layer decoder, tar reader, planner; 30 s)" stage_fuzz ;;
     sanitize) run_stage "sanitize (ASan + UBSan: unit tests and the API suite)" stage_sanitize ;;
