@@ -18,6 +18,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done
   [ -n "${CEPH_BASE:-}" ] && BASE=$CEPH_BASE bash tests/lib/ceph_stop.sh
+  [ -n "${PG_BASE:-}" ] && BASE=$PG_BASE bash tests/lib/pg_stop.sh
 }
 trap cleanup EXIT
 results=()
@@ -40,8 +41,8 @@ pg_up() {
     echo "PostgreSQL did not start:"; cat "$work/pg.err" "$base/server.log" 2>/dev/null | tail -20
     return 1
   fi
-  PIDS+=("$(cat "$base/pid")")
-  PG_BASE=$base
+  PG_BASE=$base  # stopped at exit by the PID in $base/pid (a test that restarts it updates the file)
+  export WHARF_TEST_PG_BASE=$base
   export WHARF_TEST_PG_DSN; WHARF_TEST_PG_DSN=$(cat "$work/pg.dsn")
 }
 # A wharf config on the test server's PostgreSQL, in a schema of its own: pg_config FILE SCHEMA [EXTRA YAML]
@@ -62,7 +63,7 @@ s3_up() {
     return 1
   fi
   CEPH_BASE=$base
-  export WHARF_TEST_S3_ENDPOINT=http://127.0.0.1:$rgw
+  export WHARF_TEST_CEPH_BASE=$base WHARF_TEST_S3_ENDPOINT=http://127.0.0.1:$rgw
 }
 # s3_bucket NAME: creates a bucket on the test RGW
 s3_bucket() {
@@ -109,6 +110,7 @@ stage_pg_s3() {
   [ "$redirects" -gt 0 ] || { echo "no client was redirected to the object store"; rc=1; }
   stop_pid "$WHARF_PID"
   bash tests/server/migrate.sh || rc=1
+  bash tests/server/backend_faults.sh || rc=1
   return $rc
 }
 
@@ -220,6 +222,6 @@ echo "=== summary"
 printf '%s\n' "${results[@]}"
 cleanup; PIDS=()
 rm -rf "$work" ${PG_BASE:+"$PG_BASE"} ${CEPH_BASE:+"$CEPH_BASE"}
-CEPH_BASE=
+CEPH_BASE= PG_BASE=
 for r in "${results[@]}"; do [[ $r == PASS* ]] || exit 1; done
 exit 0
