@@ -21,7 +21,7 @@ using namespace wharf;
 namespace {
 
 std::string dsn() {
-  const char *d = std::getenv("WHARF_TEST_PG_DSN");
+  const char* d = std::getenv("WHARF_TEST_PG_DSN");
   return d ? d : "";
 }
 
@@ -30,8 +30,7 @@ meta::pg::Options options() {
   static std::atomic<int> n{0};
   meta::pg::Options o;
   o.dsn = dsn();
-  o.schema = "pgtest_" + std::to_string(::getpid()) + "_" +
-             std::to_string(n++) + "_" +
+  o.schema = "pgtest_" + std::to_string(::getpid()) + "_" + std::to_string(n++) + "_" +
              std::to_string(std::random_device{}() % 100000);
   o.pool_size = 4;
   return o;
@@ -39,13 +38,12 @@ meta::pg::Options options() {
 
 // Runs `sql` on a connection of its own; returns the first value ("" when
 // none).
-std::string sql(const meta::pg::Options &o, const std::string &q) {
-  PGconn *c = PQconnectdb(o.dsn.c_str());
+std::string sql(const meta::pg::Options& o, const std::string& q) {
+  PGconn* c = PQconnectdb(o.dsn.c_str());
   EXPECT_EQ(PQstatus(c), CONNECTION_OK) << PQerrorMessage(c);
   PQclear(PQexec(c, ("SET search_path = " + o.schema).c_str()));
-  PGresult *r = PQexec(c, q.c_str());
-  EXPECT_TRUE(PQresultStatus(r) == PGRES_TUPLES_OK ||
-              PQresultStatus(r) == PGRES_COMMAND_OK)
+  PGresult* r = PQexec(c, q.c_str());
+  EXPECT_TRUE(PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
       << PQresultErrorMessage(r) << " in " << q;
   std::string out = PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
   PQclear(r);
@@ -54,51 +52,48 @@ std::string sql(const meta::pg::Options &o, const std::string &q) {
 }
 
 class Pg : public ::testing::Test {
-protected:
-  void SetUp() override {
-    ASSERT_FALSE(dsn().empty())
-        << "set WHARF_TEST_PG_DSN (scripts/test.sh starts a server)";
-  }
+ protected:
+  void SetUp() override { ASSERT_FALSE(dsn().empty()) << "set WHARF_TEST_PG_DSN (scripts/test.sh starts a server)"; }
 };
 
 TEST_F(Pg, SchemaOneAdditiveVersionAheadStillOpens) {
   auto o = options();
   { auto s = meta::make_pg_store(o); }
-  sql(o, "INSERT INTO schema_version(version, breaking, applied) SELECT "
-         "max(version) + 1, false, 0 FROM schema_version");
-  EXPECT_NO_THROW(meta::make_pg_store(o))
-      << "a rolling upgrade: the newer release added a version";
+  sql(o,
+      "INSERT INTO schema_version(version, breaking, applied) SELECT "
+      "max(version) + 1, false, 0 FROM schema_version");
+  EXPECT_NO_THROW(meta::make_pg_store(o)) << "a rolling upgrade: the newer release added a version";
 }
 
 TEST_F(Pg, SchemaTwoVersionsAheadIsRefusedByName) {
   auto o = options();
   { auto s = meta::make_pg_store(o); }
-  sql(o, "INSERT INTO schema_version(version, breaking, applied) SELECT "
-         "max(version) + 1, false, 0 FROM schema_version");
-  sql(o, "INSERT INTO schema_version(version, breaking, applied) SELECT "
-         "max(version) + 1, false, 0 FROM schema_version");
+  sql(o,
+      "INSERT INTO schema_version(version, breaking, applied) SELECT "
+      "max(version) + 1, false, 0 FROM schema_version");
+  sql(o,
+      "INSERT INTO schema_version(version, breaking, applied) SELECT "
+      "max(version) + 1, false, 0 FROM schema_version");
   try {
     meta::make_pg_store(o);
     FAIL() << "opened a schema two versions ahead";
-  } catch (const std::runtime_error &e) {
-    EXPECT_NE(std::string(e.what()).find("schema_version"), std::string::npos)
-        << e.what();
-    EXPECT_NE(std::string(e.what()).find("upgrade"), std::string::npos)
-        << e.what();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("schema_version"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("upgrade"), std::string::npos) << e.what();
   }
 }
 
 TEST_F(Pg, BreakingVersionAheadIsRefused) {
   auto o = options();
   { auto s = meta::make_pg_accounts(o); }
-  sql(o, "INSERT INTO account_schema_version(version, breaking, applied) "
-         "SELECT max(version) + 1, true, 0 FROM account_schema_version");
+  sql(o,
+      "INSERT INTO account_schema_version(version, breaking, applied) "
+      "SELECT max(version) + 1, true, 0 FROM account_schema_version");
   try {
     meta::make_pg_accounts(o);
     FAIL() << "opened a schema with a breaking version ahead";
-  } catch (const std::runtime_error &e) {
-    EXPECT_NE(std::string(e.what()).find("incompatible"), std::string::npos)
-        << e.what();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("incompatible"), std::string::npos) << e.what();
   }
 }
 
@@ -115,8 +110,7 @@ TEST_F(Pg, ReplicasStartingTogetherMigrateOnce) {
         ++failed;
       }
     });
-  for (auto &t : ts)
-    t.join();
+  for (auto& t : ts) t.join();
   EXPECT_EQ(failed, 0);
   EXPECT_EQ(sql(o, "SELECT count(*) FROM schema_version"), "1");
 }
@@ -128,11 +122,12 @@ TEST_F(Pg, DeadConnectionIsReplacedAndTheReadRetried) {
   s->ensure_repository("ns/r");
   // Every connection of this schema's application dies (a server restart, a
   // proxy timing out idle connections).
-  sql(o, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-         "application_name = 'wharf' "
-         "AND pid <> pg_backend_pid()");
+  sql(o,
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+      "application_name = 'wharf' "
+      "AND pid <> pg_backend_pid()");
   EXPECT_TRUE(s->repository_exists("ns/r"));
-  s->link_blob("ns/r", "sha256:aa", 3); // a write after it works too
+  s->link_blob("ns/r", "sha256:aa", 3);  // a write after it works too
   EXPECT_EQ(s->linked_blob_size("ns/r", "sha256:aa"), 3u);
 }
 
@@ -149,14 +144,13 @@ TEST_F(Pg, NameTakenByConcurrentRequestIsConflict) {
         acc.email = "x" + std::to_string(i);
         a->create_account(acc);
         ++ok;
-      } catch (const meta::Conflict &) {
+      } catch (const meta::Conflict&) {
         ++conflict;
       } catch (...) {
         ++other;
       }
     });
-  for (auto &t : ts)
-    t.join();
+  for (auto& t : ts) t.join();
   EXPECT_EQ(ok, 1);
   EXPECT_EQ(conflict, 7);
   EXPECT_EQ(other, 0);
@@ -195,10 +189,9 @@ TEST_F(Pg, UnreachableServerIsAClearError) {
   try {
     meta::make_pg_store(o);
     FAIL() << "connected to nothing";
-  } catch (const std::runtime_error &e) {
-    EXPECT_NE(std::string(e.what()).find("cannot connect"), std::string::npos)
-        << e.what();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot connect"), std::string::npos) << e.what();
   }
 }
 
-} // namespace
+}  // namespace

@@ -8,9 +8,8 @@
 // and refused credentials.
 #include <gtest/gtest.h>
 
-#include <pugixml.hpp>
-
 #include <cstdlib>
+#include <pugixml.hpp>
 #include <random>
 
 #include "core/digest.h"
