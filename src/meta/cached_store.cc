@@ -128,6 +128,8 @@ class CachedStore : public MetadataStore {
     in_->set_squash_gzip(k, d, s, c);
   }
   std::vector<SquashRecord> squash_records() override { return in_->squash_records(); }
+  size_t delete_squash_of_manifest(std::string_view d) override { return in_->delete_squash_of_manifest(d); }
+  uint64_t squash_cache_bytes() override { return in_->squash_cache_bytes(); }
   std::optional<LayerIndexRecord> get_layer_index(std::string_view d) override { return in_->get_layer_index(d); }
   void put_layer_index(const LayerIndexRecord& r) override { in_->put_layer_index(r); }
   void delete_layer_index(std::string_view d) override { in_->delete_layer_index(d); }

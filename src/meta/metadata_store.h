@@ -146,6 +146,12 @@ class MetadataStore {
                                uint32_t layer_crc) = 0;
   // Every record, least recently used first (for eviction and listing); `config` is left empty.
   virtual std::vector<SquashRecord> squash_records() = 0;
+  // Deletes the records of image manifest `manifest_digest` (every format
+  // and platform); returns how many there were. One indexed statement.
+  virtual size_t delete_squash_of_manifest(std::string_view manifest_digest) = 0;
+  // The bytes the squash cache holds: each distinct squashed layer and gzip
+  // piece once, however many records share it (one aggregate query).
+  virtual uint64_t squash_cache_bytes() = 0;
 
   virtual std::optional<LayerIndexRecord> get_layer_index(std::string_view layer_digest) = 0;
   virtual void put_layer_index(const LayerIndexRecord& r) = 0;

@@ -467,6 +467,22 @@ class SqlMetadataStore : public MetadataStore {
           .run();
     });
   }
+  size_t delete_squash_of_manifest(std::string_view manifest_digest) override {
+    return write([&](Conn& c) {
+      c.prepare("DELETE FROM squash_cache WHERE manifest_digest = ?").bind(manifest_digest).run();
+      return static_cast<size_t>(changes(c));
+    });
+  }
+  uint64_t squash_cache_bytes() override {
+    return with([&](Conn& c) {
+      auto s = c.prepare(
+          "SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM (SELECT layer_digest AS d, max(layer_size) AS size FROM squash_cache "
+          "GROUP BY layer_digest UNION SELECT gz_digest, max(gz_size) FROM squash_cache WHERE gz_digest <> '' "
+          "GROUP BY gz_digest) AS held");
+      s.step();
+      return static_cast<uint64_t>(s.i64(0));
+    });
+  }
   std::vector<SquashRecord> squash_records() override {
     return with([&](Conn& c) {
       std::vector<SquashRecord> out;

@@ -470,8 +470,7 @@ void Service::index_in_background(const std::string& repo, const std::string& di
 }
 
 void Service::forget_manifest(const std::string& digest) {
-  for (const auto& r : meta_.squash_records())
-    if (r.manifest_digest == digest) meta_.delete_squash(r.key);
+  meta_.delete_squash_of_manifest(digest);
 }
 
 void Service::worker() {
@@ -751,6 +750,8 @@ void Service::evict(const std::string& keep) {
     again.swap(unremoved_);
   }
   for (const auto& d : again) remove_evicted(d);
+  // Within the bound (the common case): one aggregate query, no record read.
+  if (meta_.squash_cache_bytes() <= opts_.cache_max_bytes) return;
   auto records = meta_.squash_records();  // least recently used first
   // What the cache holds on disk: each squashed layer and gzip piece once,
   // however many entries share it (images with the same layers squash to

@@ -690,6 +690,34 @@ TEST_P(MetaSuite, SquashLayerAndGzipPieceAreBlobsInUseUntilTheEntryGoes) {
   EXPECT_FALSE(store_->blob_in_use(kC));
 }
 
+TEST_P(MetaSuite, SquashRecordsOfAManifestAreDeletedTogether) {
+  auto other = squash("v1:other", kC, 5);
+  other.manifest_digest = kB;
+  store_->put_squash(squash("v1:" + kA, kB, 1));
+  store_->put_squash(squash("v2:" + kA, kB, 2));  // another format of the same image
+  store_->put_squash(other);
+  EXPECT_EQ(store_->delete_squash_of_manifest(kA), 2u);
+  EXPECT_FALSE(store_->get_squash("v1:" + kA));
+  EXPECT_FALSE(store_->get_squash("v2:" + kA));
+  EXPECT_TRUE(store_->get_squash("v1:other")) << "another image's record went too";
+  EXPECT_EQ(store_->delete_squash_of_manifest(kA), 0u);
+}
+
+TEST_P(MetaSuite, SquashCacheBytesCountEachSharedLayerAndGzipPieceOnce) {
+  EXPECT_EQ(store_->squash_cache_bytes(), 0u);
+  store_->put_squash(squash("v1:a", kB, 1));  // layer kB, 4096 bytes
+  store_->put_squash(squash("v1:b", kB, 2));  // the same squashed bytes: counted once
+  EXPECT_EQ(store_->squash_cache_bytes(), 4096u);
+  auto big = squash("v1:c", kC, 3);
+  big.layer_size = (uint64_t{1} << 34) + 5;
+  store_->put_squash(big);
+  store_->set_squash_gzip("v1:a", kA, 100, 1);
+  store_->set_squash_gzip("v1:b", kA, 100, 1);  // the shared layer's one gzip piece
+  EXPECT_EQ(store_->squash_cache_bytes(), 4096u + (uint64_t{1} << 34) + 5 + 100);
+  store_->delete_squash("v1:c");
+  EXPECT_EQ(store_->squash_cache_bytes(), 4096u + 100);
+}
+
 // ---- persisted layer indexes ---------------------------------------------
 
 TEST_P(MetaSuite, LayerIndexRoundTripsAndIsReplacedByANewerOne) {
