@@ -11,21 +11,38 @@ cd "$(dirname "$0")/../.."
 make_work config-cli
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-printf 'storage: {driver: s3}\n' >"$work/s3.yaml"
-printf 'metadata: {driver: postgres}\n' >"$work/pg.yaml"
+printf 'storage: {driver: azure}\n' >"$work/azure.yaml"
+printf 'metadata: {driver: mysql}\n' >"$work/mysql.yaml"
 for cmd in "serve --listen 127.0.0.1:1" "gc" "squash prime a/b:c" "user create bob --password-stdin"; do
-  for c in s3 pg; do
+  for c in azure mysql; do
     set +e
     out=$(echo password123 | $WHARF_BIN $cmd --config "$work/$c.yaml" --data-dir "$work/d-$c" 2>&1)
     rc=$?
     set -e
     [ $rc -ne 0 ] || fail "wharf $cmd with $c.yaml succeeded"
     case $c in
-      s3) want='unknown storage.driver "s3" (known: filesystem)' ;;
-      pg) want='unknown metadata.driver "postgres" (known: sqlite)' ;;
+      azure) want='unknown storage.driver "azure" (known: filesystem, s3)' ;;
+      mysql) want='unknown metadata.driver "mysql" (known: postgres, sqlite)' ;;
     esac
     grep -qF "$want" <<<"$out" || fail "wharf $cmd with $c.yaml: $out"
     [ ! -e "$work/d-$c/wharf.db" ] || fail "wharf $cmd with $c.yaml created a database"
+  done
+done
+# A known driver without its settings: refused naming the missing setting.
+printf 'storage: {driver: s3}\n' >"$work/s3.yaml"
+printf 'metadata: {driver: postgres}\n' >"$work/pg.yaml"
+for cmd in "serve --listen 127.0.0.1:1" "gc"; do
+  for c in s3 pg; do
+    set +e
+    out=$(env -u WHARF_S3_ACCESS_KEY -u WHARF_S3_SECRET_KEY $WHARF_BIN $cmd --config "$work/$c.yaml" --data-dir "$work/e-$c" 2>&1)
+    rc=$?
+    set -e
+    [ $rc -ne 0 ] || fail "wharf $cmd with $c.yaml (no settings) succeeded"
+    case $c in
+      s3) want='storage.s3: access_key and secret_key' ;;
+      pg) want='metadata.postgres.dsn is not set' ;;
+    esac
+    grep -qF "$want" <<<"$out" || fail "wharf $cmd with $c.yaml: $out"
   done
 done
 echo "PASS an unknown storage or metadata driver is refused by serve, gc, squash prime and user create, naming it"
