@@ -290,11 +290,8 @@ struct Registry::Impl {
         if (!n) break;
         if (opts.upload_observer) opts.upload_observer->appended(w.session.id, offset, buf.data(), n);
         offset += n;
-        if (opts.offload) {  // a full queue waits for the object store, off the I/O thread
-          co_await backend([&] { aw.push(std::move(buf), n); });
-        } else {
-          aw.push(std::move(buf), n);
-        }
+        // A full queue waits for the store: off the I/O thread when there is a pool.
+        co_await backend([&] { aw.push(std::move(buf), n); });
       }
       co_await backend([&] { aw.finish(); });  // a write error leaves the session as it was stored
     }
