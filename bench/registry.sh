@@ -4,17 +4,24 @@
 # A benchmark, not a test: it prints figures and whether each of its
 # targets is met; it exits non-zero only when something could not be run.
 #
-#   bash bench/registry.sh [--quick] [--keep] [--ignore-sigpipe]
+#   bash bench/registry.sh [--quick] [--keep] [--ignore-sigpipe] [--backend fs|pg+s3]
 #
 #   --quick           smoke run: 3 s wrk runs, 5 pushes, -d5s load test
 #   --keep            keep the scratch directory (logs, configs, wrk output)
+#   --backend pg+s3   instead of the embedded stores (fs: SQLite + filesystem,
+#                     the default), on PostgreSQL 15 + Ceph RADOS Gateway
+#                     started here: wharf with redirect proxy and presigned,
+#                     distribution's s3 driver with redirects off and on, and
+#                     bare SigV4 PUT/GET to RGW with curl (the ceiling); see
+#                     bench/registry-pgs3.sh
 #   --ignore-sigpipe  start wharf with SIGPIPE already ignored (inherited
 #                     through exec): a stand-in for wharf ignoring it itself,
 #                     for builds that die of SIGPIPE when a client resets a
 #                     connection during a sendfile blob GET; said in the output
 #
 # Environment: WHARF_BIN, DOCKER_REGISTRY_BIN, NGINX_BIN override binaries;
-# BENCH_DIR picks the parent of the scratch directory (default $TMPDIR or /tmp).
+# BENCH_DIR picks the parent of the scratch directory (default $TMPDIR or /tmp);
+# BENCH_MEMSTORE_BYTES sizes RGW's in-memory store with --backend pg+s3.
 #
 # Every server listens on 127.0.0.1 on a free port, runs with request
 # logging off, and is stopped by its PID on exit. Nothing is killed by name.
@@ -29,15 +36,20 @@ NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 QUICK=0
 KEEP=0
 NOPIPE=0
-for a in "$@"; do
+BACKEND=fs
+while [ $# -gt 0 ]; do
+  a=$1; shift
   case $a in
     --quick) QUICK=1 ;;
     --keep) KEEP=1 ;;
     --ignore-sigpipe) NOPIPE=1 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --backend) [ $# -gt 0 ] || { echo "--backend needs fs or pg+s3" >&2; exit 2; }; BACKEND=$1; shift ;;
+    --backend=*) BACKEND=${a#--backend=} ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $a (try --help)" >&2; exit 2 ;;
   esac
 done
+case $BACKEND in fs|pg+s3) ;; *) echo "unknown backend: $BACKEND (fs or pg+s3)" >&2; exit 2 ;; esac
 
 if [ "$QUICK" = 1 ]; then
   DUR=3; WARM=1; PUSHES=5; LOAD_DUR=5
@@ -54,7 +66,12 @@ MIB=$((1024 * 1024))
 need=()
 for t in wrk curl python3 sha256sum; do command -v "$t" >/dev/null || need+=("$t"); done
 [ -x "$DIST_BIN" ] || need+=("$DIST_BIN")
-[ -x "$NGINX_BIN" ] || need+=("$NGINX_BIN")
+if [ "$BACKEND" = fs ]; then
+  [ -x "$NGINX_BIN" ] || need+=("$NGINX_BIN")
+else
+  [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
+  for t in ceph-mon ceph-osd radosgw radosgw-admin; do command -v "$t" >/dev/null || need+=("$t"); done
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "missing: ${need[*]}; installing the test packages (scripts/install-deps.sh test)" >&2
   bash "$ROOT/scripts/install-deps.sh" test
@@ -75,6 +92,7 @@ fi
 # ---------------------------------------------------------------- scratch + cleanup
 W=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/wharf-bench.XXXXXX")
 PIDS=()
+declare -A PNAME=() PLOG=()   # a started server's name and log, by PID (for alive)
 cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do
@@ -85,6 +103,8 @@ cleanup() {
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  # --backend pg+s3: RGW and PostgreSQL, after the registries (by their PIDs)
+  if declare -F pgs3_down >/dev/null; then pgs3_down; fi
   if [ "$KEEP" = 1 ]; then
     echo "scratch directory kept: $W"
   else
@@ -129,15 +149,10 @@ HZ=$(getconf CLK_TCK)
 # alive PID WHAT: die with the server's exit status and log if it is gone
 alive() {
   kill -0 "$1" 2>/dev/null && return 0
-  local rc=0 name log
+  local rc=0 name=${PNAME[$1]:-server} log=${PLOG[$1]:-/dev/null}
   wait "$1" || rc=$?
-  case $1 in
-    "$WH_PID") name=wharf log=$W/wharf/log ;;
-    "$DI_PID") name=distribution log=$W/dist/log ;;
-    *) name=nginx log=$W/nginx/error.log ;;
-  esac
   tail -20 "$log" >&2
-  if [ "$name" = wharf ] && [ "$rc" = 141 ]; then
+  if [[ $name == wharf* ]] && [ "$rc" = 141 ]; then
     echo "bench: wharf was killed by SIGPIPE: it does not ignore SIGPIPE, and sendfile(2) to a" >&2
     echo "       client that reset the connection (wrk closing at the end of a run) raises it." >&2
     echo "       Rerun with --ignore-sigpipe to get figures until wharf ignores SIGPIPE itself." >&2
@@ -183,107 +198,7 @@ printf '{}' >"$W/www/small.json"
 # nginx workers run as an unprivileged user when started as root
 chmod 755 "$W" "$W/www"; chmod 644 "$W/www/"*
 
-# ---------------------------------------------------------------- servers
-WH_PORT=$(free_port); DI_PORT=$(free_port); NG_PORT=$(free_port)
-while [ "$DI_PORT" = "$WH_PORT" ]; do DI_PORT=$(free_port); done
-while [ "$NG_PORT" = "$WH_PORT" ] || [ "$NG_PORT" = "$DI_PORT" ]; do NG_PORT=$(free_port); done
-
-# wharf: defaults, request logging off, no per-client connection cap (wrk's
-# 1000 connections all come from 127.0.0.1; distribution and nginx have no cap)
-mkdir -p "$W/wharf"
-cat >"$W/wharf/config.yml" <<EOF
-log: {requests: false}
-limits: {max_connections_per_client: 0}
-EOF
-(
-  [ "$NOPIPE" = 1 ] && trap '' PIPE
-  exec "$W/bin/wharf" serve --no-auth --listen "127.0.0.1:$WH_PORT" --data-dir "$W/wharf/data" \
-    --config "$W/wharf/config.yml" >"$W/wharf/log" 2>&1
-) &
-WH_PID=$!; PIDS+=("$WH_PID")
-
-# distribution: Debian's default config (inmemory blob-descriptor cache,
-# filesystem storage) minus auth and the storage health check, access log off
-mkdir -p "$W/dist/data"
-cat >"$W/dist/config.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: $W/dist/data
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$DI_PORT
-  secret: wharf-bench-not-a-secret
-EOF
-"$DIST_BIN" serve "$W/dist/config.yml" >"$W/dist/log" 2>&1 &
-DI_PID=$!; PIDS+=("$DI_PID")
-
-# nginx: the ceiling — sendfile, access log off, one worker per core,
-# keep-alive connections never recycled (as in both registries)
-mkdir -p "$W/nginx/tmp"
-cat >"$W/nginx/nginx.conf" <<EOF
-daemon off;
-worker_processes auto;
-worker_rlimit_nofile 16384;
-pid $W/nginx/nginx.pid;
-error_log $W/nginx/error.log error;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 100000000;
-  keepalive_timeout 120s;
-  types { application/json json; }
-  default_type application/octet-stream;
-  client_body_temp_path $W/nginx/tmp/body; proxy_temp_path $W/nginx/tmp/proxy;
-  fastcgi_temp_path $W/nginx/tmp/fcgi; uwsgi_temp_path $W/nginx/tmp/uwsgi; scgi_temp_path $W/nginx/tmp/scgi;
-  server {
-    listen 127.0.0.1:$NG_PORT;
-    root $W/www;
-  }
-}
-EOF
-"$NGINX_BIN" -p "$W/nginx" -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log" >"$W/nginx/log" 2>&1 &
-NG_PID=$!; PIDS+=("$NG_PID")
-
-WH=http://127.0.0.1:$WH_PORT
-DI=http://127.0.0.1:$DI_PORT
-NG=http://127.0.0.1:$NG_PORT
-wait_http "$WH/v2/" "$WH_PID" wharf "$W/wharf/log"
-wait_http "$DI/v2/" "$DI_PID" distribution "$W/dist/log"
-wait_http "$NG/small.json" "$NG_PID" nginx "$W/nginx/error.log"
-sleep 1
-RSS_IDLE_WH=$(rss_kb "$WH_PID"); RSS_IDLE_DI=$(rss_kb "$DI_PID"); RSS_IDLE_NG=$(rss_kb "$NG_PID")
-
-# ---------------------------------------------------------------- header
-echo "== wharf registry benchmark $( [ "$QUICK" = 1 ] && echo '(--quick: smoke figures only)')"
-echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "machine:  $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
-echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) at start"
-echo "wharf:    $WHARF_BIN (sha256 $WHARF_SHA…, git $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')), $(grep -o '[0-9]* threads' "$W/wharf/log" | head -1), pid $WH_PID, $WH"
-echo "distrib.: $("$DIST_BIN" --version 2>&1 | awk '{print $2, $3}'), pid $DI_PID, $DI"
-echo "nginx:    $("$NGINX_BIN" -v 2>&1 | cut -d/ -f2) ($(ps -o pid= --ppid "$NG_PID" | wc -l) workers), pid $NG_PID, $NG"
-echo "wrk:      $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$THREADS; ${DUR}s per run after a ${WARM}s warm-up; open-file limit $(ulimit -n)"
-echo "logging:  request logging OFF in both registries (wharf log.requests=false;"
-echo "          distribution log.accesslog.disabled=true, log.level=error); nginx access_log off"
-if [ "$NOPIPE" = 1 ]; then
-  echo "NOTE:     --ignore-sigpipe: wharf was started with SIGPIPE ignored (SigIgn $(awk '/^SigIgn/ {print $2}' "/proc/$WH_PID/status"))"
-fi
-echo "storage:  all three on $(df -T "$W" | awk 'NR==2 {print $2}') under $W"
-echo
-
-# ---------------------------------------------------------------- seeding
+# ---------------------------------------------------------------- helpers (both backends)
 # push_blob BASE REPO FILE DIGEST: POST then PUT ?digest= with the body
 push_blob() {
   local base=$1 repo=$2 file=$3 dig=$4 hdr loc sep code
@@ -308,17 +223,11 @@ seed() { # BASE NAME
   # check what the benchmark will fetch
   got=$(curl -s -D - -o "$W/got" -H "Accept: $MT" "$base$MAN_PATH" | awk 'tolower($1)=="docker-content-digest:" {print $2}' | tr -d '\r')
   [ "$got" = "$MAN_DIG" ] && cmp -s "$W/got" "$W/data/manifest" || die "$2: manifest GET by tag does not return the pushed manifest"
-  curl -s -o "$W/got" "$base$BLOB10_PATH"; cmp -s "$W/got" "$W/data/layer10m" || die "$2: 10 MiB blob GET differs"
-  curl -s -o "$W/got" "$base$BLOB1_PATH"; cmp -s "$W/got" "$W/data/layer1m" || die "$2: 1 MiB blob GET differs"
+  # (-L: with --backend pg+s3 a registry may redirect blob GETs to the object store)
+  curl -sL -o "$W/got" "$base$BLOB10_PATH"; cmp -s "$W/got" "$W/data/layer10m" || die "$2: 10 MiB blob GET differs"
+  curl -sL -o "$W/got" "$base$BLOB1_PATH"; cmp -s "$W/got" "$W/data/layer1m" || die "$2: 1 MiB blob GET differs"
   rm -f "$W/got"
 }
-seed "$WH" wharf
-seed "$DI" distribution
-curl -s -o "$W/got" "$NG/blob10m"; cmp -s "$W/got" "$W/data/layer10m" || die "nginx: blob differs"; rm -f "$W/got"
-echo "seeded both registries with $REPO:$TAG (OCI manifest $MAN_DIG: config + 10 MiB + 1 MiB layers)"
-echo
-
-# ---------------------------------------------------------------- wrk
 # field LINE KEY
 field() { sed -n "s/.* $2=\([0-9]*\).*/\1/p" <<<" $1"; }
 # run_wrk OUTVAR PID CONNS URL [extra wrk args...]: warm-up, measured run.
@@ -347,13 +256,144 @@ verdict() { # RATIO OP TARGET
   awk -v r="$1" -v t="$3" -v op="$2" 'BEGIN { ok = (op == ">=") ? (r >= t) : (r < t); print ok ? "MET" : "NOT MET" }'
 }
 
-ROWS=()
-row() { ROWS+=("$(printf '%-34s|%12s|%12s|%12s|%-18s|%s' "$@")"); }
 ERRNOTE=""
 check_errs() { # NAME LINE
   local e; e=$(errs "$2")
   [ "$e" = 0 ] || ERRNOTE+="  ! $1: $e wrk errors/non-2xx ($2)"$'\n'
 }
+
+# push_time BASE NAME FILE: one monolithic push (POST, then PUT ?digest=
+# with the body; the registry verifies the digest); prints the two curl
+# request times summed, in seconds.
+push_time() {
+  local base=$1 name=$2 file=$3 hdr=$W/push.hdr out loc sep t
+  out=$(curl -s -o /dev/null -D "$hdr" -w '%{http_code} %{time_total}' -X POST "$base/v2/bench/push/blobs/uploads/")
+  [ "${out%% *}" = 202 ] || die "$name: push POST: $out"
+  t=${out#* }
+  loc=$(awk 'tolower($1) == "location:" {print $2}' "$hdr" | tr -d '\r')
+  case $loc in http*) ;; *) loc=$base$loc ;; esac
+  case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
+  out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H 'Expect:' \
+    -H 'Content-Type: application/octet-stream' -T "$file" "$loc${sep}digest=$(cat "$file.digest")")
+  [ "${out%% *}" = 201 ] || die "$name: push PUT: $out"
+  awk -v a="$t" -v b="${out#* }" 'BEGIN { printf "%.6f", a + b }'
+}
+
+# ---------------------------------------------------------------- --backend pg+s3
+# its own servers, figures and report (bench/registry-pgs3.sh, with the helpers above)
+if [ "$BACKEND" = pg+s3 ]; then
+  . "$HERE/registry-pgs3.sh"
+  exit 0
+fi
+
+# ---------------------------------------------------------------- servers
+WH_PORT=$(free_port); DI_PORT=$(free_port); NG_PORT=$(free_port)
+while [ "$DI_PORT" = "$WH_PORT" ]; do DI_PORT=$(free_port); done
+while [ "$NG_PORT" = "$WH_PORT" ] || [ "$NG_PORT" = "$DI_PORT" ]; do NG_PORT=$(free_port); done
+
+# wharf: defaults, request logging off, no per-client connection cap (wrk's
+# 1000 connections all come from 127.0.0.1; distribution and nginx have no cap)
+mkdir -p "$W/wharf"
+cat >"$W/wharf/config.yml" <<EOF
+log: {requests: false}
+limits: {max_connections_per_client: 0}
+EOF
+(
+  [ "$NOPIPE" = 1 ] && trap '' PIPE
+  exec "$W/bin/wharf" serve --no-auth --listen "127.0.0.1:$WH_PORT" --data-dir "$W/wharf/data" \
+    --config "$W/wharf/config.yml" >"$W/wharf/log" 2>&1
+) &
+WH_PID=$!; PIDS+=("$WH_PID"); PNAME[$WH_PID]=wharf; PLOG[$WH_PID]=$W/wharf/log
+
+# distribution: Debian's default config (inmemory blob-descriptor cache,
+# filesystem storage) minus auth and the storage health check, access log off
+mkdir -p "$W/dist/data"
+cat >"$W/dist/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: $W/dist/data
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$DI_PORT
+  secret: wharf-bench-not-a-secret
+EOF
+"$DIST_BIN" serve "$W/dist/config.yml" >"$W/dist/log" 2>&1 &
+DI_PID=$!; PIDS+=("$DI_PID"); PNAME[$DI_PID]=distribution; PLOG[$DI_PID]=$W/dist/log
+
+# nginx: the ceiling — sendfile, access log off, one worker per core,
+# keep-alive connections never recycled (as in both registries)
+mkdir -p "$W/nginx/tmp"
+cat >"$W/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes auto;
+worker_rlimit_nofile 16384;
+pid $W/nginx/nginx.pid;
+error_log $W/nginx/error.log error;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000000;
+  keepalive_timeout 120s;
+  types { application/json json; }
+  default_type application/octet-stream;
+  client_body_temp_path $W/nginx/tmp/body; proxy_temp_path $W/nginx/tmp/proxy;
+  fastcgi_temp_path $W/nginx/tmp/fcgi; uwsgi_temp_path $W/nginx/tmp/uwsgi; scgi_temp_path $W/nginx/tmp/scgi;
+  server {
+    listen 127.0.0.1:$NG_PORT;
+    root $W/www;
+  }
+}
+EOF
+"$NGINX_BIN" -p "$W/nginx" -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log" >"$W/nginx/log" 2>&1 &
+NG_PID=$!; PIDS+=("$NG_PID"); PNAME[$NG_PID]=nginx; PLOG[$NG_PID]=$W/nginx/error.log
+
+WH=http://127.0.0.1:$WH_PORT
+DI=http://127.0.0.1:$DI_PORT
+NG=http://127.0.0.1:$NG_PORT
+wait_http "$WH/v2/" "$WH_PID" wharf "$W/wharf/log"
+wait_http "$DI/v2/" "$DI_PID" distribution "$W/dist/log"
+wait_http "$NG/small.json" "$NG_PID" nginx "$W/nginx/error.log"
+sleep 1
+RSS_IDLE_WH=$(rss_kb "$WH_PID"); RSS_IDLE_DI=$(rss_kb "$DI_PID"); RSS_IDLE_NG=$(rss_kb "$NG_PID")
+
+# ---------------------------------------------------------------- header
+echo "== wharf registry benchmark $( [ "$QUICK" = 1 ] && echo '(--quick: smoke figures only)')"
+echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "machine:  $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
+echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) at start"
+echo "wharf:    $WHARF_BIN (sha256 $WHARF_SHA…, git $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')), $(grep -o '[0-9]* threads' "$W/wharf/log" | head -1), pid $WH_PID, $WH"
+echo "distrib.: $("$DIST_BIN" --version 2>&1 | awk '{print $2, $3}'), pid $DI_PID, $DI"
+echo "nginx:    $("$NGINX_BIN" -v 2>&1 | cut -d/ -f2) ($(ps -o pid= --ppid "$NG_PID" | wc -l) workers), pid $NG_PID, $NG"
+echo "wrk:      $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$THREADS; ${DUR}s per run after a ${WARM}s warm-up; open-file limit $(ulimit -n)"
+echo "logging:  request logging OFF in both registries (wharf log.requests=false;"
+echo "          distribution log.accesslog.disabled=true, log.level=error); nginx access_log off"
+if [ "$NOPIPE" = 1 ]; then
+  echo "NOTE:     --ignore-sigpipe: wharf was started with SIGPIPE ignored (SigIgn $(awk '/^SigIgn/ {print $2}' "/proc/$WH_PID/status"))"
+fi
+echo "storage:  all three on $(df -T "$W" | awk 'NR==2 {print $2}') under $W"
+echo
+
+seed "$WH" wharf
+seed "$DI" distribution
+curl -s -o "$W/got" "$NG/blob10m"; cmp -s "$W/got" "$W/data/layer10m" || die "nginx: blob differs"; rm -f "$W/got"
+echo "seeded both registries with $REPO:$TAG (OCI manifest $MAN_DIG: config + 10 MiB + 1 MiB layers)"
+echo
+
+ROWS=()
+row() { ROWS+=("$(printf '%-34s|%12s|%12s|%12s|%-18s|%s' "$@")"); }
 
 echo "-- 1. GET /v2/ vs nginx small static file (-c$C_SMALL)"
 run_wrk R1W "$WH_PID" "$C_SMALL" "$WH/v2/"
@@ -379,22 +419,6 @@ F3W=$(mbps "$R3W"); F3D=$(mbps "$R3D"); F3N=$(mbps "$R3N"); Q3=$(ratio "$F3W" "$
 row "3. 10 MiB blob GET MB/s" "$F3W" "$F3D" "$F3N" "${Q3}x nginx" ">= 0.9x  $(verdict "$Q3" '>=' 0.9)"
 
 # ---------------------------------------------------------------- pushes
-# push_time BASE NAME FILE: one monolithic push (POST, then PUT ?digest=
-# with the body; the registry verifies the digest); prints the two curl
-# request times summed, in seconds.
-push_time() {
-  local base=$1 name=$2 file=$3 hdr=$W/push.hdr out loc sep t
-  out=$(curl -s -o /dev/null -D "$hdr" -w '%{http_code} %{time_total}' -X POST "$base/v2/bench/push/blobs/uploads/")
-  [ "${out%% *}" = 202 ] || die "$name: push POST: $out"
-  t=${out#* }
-  loc=$(awk 'tolower($1) == "location:" {print $2}' "$hdr" | tr -d '\r')
-  case $loc in http*) ;; *) loc=$base$loc ;; esac
-  case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
-  out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H 'Expect:' \
-    -H 'Content-Type: application/octet-stream' -T "$file" "$loc${sep}digest=$(cat "$file.digest")")
-  [ "${out%% *}" = 201 ] || die "$name: push PUT: $out"
-  awk -v a="$t" -v b="${out#* }" 'BEGIN { printf "%.6f", a + b }'
-}
 # push_pair: $PUSHES fresh random 10 MiB blobs pushed to wharf and to
 # distribution in turn (blob i to one, then to the other, the first server
 # alternating), so a machine that slows down mid-run slows both alike. Sets

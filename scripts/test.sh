@@ -109,6 +109,8 @@ stage_pg_s3() {
   echo "blob GETs answered with a presigned redirect: $redirects"
   [ "$redirects" -gt 0 ] || { echo "no client was redirected to the object store"; rc=1; }
   stop_pid "$WHARF_PID"
+  pg_config "$work/pgs3-listing.yaml" listing
+  bash tests/auth/listing.sh "$work/pgs3-listing.yaml" || rc=1
   bash tests/server/migrate.sh || rc=1
   bash tests/server/backend_faults.sh || rc=1
   return $rc
@@ -180,7 +182,9 @@ stage_sanitize() {
 stage_durability() { bash tests/durability/crash.sh; }
 stage_squash() { bash tests/squash/run.sh; }
 stage_fuzz() { FUZZ_WORK="$work/fuzz" bash tests/fuzz/run.sh 30; }
-stage_auth() { bash tests/auth/matrix.sh && bash tests/auth/hardening.sh && bash tests/auth/clients.sh; }
+stage_auth() {
+  bash tests/auth/matrix.sh && bash tests/auth/hardening.sh && bash tests/auth/listing.sh && bash tests/auth/clients.sh
+}
 stage_ui() { bash tests/ui/run.sh; }
 stage_server() {
   bash tests/server/tls_and_logs.sh && python3 tests/server/http_limits.py "$root/build/wharf" "$work/http-limits" &&

@@ -732,15 +732,23 @@ struct Api::Impl {
       }
       if (done || page.size() < 500) break;
     }
-    for (auto& s : acc.list_repo_settings(ns, "", 100000)) {
-      acc.delete_repo(s.name);
-      auth.forget_repository(s.name);
+    for (std::string cursor;;) {  // in pages: a namespace may hold any number of repositories
+      auto page = acc.list_repo_settings(ns, cursor, 500);
+      for (auto& s : page) {
+        acc.delete_repo(s.name);
+        auth.forget_repository(s.name);
+        cursor = s.name;
+      }
+      if (page.size() < 500) break;
     }
   }
 
   // ------------------------------------------------------------ repositories
   json repo_json(const std::string& name, const std::optional<meta::RepoSettings>& s) {
-    auto tags = meta.tag_summary(name);
+    return repo_json(name, s, meta.tag_summary(name));
+  }
+  json repo_json(const std::string& name, const std::optional<meta::RepoSettings>& s,
+                 const meta::MetadataStore::TagSummary& tags) {
     int64_t last = std::max(s ? s->created : 0, tags.last_updated);
     auto slash = name.find('/');
     return json{{"namespace", name.substr(0, slash)},
@@ -773,35 +781,55 @@ struct Api::Impl {
     size_t limit = 50;
     if (auto l = c.req.param("limit")) limit = std::clamp<size_t>(std::strtoul(l->c_str(), nullptr, 10), 1, 500);
     std::string after = c.req.param("next_page").value_or("");
-    // Names from both sides: settings rows (created by the API) and stored repositories.
-    std::set<std::string> names;
-    for (auto& s : acc.list_repo_settings(ns, after, 100000)) names.insert(s.name);
-    std::string cursor = std::max(after, ns + "/");
-    while (true) {
-      auto page = meta.list_repositories(cursor, 1000);
-      bool done = page.size() < 1000;
-      for (auto& r : page) {
-        if (!r.starts_with(ns + "/")) {
-          done = true;
+    // Names from both sides, merged in order: settings rows (created by the
+    // API or a push) and stored repositories (pushed before accounts
+    // existed), read in chunks; a chunk's roles are one batch, and the
+    // page's tag counts one range query. Queries per page, not per name.
+    constexpr size_t kChunk = 500;
+    std::string prefix = ns + "/", cursor = std::max(after, prefix);
+    std::vector<std::pair<std::string, std::optional<meta::RepoSettings>>> page;
+    bool more = false;
+    for (bool settings_done = false, repos_done = false; !more && !(settings_done && repos_done);) {
+      std::map<std::string, std::optional<meta::RepoSettings>> chunk;
+      std::string bound;  // names up to here are complete from both sides; empty: no bound
+      if (!settings_done) {
+        auto rows = acc.list_repo_settings(ns, cursor, kChunk);
+        settings_done = rows.size() < kChunk;
+        if (!settings_done) bound = rows.back().name;
+        for (auto& s : rows) chunk[s.name] = std::move(s);
+      }
+      if (!repos_done) {
+        auto names = meta.list_repositories(cursor, kChunk);
+        repos_done = names.size() < kChunk || !names.back().starts_with(prefix);
+        if (!repos_done && (bound.empty() || names.back() < bound)) bound = names.back();
+        for (auto& r : names)
+          if (r.starts_with(prefix)) chunk.try_emplace(r);
+      }
+      std::vector<std::string> candidates;
+      for (auto& [name, s] : chunk) {
+        if (!bound.empty() && name > bound) break;
+        if (q.empty() || name.find(q) != std::string::npos) candidates.push_back(name);
+      }
+      auto roles = auth.roles(c.who, candidates);
+      for (size_t i = 0; i < candidates.size(); ++i) {
+        if (roles[i] < Role::Read) continue;
+        if (page.size() == limit) {
+          more = true;
           break;
         }
-        names.insert(r);
-        cursor = r;
+        page.emplace_back(candidates[i], std::move(chunk[candidates[i]]));
       }
-      if (done) break;
+      if (bound.empty()) break;
+      cursor = bound;
     }
+    auto tags = page.empty() ? std::map<std::string, meta::MetadataStore::TagSummary>{}
+                             : meta.tag_summaries(page.front().first, page.back().first);
     json out = json::array();
-    std::string next;
-    for (auto& name : names) {
-      if (name <= after) continue;
-      if (!q.empty() && name.find(q) == std::string::npos) continue;
-      if (auth.role(c.who, name) < Role::Read) continue;
-      if (out.size() == limit) {
-        next = out.back()["namespace"].get<std::string>() + "/" + out.back()["name"].get<std::string>();
-        break;
-      }
-      out.push_back(repo_json(name, acc.repo_settings(name)));
+    for (auto& [name, s] : page) {
+      auto t = tags.find(name);
+      out.push_back(repo_json(name, s, t == tags.end() ? meta::MetadataStore::TagSummary{} : t->second));
     }
+    std::string next = more ? page.back().first : "";
     json res = {{"repositories", out}};
     if (!next.empty()) res["next_page"] = next;
     reply(c, 200, res);
@@ -995,9 +1023,11 @@ asio::awaitable<void> Api::handle(http::Exchange& ex) {
       }
     }
     std::string rest = req.path.substr(std::string_view("/api/v1/").size());
-    impl_->authenticate(c);
-    impl_->check_state_change(c);
-    impl_->dispatch(c, rest);
+    co_await http::run_on(impl_->opts.offload, [&] {
+      impl_->authenticate(c);
+      impl_->check_state_change(c);
+      impl_->dispatch(c, rest);
+    });
   } catch (const Error& e) {
     err = e;
   } catch (const boost::system::system_error&) {

@@ -21,6 +21,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "auth/auth.h"
+#include "http/offload.h"
 #include "http/server.h"
 #include "meta/account_store.h"
 #include "meta/metadata_store.h"
@@ -30,6 +31,8 @@ namespace wharf::api {
 
 struct Options {
   std::string external_url;
+  // Where each request's store calls run, off the I/O threads; null: inline.
+  http::Offload* offload = nullptr;
 };
 
 class Api {

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "http/message.h"
 
@@ -39,8 +40,11 @@ class AccessControl {
   // Which repositories the caller of an already-authorized /v2/ request may
   // read (its token grants pull, or its role does): for filtering _catalog
   // and choosing mount sources. Authenticates once; the predicate serves this
-  // request only. Nobody (a missing or invalid token) reads nothing.
-  virtual std::function<bool(std::string_view repo)> reader(const http::Request& req) = 0;
+  // request only. Nobody (a missing or invalid token) reads nothing. The
+  // predicate answers for many repositories at once (names sorted; one
+  // answer each), with a few queries per namespace, not per repository.
+  using Readable = std::function<std::vector<bool>(const std::vector<std::string>& sorted_names)>;
+  virtual Readable reader(const http::Request& req) = 0;
 
   // Who was let in by require_direct().
   struct Caller {

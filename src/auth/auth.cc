@@ -221,6 +221,9 @@ void Auth::challenge(const http::Request& req, std::string_view scope, bool insu
 // ---------------------------------------------------------------- decisions
 
 Role Auth::role(const Principal& p, std::string_view repo) { return policy_.role(p, repo); }
+std::vector<Role> Auth::roles(const Principal& p, const std::vector<std::string>& sorted_names) {
+  return policy_.roles(p, sorted_names);
+}
 bool Auth::can_create(const Principal& p, std::string_view ns) { return policy_.can_create(p, ns); }
 bool Auth::namespace_admin(const Principal& p, std::string_view ns) { return policy_.namespace_admin(p, ns); }
 
@@ -326,16 +329,23 @@ void Auth::prepare_push(const http::Request& req, std::string_view repo) {
   create_repository(v->who, repo, legacy ? std::optional<bool>(false) : std::nullopt, {}, !legacy);
 }
 
-std::function<bool(std::string_view)> Auth::reader(const http::Request& req) {
+AccessControl::Readable Auth::reader(const http::Request& req) {
   bool presented = false;
   std::string why;
   auto v = bearer(req, presented, why);
-  if (!v) return [](std::string_view) { return false; };
+  if (!v) return [](const std::vector<std::string>& names) { return std::vector<bool>(names.size(), false); };
   Principal p = v->who;
   if (p.kind == Principal::Kind::User)
     if (auto a = accounts_.account_by_id(p.id)) p.superuser = a->superuser;
-  return [this, p, access = v->access](std::string_view repo) {
-    return token_allows(access, "repository", repo, "pull") || role(p, repo) >= Role::Read;
+  return [this, p, access = v->access](const std::vector<std::string>& names) {
+    std::vector<bool> out(names.size());
+    std::vector<std::string> rest;  // those the token alone does not grant
+    for (size_t i = 0; i < names.size(); ++i)
+      if (!(out[i] = token_allows(access, "repository", names[i], "pull"))) rest.push_back(names[i]);
+    auto roles = policy_.roles(p, rest);
+    for (size_t i = 0, k = 0; i < names.size(); ++i)
+      if (!out[i]) out[i] = roles[k++] >= Role::Read;
+    return out;
   };
 }
 
@@ -409,6 +419,30 @@ asio::awaitable<void> Auth::handle_token(http::Exchange& ex) {
   std::optional<Error> err;
   try {
     if (req.method != "GET" && req.method != "POST") throw Error(ErrorCode::Unsupported, "use GET or POST");
+    std::string body;
+    if (req.method == "POST") {
+      std::vector<char> buf(16 * 1024);
+      while (size_t n = co_await ex.read_body(buf)) {
+        if (body.size() + n > 64 * 1024) throw Error(ErrorCode::BadRequest, "token request body too large");
+        body.append(buf.data(), n);
+      }
+    }
+    r.body = co_await http::run_on(opts_.offload, [&] { return token_response(req, body); });
+    r.headers.add("Content-Type", "application/json");
+  } catch (const Error& e) {
+    err = e;
+  }
+  if (err) {
+    http::Response er = http::error_response(*err);
+    for (const auto& [k, v] : r.headers.items())  // Cache-Control: no-store, set before
+      if (k != "Content-Type") er.headers.add(k, v);
+    r = std::move(er);
+  }
+  co_await ex.send(r);
+}
+
+std::string Auth::token_response(const http::Request& req, const std::string& body) {
+  {
     std::vector<std::string> scopes;
     std::string service;
     Principal p;
@@ -430,12 +464,6 @@ asio::awaitable<void> Auth::handle_token(http::Exchange& ex) {
       if (account && !account->empty() && !p.anonymous() && *account != p.name)
         throw Error(ErrorCode::Unauthorized, "the account parameter does not match the credentials");
     } else {
-      std::string body;
-      std::vector<char> buf(16 * 1024);
-      while (size_t n = co_await ex.read_body(buf)) {
-        if (body.size() + n > 64 * 1024) throw Error(ErrorCode::BadRequest, "token request body too large");
-        body.append(buf.data(), n);
-      }
       std::string grant_type, username, password, refresh, access_type;
       for (auto& [k, v] : parse_form(body)) {
         if (k == "scope")
@@ -486,18 +514,8 @@ asio::awaitable<void> Auth::handle_token(http::Exchange& ex) {
         }
       record(p, &req, "token_grant", repo, json{{"credential", credential}, {"access", access}});
     }
-    r.headers.add("Content-Type", "application/json");
-    r.body = out.dump();
-  } catch (const Error& e) {
-    err = e;
+    return out.dump();
   }
-  if (err) {
-    http::Response er = http::error_response(*err);
-    for (const auto& [k, v] : r.headers.items())  // Cache-Control: no-store, set before
-      if (k != "Content-Type") er.headers.add(k, v);
-    r = std::move(er);
-  }
-  co_await ex.send(r);
 }
 
 }  // namespace wharf::auth

@@ -38,6 +38,7 @@
 #include "auth/principal.h"
 #include "auth/registry_tokens.h"
 #include "core/config.h"
+#include "http/offload.h"
 #include "http/server.h"
 #include "meta/account_store.h"
 #include "meta/metadata_store.h"
@@ -52,6 +53,9 @@ namespace wharf::auth {
 // plus the realm base.
 struct Options : core::AuthConfig {
   std::string external_url;  // realm base; else from the request
+  // Where /v2/auth's store reads and password checks run, off the I/O
+  // threads; null: inline (the embedded backends).
+  http::Offload* offload = nullptr;
 };
 
 class Auth : public AccessControl {
@@ -63,13 +67,16 @@ class Auth : public AccessControl {
   // --- AccessControl (see access.h)
   void require(const http::Request& req, std::string_view repo, std::string_view action) override;
   void prepare_push(const http::Request& req, std::string_view repo) override;
-  std::function<bool(std::string_view repo)> reader(const http::Request& req) override;
+  Readable reader(const http::Request& req) override;
   Caller require_direct(const http::Request& req, std::string_view repo, std::string_view action) override;
   void audit(const http::Request& req, const Caller* caller, std::string_view action, std::string_view repo,
              const nlohmann::json& detail) override;
 
   // GET/POST /v2/auth.
   boost::asio::awaitable<void> handle_token(http::Exchange& ex);
+  // The token response's body for a /v2/auth request (POST: its form body).
+  // Blocking (store reads, password checks). Throws Error.
+  std::string token_response(const http::Request& req, const std::string& body);
 
   // --- building blocks for the management API
   // Verifies user:password or robot:token (per `allow_robot`), with the
@@ -83,6 +90,8 @@ class Auth : public AccessControl {
   Principal user_principal(const meta::Account& a, Credential via) const;
 
   meta::Role role(const Principal& p, std::string_view repo);
+  // role() of each of `sorted_names`, batched (AccessPolicy::roles).
+  std::vector<meta::Role> roles(const Principal& p, const std::vector<std::string>& sorted_names);
   bool can_create(const Principal& p, std::string_view ns);
   // Namespace admin: the user themself, an org admin, or a superuser.
   bool namespace_admin(const Principal& p, std::string_view ns);

@@ -8,7 +8,8 @@
 
 namespace wharf::cli {
 
-boost::asio::awaitable<void> process_endpoint(http::Exchange& ex, meta::MetadataStore& meta, storage::BlobStore& blobs) {
+boost::asio::awaitable<void> process_endpoint(http::Exchange& ex, meta::MetadataStore& meta, storage::BlobStore& blobs,
+                                              http::Offload* offload) {
   const auto& path = ex.request().path;
   http::Response r;
   r.headers.add("Content-Type", "application/json");
@@ -17,14 +18,26 @@ boost::asio::awaitable<void> process_endpoint(http::Exchange& ex, meta::Metadata
     r.body = R"({"status":"ok"})";
   } else if (path == "/health/endtoend") {
     ex.route = "health";
-    try {
-      meta.probe();
-      blobs.probe();
-      r.body = R"({"status":"ok","metadata":"ok","storage":"ok"})";
-    } catch (const std::exception& e) {
+    // Each store on its own: one failing does not hide the other's state.
+    auto check = [](auto&& probe) -> std::string {
+      try {
+        probe();
+        return "ok";
+      } catch (const std::exception& e) {
+        return e.what();
+      }
+    };
+    nlohmann::json body = co_await http::run_on(offload, [&] {
+      return nlohmann::json{{"metadata", check([&] { meta.probe(); })}, {"storage", check([&] { blobs.probe(); })}};
+    });
+    bool ok = body["metadata"] == "ok" && body["storage"] == "ok";
+    body["status"] = ok ? "ok" : "failing";
+    if (!ok) {
       r.status = 503;
-      r.body = nlohmann::json{{"status", "failing"}, {"error", e.what()}}.dump();
+      body["error"] = body["metadata"] != "ok" ? "metadata: " + body["metadata"].get<std::string>()
+                                               : "storage: " + body["storage"].get<std::string>();
     }
+    r.body = body.dump();
   } else if (path == "/metrics") {
     ex.route = "metrics";
     r.headers.set("Content-Type", "text/plain; version=0.0.4");

@@ -1,11 +1,13 @@
 // cli/endpoints.h — the process's own endpoints beside the registry, the
 // squash endpoint, the API and the UI: /health/instance, /health/endtoend
-// (a round trip to both stores), /metrics (Prometheus text), and the 404 of
+// (a round trip to each store, each reported: 200 when both answer, else
+// 503 naming the failing one), /metrics (Prometheus text), and the 404 of
 // any other path.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
 
+#include "http/offload.h"
 #include "http/server.h"
 #include "meta/metadata_store.h"
 #include "storage/blob_store.h"
@@ -13,6 +15,8 @@
 namespace wharf::cli {
 
 // Answers `ex` (any path the other handlers did not take).
-boost::asio::awaitable<void> process_endpoint(http::Exchange& ex, meta::MetadataStore& meta, storage::BlobStore& blobs);
+// `offload` (may be null) runs the health probes' round trips.
+boost::asio::awaitable<void> process_endpoint(http::Exchange& ex, meta::MetadataStore& meta, storage::BlobStore& blobs,
+                                              http::Offload* offload);
 
 }  // namespace wharf::cli

@@ -68,18 +68,24 @@ int serve(core::Config cfg) {
   auto blobs = open_blob_store(cfg);
   auto meta = open_metadata_store(cfg, true);
 
+  // Store calls of request handlers run here, off the I/O threads, when a
+  // backend is remote (a network round trip each); inline on the embedded ones.
+  bool remote = cfg.storage.driver != "filesystem" || cfg.metadata.driver != "sqlite";
+  http::Offload offload(cfg.backend_threads > 0 ? static_cast<unsigned>(cfg.backend_threads) : remote ? 32u : 0u);
+  http::Offload* pool = offload.enabled() ? &offload : nullptr;
+
   squash::Service squasher(squash::service_options(cfg.squash, cfg.data_dir), *blobs, *meta);
   AccountsEnv acc;
   std::unique_ptr<auth::Auth> authz;
   if (cfg.auth.enabled) {
     acc = open_accounts(cfg, Keys::Create);
     ensure_admin(*acc.store);
-    auth::Options ao{cfg.auth, cfg.external_url};
+    auth::Options ao{cfg.auth, cfg.external_url, pool};
     authz = std::make_unique<auth::Auth>(ao, *acc.store, *meta, *acc.key, *acc.signer);
   }
-  registry::SquashEndpoint squash_endpoint({cfg.squash.repo_host, cfg.external_url, authz.get()}, squasher);
+  registry::SquashEndpoint squash_endpoint({cfg.squash.repo_host, cfg.external_url, authz.get(), pool}, squasher);
   std::unique_ptr<api::Api> mgmt;
-  if (authz) mgmt = std::make_unique<api::Api>(api::Options{cfg.external_url}, *authz, *meta, &squasher);
+  if (authz) mgmt = std::make_unique<api::Api>(api::Options{cfg.external_url, pool}, *authz, *meta, &squasher);
 
   registry::Options ro;
   ro.on_manifest_deleted = [&squasher](const std::string& d) { squasher.forget_manifest(d); };
@@ -119,9 +125,7 @@ int serve(core::Config cfg) {
   ro.uploads = cfg.uploads;
   ro.limits = cfg.limits;
   ro.external_url = cfg.external_url;
-  bool remote = cfg.storage.driver != "filesystem" || cfg.metadata.driver != "sqlite";
-  http::Offload offload(cfg.backend_threads > 0 ? static_cast<unsigned>(cfg.backend_threads) : remote ? 32u : 0u);
-  if (offload.enabled()) ro.offload = &offload;
+  ro.offload = pool;
   registry::Registry reg(ro, *blobs, *meta);
 
   http::ServerOptions so = server_options(cfg);
@@ -143,7 +147,7 @@ int serve(core::Config cfg) {
     if (path.starts_with("/c1/squash/")) co_return co_await squash_endpoint.handle(ex);
     if (mgmt && path.starts_with("/api/v1/")) co_return co_await mgmt->handle(ex);
     if (mgmt && web::is_ui_path(path)) co_return co_await web::handle(ex);
-    co_await process_endpoint(ex, *meta, *blobs);
+    co_await process_endpoint(ex, *meta, *blobs, pool);
   };
 
   http::Server server(so, handler);

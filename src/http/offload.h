@@ -45,4 +45,11 @@ class Offload {
   std::unique_ptr<boost::asio::thread_pool> pool_;
 };
 
+// `offload->run(f)`, or `f()` inline when there is no Offload (null).
+template <class F>
+boost::asio::awaitable<std::invoke_result_t<F&>> run_on(Offload* offload, F f) {
+  if (!offload) co_return f();
+  co_return co_await offload->run(std::move(f));
+}
+
 }  // namespace wharf::http

@@ -92,6 +92,13 @@ struct RepoSettings {
   int64_t uid = 0;  // identity: random when the row is created, kept by updates
 };
 
+// What one subject may do with a repository, from the rows alone.
+struct RepoAccess {
+  std::string name;
+  bool is_public = false;
+  Role role = Role::None;  // the highest grant, direct or through teams
+};
+
 struct Permission {
   SubjectKind kind = SubjectKind::User;
   int64_t subject_id = 0;
@@ -202,6 +209,11 @@ class AccountStore {
   virtual std::vector<Permission> permissions_of(SubjectKind kind, int64_t subject_id) = 0;
   // The highest role `repo` grants (kind, id) directly or through its teams.
   virtual Role explicit_role(std::string_view repo, SubjectKind kind, int64_t id) = 0;
+  // For every repository named `first` to `last` (inclusive, byte order)
+  // with a settings row or a grant to (kind, id): whether it is public and
+  // explicit_role(), by name, in one round trip (lists of repositories).
+  virtual std::vector<RepoAccess> repo_access(std::string_view first, std::string_view last, SubjectKind kind,
+                                              int64_t id) = 0;
 
   // Default permissions of an organization, applied to its new repositories.
   virtual void set_default_permission(int64_t org_id, SubjectKind kind, int64_t subject_id, Role role) = 0;

@@ -89,7 +89,9 @@ class CachedStore : public MetadataStore {
     return in_->mark_blob_deleting(d, cutoff, now);
   }
   void finish_blob_delete(std::string_view d) override { in_->finish_blob_delete(d); }
-  TagSummary tag_summary(std::string_view r) override { return in_->tag_summary(r); }
+  std::map<std::string, TagSummary> tag_summaries(std::string_view first, std::string_view last) override {
+    return in_->tag_summaries(first, last);
+  }
   bool delete_repository(std::string_view repo) override {
     bool r = in_->delete_repository(repo);
     std::lock_guard lk(mu_);

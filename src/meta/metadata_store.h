@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -113,7 +114,13 @@ class MetadataStore {
     uint64_t count = 0;
     int64_t last_updated = 0;
   };
-  virtual TagSummary tag_summary(std::string_view repo) = 0;
+  // The summaries of every repository named `first` to `last` (inclusive,
+  // byte order) that has a tag, in one round trip: for lists of repositories.
+  virtual std::map<std::string, TagSummary> tag_summaries(std::string_view first, std::string_view last) = 0;
+  TagSummary tag_summary(std::string_view repo) {
+    auto m = tag_summaries(repo, repo);
+    return m.empty() ? TagSummary{} : m.begin()->second;
+  }
   // Removes the repository with its tags, manifests and blob links (the
   // bytes stay in the BlobStore for garbage collection). True when it existed.
   virtual bool delete_repository(std::string_view repo) = 0;

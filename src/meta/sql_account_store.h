@@ -452,6 +452,23 @@ class SqlAccountStore : public AccountStore {
     });
   }
 
+  std::vector<RepoAccess> repo_access(std::string_view first, std::string_view last, SubjectKind kind,
+                                      int64_t id) override {
+    return db_.with([&](Conn& c) {
+      std::vector<RepoAccess> out;
+      auto s = c.prepare(
+          "SELECT name, max(pub), max(role) FROM ("
+          "SELECT name, is_public AS pub, 0 AS role FROM repo_settings WHERE name >= ?1 AND name <= ?2 "
+          "UNION ALL SELECT repo, 0, role FROM repo_perms WHERE repo >= ?1 AND repo <= ?2 AND "
+          "((kind = ?3 AND subject_id = ?4) OR "
+          "(kind = 2 AND subject_id IN (SELECT team_id FROM team_members WHERE kind = ?3 AND member_id = ?4)))"
+          ") AS x GROUP BY name ORDER BY name");
+      s.bind(first).bind(last).bind(static_cast<int64_t>(kind)).bind(id);
+      while (s.step()) out.push_back({s.text(0), s.i64(1) != 0, static_cast<Role>(s.i64(2))});
+      return out;
+    });
+  }
+
   void set_default_permission(int64_t org_id, SubjectKind kind, int64_t subject_id, Role role) override {
     db_.write([&](Conn& c) {
       if (role == Role::None) {

@@ -229,15 +229,15 @@ class SqlMetadataStore : public MetadataStore {
       return out;
     });
   }
-  TagSummary tag_summary(std::string_view repo) override {
+  std::map<std::string, TagSummary> tag_summaries(std::string_view first, std::string_view last) override {
     return with([&](Conn& c) {
+      std::map<std::string, TagSummary> out;
       auto s = c.prepare(
-          "SELECT count(*), coalesce(max(t.updated), 0) FROM "
-          "tags t JOIN repositories r ON r.id = t.repo_id "
-          "WHERE r.name = ?");
-      s.bind(repo);
-      s.step();
-      return TagSummary{static_cast<uint64_t>(s.i64(0)), s.i64(1)};
+          "SELECT r.name, count(*), max(t.updated) FROM tags t JOIN repositories r ON r.id = t.repo_id "
+          "WHERE r.name >= ? AND r.name <= ? GROUP BY r.name");
+      s.bind(first).bind(last);
+      while (s.step()) out[s.text(0)] = TagSummary{static_cast<uint64_t>(s.i64(1)), s.i64(2)};
+      return out;
     });
   }
   bool blob_in_use(std::string_view digest) override {

@@ -200,8 +200,7 @@ struct Registry::Impl {
   // given an Offload (remote backends), else inline.
   template <class F>
   asio::awaitable<std::invoke_result_t<F&>> backend(F f) {
-    if (!opts.offload) co_return f();
-    co_return co_await opts.offload->run(std::move(f));
+    co_return co_await http::run_on(opts.offload, std::move(f));
   }
 
   // ---- helpers -------------------------------------------------------------
@@ -452,21 +451,24 @@ struct Registry::Impl {
     auto last = req.param("last").value_or("");
     std::vector<std::string> repos;
     bool more = false;
-    std::function<bool(std::string_view)> readable;
-    if (opts.access) readable = opts.access->reader(req);
-    while (n && !more) {  // only the repositories the caller may read, n per page
-      auto batch = meta.list_repositories(last, n + 1);
-      for (auto& name : batch) {
-        if (readable && !readable(name)) continue;
-        if (repos.size() == n) {
-          more = true;
-          break;
+    co_await backend([&] {
+      auth::AccessControl::Readable readable;
+      if (opts.access) readable = opts.access->reader(req);
+      while (n && !more) {  // only the repositories the caller may read, n per page
+        auto batch = meta.list_repositories(last, n + 1);
+        auto ok = readable ? readable(batch) : std::vector<bool>(batch.size(), true);  // sorted: in one go
+        for (size_t i = 0; i < batch.size(); ++i) {
+          if (!ok[i]) continue;
+          if (repos.size() == n) {
+            more = true;
+            break;
+          }
+          repos.push_back(batch[i]);
         }
-        repos.push_back(name);
+        if (batch.size() < n + 1) break;
+        last = batch.back();
       }
-      if (batch.size() < n + 1) break;
-      last = batch.back();
-    }
+    });
     auto r = json_response(200, json{{"repositories", repos}});
     add_next_link(r, "/v2/_catalog", repos, n, more);
     co_await ex.send(r);
@@ -477,9 +479,12 @@ struct Registry::Impl {
     const auto& req = ex.request();
     if (req.method != "GET" && req.method != "HEAD") throw Error(ErrorCode::Unsupported, "method not allowed");
     size_t n = page_n(req);
-    if (!meta.repository_exists(name)) throw Error(ErrorCode::NameUnknown, "repository name not known to registry", name);
     auto last = req.param("last").value_or("");
-    auto tags = n ? meta.list_tags(name, last, n + 1) : std::vector<std::string>{};
+    auto tags = co_await backend([&] {
+      if (!meta.repository_exists(name))
+        throw Error(ErrorCode::NameUnknown, "repository name not known to registry", name);
+      return n ? meta.list_tags(name, last, n + 1) : std::vector<std::string>{};
+    });
     bool more = tags.size() > n;
     if (more) tags.resize(n);
     auto r = json_response(200, json{{"name", name}, {"tags", tags}});
@@ -509,20 +514,23 @@ struct Registry::Impl {
     // (the spec's v1.1 conformance tests GET/HEAD ".INVALID_MANIFEST_NAME").
     if (ref.find(':') == std::string::npos && !core::valid_tag(ref))
       throw Error(ErrorCode::ManifestUnknown, "manifest unknown: not a valid tag or digest", ref);
-    bool by_digest;
-    auto digest = resolve(name, ref, by_digest);
-    if (!digest) throw Error(ErrorCode::ManifestUnknown, "manifest unknown", ref);
-    auto m = meta.get_manifest(name, *digest);
-    if (!m) throw Error(ErrorCode::ManifestUnknown, "manifest unknown", ref);
-    if (!image::accept_allows(ex.request().headers.all("Accept"), m->media_type))
+    auto m = co_await backend([&] {
+      bool by_digest;
+      auto digest = resolve(name, ref, by_digest);
+      if (!digest) throw Error(ErrorCode::ManifestUnknown, "manifest unknown", ref);
+      auto found = meta.get_manifest(name, *digest);
+      if (!found) throw Error(ErrorCode::ManifestUnknown, "manifest unknown", ref);
+      return std::move(*found);
+    });
+    if (!image::accept_allows(ex.request().headers.all("Accept"), m.media_type))
       throw Error(ErrorCode::ManifestUnknown,
-                  "the manifest is stored as " + m->media_type + ", which the request's Accept header does not list",
+                  "the manifest is stored as " + m.media_type + ", which the request's Accept header does not list",
                   ref);
     Response r;
-    r.headers.add("Content-Type", m->media_type);
-    r.headers.add("Docker-Content-Digest", m->digest);
-    r.headers.add("ETag", "\"" + m->digest + "\"");
-    r.body = std::move(m->body);
+    r.headers.add("Content-Type", m.media_type);
+    r.headers.add("Docker-Content-Digest", m.digest);
+    r.headers.add("ETag", "\"" + m.digest + "\"");
+    r.body = std::move(m.body);
     co_await ex.send(r);
   }
 
@@ -566,27 +574,29 @@ struct Registry::Impl {
       throw Error(ErrorCode::DigestInvalid, "manifest content does not match the digest in the URL",
                   "content hashes to " + got.str());
     auto parsed = image::parse_manifest(body, req.headers.get("Content-Type").value_or(""));
-    std::vector<std::string> refs;
-    // With sparse manifests allowed, what was not pushed is still recorded
-    // as referenced: pushed later, it is kept by this manifest.
-    for (const auto& b : parsed.blobs) {
-      if (b.has_urls) continue;
-      if (!opts.manifests.allow_sparse && !meta.linked_blob_size(name, b.digest))
-        throw Error(ErrorCode::ManifestBlobUnknown, "blob unknown to registry", b.digest);
-      refs.push_back(b.digest);
-    }
-    for (const auto& c : parsed.children) {
-      if (!opts.manifests.allow_sparse && !meta.get_manifest(name, c.digest))
-        throw Error(ErrorCode::ManifestBlobUnknown, "manifest references a manifest unknown to this repository",
-                    c.digest);
-      refs.push_back(c.digest);
-    }
     meta::ManifestRecord rec{got.str(), parsed.media_type, std::move(body), parsed.artifact_type,
                              parsed.subject ? parsed.subject->digest : "", parsed.annotations};
-    meta.put_manifest(name, rec, refs, tags);
-    if (opts.on_manifest_pushed && !parsed.is_index) opts.on_manifest_pushed(name, rec.digest);
-    if (opts.on_tag_pushed)
-      for (const auto& t : tags) opts.on_tag_pushed(name, t);
+    co_await backend([&] {
+      std::vector<std::string> refs;
+      // With sparse manifests allowed, what was not pushed is still recorded
+      // as referenced: pushed later, it is kept by this manifest.
+      for (const auto& b : parsed.blobs) {
+        if (b.has_urls) continue;
+        if (!opts.manifests.allow_sparse && !meta.linked_blob_size(name, b.digest))
+          throw Error(ErrorCode::ManifestBlobUnknown, "blob unknown to registry", b.digest);
+        refs.push_back(b.digest);
+      }
+      for (const auto& c : parsed.children) {
+        if (!opts.manifests.allow_sparse && !meta.get_manifest(name, c.digest))
+          throw Error(ErrorCode::ManifestBlobUnknown, "manifest references a manifest unknown to this repository",
+                      c.digest);
+        refs.push_back(c.digest);
+      }
+      meta.put_manifest(name, rec, refs, tags);
+      if (opts.on_manifest_pushed && !parsed.is_index) opts.on_manifest_pushed(name, rec.digest);
+      if (opts.on_tag_pushed)  // reads repository settings and squash records
+        for (const auto& t : tags) opts.on_tag_pushed(name, t);
+    });
     if (opts.access) {
       json audit{{"digest", rec.digest}, {"tag", tags.empty() ? "" : tags.front()}};
       if (tags.size() > 1) audit["tags"] = tags;
@@ -605,15 +615,16 @@ struct Registry::Impl {
   asio::awaitable<void> manifest_delete(Exchange& ex, const std::string& name, const std::string& ref) {
     ex.route = "manifest_delete";
     if (!opts.delete_.enabled) throw Error(ErrorCode::Unsupported, "deletion is disabled on this registry");
-    bool found;
-    if (ref.find(':') != std::string::npos) {
-      std::string digest = parse_digest_or_throw(ref).str();
-      found = meta.delete_manifest(name, digest);
-      if (found && opts.on_manifest_deleted) opts.on_manifest_deleted(digest);
-    } else {
+    bool found = co_await backend([&] {
+      if (ref.find(':') != std::string::npos) {
+        std::string digest = parse_digest_or_throw(ref).str();
+        bool deleted = meta.delete_manifest(name, digest);
+        if (deleted && opts.on_manifest_deleted) opts.on_manifest_deleted(digest);
+        return deleted;
+      }
       if (!core::valid_tag(ref)) throw Error(ErrorCode::TagInvalid, "invalid tag", ref);
-      found = meta.delete_tag(name, ref);
-    }
+      return meta.delete_tag(name, ref);
+    });
     if (!found) throw Error(ErrorCode::ManifestUnknown, "manifest unknown", ref);
     if (opts.access) opts.access->audit(ex.request(), nullptr, "delete", name, json{{"reference", ref}});
     Response r;
@@ -704,16 +715,20 @@ struct Registry::Impl {
         auto from = req.param("from");
         std::optional<uint64_t> size;
         // The source must be readable by the caller; otherwise upload normally.
-        std::function<bool(std::string_view)> readable = [](std::string_view) { return true; };
-        if (opts.access) readable = opts.access->reader(req);
         bool mounted = co_await backend([&] {
+          auto readable = [&](std::vector<std::string> sorted) {
+            return opts.access ? opts.access->reader(req)(sorted) : std::vector<bool>(sorted.size(), true);
+          };
           if (from && core::valid_repository_name(*from)) {
-            if (readable(*from)) size = meta.linked_blob_size(*from, d->str());
+            if (readable({*from})[0]) size = meta.linked_blob_size(*from, d->str());
           } else if (!from) {
             // No `from`: mount when the blob is already known to a repository the caller may read.
-            for (auto& repo : meta.repositories_with_blob(d->str(), 20))
-              if (readable(repo)) {
-                size = meta.linked_blob_size(repo, d->str());
+            auto repos = meta.repositories_with_blob(d->str(), 20);
+            std::sort(repos.begin(), repos.end());
+            auto ok = readable(repos);
+            for (size_t i = 0; i < repos.size(); ++i)
+              if (ok[i]) {
+                size = meta.linked_blob_size(repos[i], d->str());
                 break;
               }
           }
@@ -857,7 +872,8 @@ struct Registry::Impl {
     Digest subject = parse_digest_or_throw(ref);
     auto filter = req.param("artifactType");
     json list = json::array();
-    for (auto& m : meta.referrers(name, subject.str())) {
+    auto found = co_await backend([&] { return meta.referrers(name, subject.str()); });
+    for (auto& m : found) {
       if (filter && m.artifact_type != *filter) continue;
       json d = {{"mediaType", m.media_type}, {"digest", m.digest}, {"size", m.body.size()}};
       if (!m.artifact_type.empty()) d["artifactType"] = m.artifact_type;
@@ -881,7 +897,8 @@ struct Registry::Impl {
   asio::awaitable<void> dispatch(Exchange& ex) {
     const auto& req = ex.request();
     Route r = parse_route(req.path);
-    if (opts.access && (r.kind == Route::Base || r.kind == Route::Catalog)) opts.access->require(req, "", "");
+    if (opts.access && (r.kind == Route::Base || r.kind == Route::Catalog))
+      co_await backend([&] { opts.access->require(req, "", ""); });
     switch (r.kind) {
       case Route::Base: co_return co_await base(ex);
       case Route::Catalog: co_return co_await catalog(ex);

@@ -46,6 +46,8 @@ struct Options {
   std::string external_url;  // overrides Host / X-Forwarded-* in Location headers
   // Access control; null: an open registry (every request allowed).
   auth::AccessControl* access = nullptr;
+  // The three callbacks below run where the backend calls do (on the
+  // Offload's threads when there is one), so they may read the stores.
   // Called after a manifest is deleted (e.g. to drop derived caches).
   std::function<void(const std::string& digest)> on_manifest_deleted;
   // Called after any manifest was pushed (image or index).

@@ -142,11 +142,16 @@ struct Segment {
   std::string mem;
   std::unique_ptr<storage::BlobReader> file;  // positioned at its start
   uint64_t len = 0;
+  // Opens the blob again at an offset (for a Range starting inside it).
+  std::function<std::unique_ptr<storage::BlobReader>(uint64_t)> reopen;
 };
 
 // Sends `segs` (their concatenation is the representation), honouring a
 // single Range over the whole.
-asio::awaitable<void> send_segments(http::Exchange& ex, Response& r, std::vector<Segment>& segs) {
+// Reads of a segment without a file descriptor (an object store's reader)
+// run on `offload`.
+asio::awaitable<void> send_segments(http::Exchange& ex, Response& r, std::vector<Segment>& segs,
+                                    http::Offload* offload) {
   uint64_t total = 0;
   for (auto& s : segs) total += s.len;
   uint64_t first = 0, last = total ? total - 1 : 0;
@@ -182,17 +187,16 @@ asio::awaitable<void> send_segments(http::Exchange& ex, Response& r, std::vector
     uint64_t off = a - (seg_start - s.len), len = b - a;
     if (!s.file) {
       co_await ex.write({s.mem.data() + off, len});
-    } else if (s.file->native_fd() >= 0) {
+    } else if (s.file->native_fd() >= 0) {  // a local file: sendfile from the offset
       co_await ex.write_file(s.file->native_fd(), s.file->native_offset() + off, len);
     } else {
       buf.resize(1 << 20);
-      for (uint64_t skip = off; skip;) {  // readers are sequential
-        size_t n = s.file->read(buf.data(), std::min<uint64_t>(skip, buf.size()));
-        if (!n) throw std::runtime_error("cached squash blob ended early");
-        skip -= n;
+      if (off) {  // readers are sequential: opened again at the range's start
+        s.file = co_await http::run_on(offload, [&] { return s.reopen(off); });
+        if (!s.file) throw std::runtime_error("cached squash blob vanished");
       }
       while (len) {
-        size_t n = s.file->read(buf.data(), std::min<uint64_t>(len, buf.size()));
+        size_t n = co_await http::run_on(offload, [&] { return s.file->read(buf.data(), std::min<uint64_t>(len, buf.size())); });
         if (!n) throw std::runtime_error("cached squash blob ended early");
         co_await ex.write({buf.data(), n});
         len -= n;
@@ -228,12 +232,18 @@ asio::awaitable<void> SquashEndpoint::handle(http::Exchange& ex) {
       throw Error(ErrorCode::NotFound, "use /c1/squash/<name>/<tag> or /c1/squash/<name>@<digest>", req.path);
     if (!core::valid_repository_name(name)) throw Error(ErrorCode::NameInvalid, "invalid repository name", name);
     auth::AccessControl::Caller caller;
-    if (opts_.access) caller = opts_.access->require_direct(req, name, prime ? "push" : "pull");
+    if (opts_.access)
+      caller = co_await http::run_on(opts_.offload,
+                                     [&] { return opts_.access->require_direct(req, name, prime ? "push" : "pull"); });
     if (prime) {
       ex.route = "squash_prime";
       if (req.method != "POST") throw Error(ErrorCode::Unsupported, "prime with POST");
-      auto img = svc_.resolve(name, ref, req.param("platform").value_or(""));
-      auto job = svc_.acquire(img);
+      squash::Image img;
+      std::shared_ptr<Job> job;
+      co_await http::run_on(opts_.offload, [&] {
+        img = svc_.resolve(name, ref, req.param("platform").value_or(""));
+        job = svc_.acquire(img);
+      });
       Response r;
       r.status = 202;
       r.headers.add("Content-Type", "application/json");
@@ -285,7 +295,8 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
   const auto& req = ex.request();
   ex.route = "squash";
   Reply rep;
-  rep.img = svc_.resolve(name, ref, req.param("platform").value_or(""));
+  rep.img = co_await http::run_on(opts_.offload,
+                                  [&] { return svc_.resolve(name, ref, req.param("platform").value_or("")); });
   const squash::Image& img = rep.img;
   std::string host = request_host(req, opts_);
   rep.layout.layer_dir = img.layer_dir;
@@ -303,7 +314,7 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
   r.headers.add("Content-Disposition", "attachment; filename=\"" + file + ".tar\"");
 
   if (req.is_head()) co_return co_await serve_head(ex, rep);
-  auto job = svc_.acquire(img);
+  auto job = co_await http::run_on(opts_.offload, [&] { return svc_.acquire(img); });
   // Until the plan exists nothing is sent: failures here are JSON errors.
   for (;;) {
     uint64_t seen;
@@ -320,8 +331,11 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
 
 asio::awaitable<void> SquashEndpoint::serve_head(http::Exchange& ex, Reply& rep) {
   Response& r = rep.r;
-  auto rec = svc_.cached(rep.img);
-  rep.layout.layer_size = rec ? rec->layer_size : co_await planned_layer_size(svc_, rep.img);
+  auto rec = co_await http::run_on(opts_.offload, [&] { return svc_.cached(rep.img); });
+  if (rec)
+    rep.layout.layer_size = rec->layer_size;
+  else
+    rep.layout.layer_size = co_await planned_layer_size(svc_, rep.img);  // not in a ?: (GCC 12 miscompiles it)
   if (rep.gzip && rec && rec->gz_size) {
     r.headers.add("Content-Encoding", "gzip");
     auto [pre, post] = gzip_wrapping(squash::archive_head(rep.layout), squash::archive_tail(rep.layout, rec->config),
@@ -344,20 +358,22 @@ asio::awaitable<bool> SquashEndpoint::serve_cached(http::Exchange& ex, Reply& re
   std::vector<Segment> segs;
   if (rep.gzip) {
     auto gz = job.gzip();
-    auto piece = gz ? job.open_gzip() : nullptr;
+    std::unique_ptr<storage::BlobReader> piece;
+    if (gz) piece = co_await http::run_on(opts_.offload, [&] { return job.open_gzip(); });  // not in a ?: (GCC 12)
     if (!piece) co_return false;  // no gzip piece yet: compressed on the fly
     rep.r.headers.add("Content-Encoding", "gzip");
     rep.set_etag(false);
     auto [pre, post] = gzip_wrapping(head, tail, gz->layer_crc, rep.layout.layer_size);
-    segs.push_back({pre, nullptr, pre.size()});
-    segs.push_back({"", std::move(piece), gz->size});
-    segs.push_back({post, nullptr, post.size()});
+    segs.push_back({pre, nullptr, pre.size(), {}});
+    segs.push_back({"", std::move(piece), gz->size, [&job](uint64_t off) { return job.open_gzip(off); }});
+    segs.push_back({post, nullptr, post.size(), {}});
   } else {
-    segs.push_back({head, nullptr, head.size()});
-    segs.push_back({"", job.open_at(0), rep.layout.layer_size});
-    segs.push_back({tail, nullptr, tail.size()});
+    segs.push_back({head, nullptr, head.size(), {}});
+    auto layer = co_await http::run_on(opts_.offload, [&] { return job.open_at(0); });
+    segs.push_back({"", std::move(layer), rep.layout.layer_size, [&job](uint64_t off) { return job.open_at(off); }});
+    segs.push_back({tail, nullptr, tail.size(), {}});
   }
-  co_await send_segments(ex, rep.r, segs);
+  co_await send_segments(ex, rep.r, segs, opts_.offload);
   co_return true;
 }
 

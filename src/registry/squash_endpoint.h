@@ -12,6 +12,7 @@
 #include <string>
 
 #include "auth/access.h"
+#include "http/offload.h"
 #include "http/server.h"
 #include "squash/service.h"
 
@@ -22,6 +23,9 @@ struct SquashOptions {
   std::string external_url;  // like Registry's
   // Read permission for GET/HEAD, write for prime; null: open registry.
   auth::AccessControl* access = nullptr;
+  // Where store calls run (resolving the image, the access check, reads of
+  // a cached entry from an object store), off the I/O threads; null: inline.
+  http::Offload* offload = nullptr;
 };
 
 class SquashEndpoint {

@@ -159,10 +159,14 @@ std::unique_ptr<storage::BlobReader> Job::open_at(uint64_t offset) {
   return r;
 }
 
-std::unique_ptr<storage::BlobReader> Job::open_gzip() {
-  std::lock_guard lk(mu_);
-  if (!gzip_) return nullptr;
-  return blobs_->open(*core::Digest::parse(gzip_->digest), 0);
+std::unique_ptr<storage::BlobReader> Job::open_gzip(uint64_t offset) {
+  std::string digest;
+  {
+    std::lock_guard lk(mu_);
+    if (!gzip_) return nullptr;
+    digest = gzip_->digest;
+  }
+  return blobs_->open(*core::Digest::parse(digest), offset);  // outside the lock: may be a network round trip
 }
 
 int Job::subscribe(std::function<void()> cb) {

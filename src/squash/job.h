@@ -116,8 +116,9 @@ class Job {
   // Opens layer.tar at `offset` (Writing or Done): what is on disk. Throws
   // std::runtime_error when the build failed or the layer is gone.
   std::unique_ptr<storage::BlobReader> open_at(uint64_t offset);
-  // Opens the cached gzip piece (when gzip() has one); nullptr if it vanished.
-  std::unique_ptr<storage::BlobReader> open_gzip();
+  // Opens the cached gzip piece at `offset` (when gzip() has one); nullptr if
+  // it vanished.
+  std::unique_ptr<storage::BlobReader> open_gzip(uint64_t offset = 0);
   // Counts the job's changes (state, config, bytes available): a waiter
   // reads it before looking at the job, subscribes, then sleeps only if it
   // is unchanged, so no change between its look and its sleep is missed.

@@ -634,6 +634,33 @@ TEST_P(AccountSuite, ExplicitRoleIsTheHighestGrantDirectOrThroughTeams) {
   EXPECT_EQ(acc_->explicit_role("acme/lib", SubjectKind::Robot, ci), Role::None);  // per repository
 }
 
+TEST_P(AccountSuite, RepoAccessListsARangeWithVisibilityAndGrants) {
+  int64_t alice = user("alice"), bob = user("bob");
+  int64_t acme = org("acme");
+  int64_t writers = team(acme, "writers");
+  acc_->put_repo_settings({.name = "acme/a", .is_public = true});
+  repo("acme/b");
+  repo("acme0/x");  // outside the range
+  acc_->set_permission("acme/b", SubjectKind::User, alice, Role::Read);
+  acc_->set_permission("acme/c", SubjectKind::Team, writers, Role::Write);  // a grant without a settings row
+  acc_->set_permission("acme/c", SubjectKind::User, bob, Role::Admin);      // someone else's grant
+  acc_->add_team_member(writers, SubjectKind::User, alice);
+  auto got = acc_->repo_access("acme/", "acme/z", SubjectKind::User, alice);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].name, "acme/a");
+  EXPECT_TRUE(got[0].is_public);
+  EXPECT_EQ(got[0].role, Role::None);
+  EXPECT_EQ(got[1].name, "acme/b");
+  EXPECT_FALSE(got[1].is_public);
+  EXPECT_EQ(got[1].role, Role::Read);
+  EXPECT_EQ(got[2].name, "acme/c");
+  EXPECT_EQ(got[2].role, Role::Write);  // through the team, not bob's admin
+  for (const auto& a : got) EXPECT_EQ(a.role, acc_->explicit_role(a.name, SubjectKind::User, alice)) << a.name;
+  auto one = acc_->repo_access("acme/b", "acme/b", SubjectKind::User, 0);  // nobody: rows without grants
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].role, Role::None);
+}
+
 TEST_P(AccountSuite, DefaultPermissionsAreSetReplacedAndRemovedPerOrganization) {
   int64_t acme = org("acme"), zorg = org("zorg");
   int64_t alice = user("alice");

@@ -174,6 +174,38 @@ TEST_F(AuthTest, RolesFollowNamespacesTeamsAndPermissions) {
   EXPECT_EQ(auth_->role(user("bob"), "acme/bobs"), meta::Role::Admin);
 }
 
+TEST_F(AuthTest, BatchedRolesEqualRoleForEveryCallerAndRepository) {
+  auth::create_user(*acc_, "alice", "", "password1", false);
+  auth::create_user(*acc_, "bob", "", "password2", false);
+  auth::create_user(*acc_, "root", "", "password4", true);
+  auth::create_org(*acc_, "acme", "alice");
+  auth::create_org(*acc_, "zorg", "bob");
+  auto org = acc_->account("acme");
+  int64_t devs = acc_->create_team({0, org->id, "devs", meta::TeamRole::Member, ""});
+  acc_->add_team_member(devs, meta::SubjectKind::User, acc_->account("bob")->id);
+  auth::create_robot(*acc_, *key_, "acme+ci");
+  for (auto r : {"acme/a", "acme/b", "acme/c/deep", "alice/x"}) ASSERT_TRUE(auth_->create_repository(user("alice"), r));
+  for (auto r : {"bob/y", "zorg/z"}) ASSERT_TRUE(auth_->create_repository(user("bob"), r));
+  auth::grant(*acc_, "acme/b", meta::SubjectKind::Team, "devs", meta::Role::Write);
+  auth::grant(*acc_, "acme/c/deep", meta::SubjectKind::Robot, "acme+ci", meta::Role::Read);
+  auth::grant(*acc_, "acme/c/deep", meta::SubjectKind::User, "bob", meta::Role::Admin);
+  auto s = *acc_->repo_settings("acme/a");
+  s.is_public = true;
+  acc_->put_repo_settings(s);
+  // Sorted, with names that have no settings row at all (pushed before accounts).
+  std::vector<std::string> names = {"acme/a", "acme/b", "acme/c/deep", "acme/legacy", "alice/x", "bob/y", "zorg/z"};
+  std::vector<auth::Principal> callers = {user("alice"), user("bob"), user("root"), robot("acme+ci"), auth::Principal{}};
+  for (const auto& p : callers) {
+    auto batch = auth_->roles(p, names);
+    ASSERT_EQ(batch.size(), names.size());
+    for (size_t i = 0; i < names.size(); ++i)
+      EXPECT_EQ(batch[i], auth_->role(p, names[i])) << p.name << " on " << names[i];
+  }
+  EXPECT_EQ(auth_->roles(user("bob"), names)[1], meta::Role::Write);  // the check above is not all None
+  EXPECT_EQ(auth_->roles(auth::Principal{}, names)[0], meta::Role::Read);
+  EXPECT_TRUE(auth_->roles(user("bob"), {}).empty());
+}
+
 TEST_F(AuthTest, DefaultPermissionsApplyToNewRepositories) {
   auth::create_user(*acc_, "alice", "", "password1", false);
   auth::create_org(*acc_, "acme", "alice");

@@ -93,6 +93,22 @@ TEST_P(MetaSuite, ManifestsTagsAndDeletion) {
   EXPECT_TRUE(store_->get_manifest("r", kC));  // deleting a tag keeps the manifest
 }
 
+TEST_P(MetaSuite, TagSummariesOfARangeInOneCall) {
+  meta::ManifestRecord m{kA, "application/vnd.oci.image.manifest.v1+json", "{}", "t", "", ""};
+  store_->put_manifest("ns/a", m, {}, {"v1", "v2"});
+  store_->put_manifest("ns/b", m, {}, {});  // no tags: not listed
+  store_->put_manifest("ns/c", m, {}, {"v1"});
+  store_->put_manifest("ns0/d", m, {}, {"v1"});  // past the range
+  auto all = store_->tag_summaries("ns/", "ns/c");
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all.at("ns/a").count, 2u);
+  EXPECT_GT(all.at("ns/a").last_updated, 0);
+  EXPECT_EQ(all.at("ns/c").count, 1u);
+  auto one = store_->tag_summaries("ns/b", "ns/b");
+  EXPECT_TRUE(one.empty());
+  EXPECT_EQ(store_->tag_summaries("ns/a", "ns/b").size(), 1u);  // inclusive bounds
+}
+
 TEST_P(MetaSuite, TagSummaryRepositoryDeletionAndBlobUse) {
   meta::ManifestRecord m{kA, "application/vnd.oci.image.manifest.v1+json", "{}", "t", "", ""};
   EXPECT_EQ(store_->tag_summary("r").count, 0u);
