@@ -19,7 +19,8 @@
 #                      and abort every unfinished multipart upload
 #   rgw_gc             have RGW free deleted objects' space now (its garbage
 #                      collector otherwise waits rgw_gc_obj_min_wait, 2 h)
-#   osd_used_mib       MiB the MemStore OSD holds
+#   osd_used_mib       MiB the MemStore OSD holds (after 1.5 s: its figure
+#                      is refreshed every second)
 #
 # BENCH_MEMSTORE_BYTES sizes the OSD's MemStore (RAM; default 4 GiB, twice the
 # tests' 2 GiB: distribution commits a chunked upload by a multipart copy,
@@ -44,6 +45,9 @@ pgs3_up() {
     return 1
   fi
   S3=http://127.0.0.1:$rgw
+  # The OSD refreshes the usage osd_used_mib reads at each heartbeat (every
+  # 0.5-6 s by default); every second here, so that figure is current.
+  ceph -c "$CEPH_BASE/ceph.conf" daemon osd.0 config set osd_heartbeat_interval 1 >/dev/null 2>&1 || true
 }
 
 pgs3_down() {
@@ -108,6 +112,7 @@ s3_empty() {
 rgw_gc() { radosgw-admin -c "$CEPH_BASE/ceph.conf" gc process --include-all >/dev/null 2>&1; }
 
 osd_used_mib() {
+  sleep 1.5
   ceph -c "$CEPH_BASE/ceph.conf" daemon osd.0 perf dump 2>/dev/null |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["osd"]["stat_bytes_used"] >> 20)' 2>/dev/null || echo "?"
 }

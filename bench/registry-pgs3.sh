@@ -29,7 +29,8 @@
 #   6. a 1 GiB layer pushed in 32 MiB chunks (POST, 32 PATCHes with
 #      Content-Range, PUT ?digest= without a body), MB/s over the summed curl
 #      times; bare: one SigV4 PUT of the whole GiB;
-#   7. that 1 GiB blob GET with curl -L, then its digest checked by a second GET.
+#   7. that 1 GiB blob GET with curl -L ($BIG_GETS times: the median), then
+#      its digest checked by one more GET.
 # Then whether the targets are met: manifest GET >= 5x distribution; the
 # chunked 1 GiB push >= 0.7x the bare PUT and >= 1.5x distribution; blob GET
 # in proxy mode >= 0.8x the bare GET. wharf proxy is paired with distribution
@@ -46,7 +47,7 @@
 
 . "$HERE/pgs3.sh"
 
-if [ "$QUICK" = 1 ]; then GETS=5; ROUNDS=2; else GETS=20; ROUNDS=3; fi
+if [ "$QUICK" = 1 ]; then GETS=5; ROUNDS=2; BIG_GETS=1; else GETS=20; ROUNDS=3; BIG_GETS=3; fi
 BIG_CHUNK=$((32 * MIB)); BIG_CHUNKS=32   # 1 GiB in 32 MiB chunks (wharf's part size is 16 MiB: 2 parts a chunk)
 KEYS=(whp whs dip dir)                   # the registries; "bare" is RGW itself
 declare -A SRV_NAME=([whp]="wharf proxy" [whs]="wharf presigned" [dip]="distribution proxy" [dir]="distribution redirect" [bare]="RGW bare")
@@ -178,7 +179,7 @@ echo
 
 # ---------------------------------------------------------------- helpers
 ROWS=()
-prow() { ROWS+=("$(printf '%-36s|%12s|%12s|%12s|%12s|%12s|%-15s|%s' "$@")"); }
+prow() { ROWS+=("$(printf '%-36s|%12s|%12s|%12s|%12s|%12s|%-17s|%s' "$@")"); }
 # pair A1 B1 A2 B2: "A1/B1 ratio / A2/B2 ratio"
 pair() { echo "$(ratio "$1" "$2")/$(ratio "$3" "$4")x"; }
 # verdict2 R1 R2 TARGET: MET when both ratios reach it
@@ -217,6 +218,13 @@ curl_gets() {
     die "${SRV_NAME[$k]}: GET $url: $(sort <<<"$out" | uniq -c | head -3 | tr '\n' ';')"
 }
 
+# scrape WHAT: wharf proxy's /metrics into $W/metrics.WHAT; backend_cost A B N
+# WHAT: its backend requests between two scrapes, per operation, to the details
+scrape() { curl -fs "${SRV_URL[whp]}/metrics" >"$W/metrics.$1" || die "wharf proxy: /metrics"; }
+backend_cost() {
+  echo "  wharf proxy backend requests per $4: $(python3 "$HERE/backend_delta.py" "$W/metrics.$1" "$W/metrics.$2" "$3")" >>"$W/details"
+}
+
 # ---------------------------------------------------------------- 1-3: wrk
 echo "-- 1. GET /v2/ (-c$C_SMALL)"
 for k in "${KEYS[@]}"; do run_wrk "R1_$k" "${SRV_PID[$k]}" "$C_SMALL" "${SRV_URL[$k]}/v2/"; done
@@ -244,6 +252,7 @@ echo "-- 4. 10 MiB blob GET, curl -L: $ROUNDS rounds of $GETS GETs in one curl p
 ORDER=("${KEYS[@]}" bare)
 declare -A T4=()
 for k in "${ORDER[@]}"; do T4[$k]=0; done
+scrape get0
 for r in $(seq 1 "$ROUNDS"); do
   for j in $(seq 0 $((${#ORDER[@]} - 1))); do
     k=${ORDER[$(( (j + r) % ${#ORDER[@]} ))]}
@@ -252,6 +261,7 @@ for r in $(seq 1 "$ROUNDS"); do
     T4[$k]=$(add "${T4[$k]}" "$t")
   done
 done
+scrape get1; backend_cost get0 get1 $((ROUNDS * GETS)) "10 MiB blob GET (curl)"
 declare -A F4=()
 for k in "${ORDER[@]}"; do
   F4[$k]=$(mbs $((ROUNDS * GETS * 10485760)) "${T4[$k]}")
@@ -273,6 +283,7 @@ for k in "${ORDER[@]}"; do
   T5[$k]=0; W5[$k]=0; C5[$k]=0
   if [ "$k" = bare ]; then bare_put "$W/push/0" push-0 >/dev/null; else push_time "${SRV_URL[$k]}" "${SRV_NAME[$k]}" "$W/push/0" >/dev/null; fi
 done
+scrape push0
 for i in $(seq 1 "$PUSHES"); do
   for j in $(seq 0 $((${#ORDER[@]} - 1))); do
     k=${ORDER[$(( (j + i) % ${#ORDER[@]} ))]}
@@ -284,6 +295,7 @@ for i in $(seq 1 "$PUSHES"); do
     T5[$k]=$(add "${T5[$k]}" "$t"); W5[$k]=$(( ${W5[$k]} + t1 - t0 ))
   done
 done
+scrape push1; backend_cost push0 push1 "$PUSHES" "10 MiB push (POST + PUT)"
 # every pushed blob is there, whole; then their objects go (space, see the top)
 for k in "${KEYS[@]}"; do
   alive "${SRV_PID[$k]}" "the 10 MiB pushes"
@@ -335,9 +347,12 @@ declare -A T6=() T7=() USED=()
 NOTES=""
 for k in bare "${KEYS[@]}"; do
   pid=${SRV_PID[$k]:-}; c0=0; c1=0
-  [ -z "$pid" ] || c0=$(cpu_ticks "$pid"); r0=$(rgw_ticks); t0=$(date +%s%N)
+  [ -z "$pid" ] || c0=$(cpu_ticks "$pid"); r0=$(rgw_ticks)
+  [ "$k" != whp ] || scrape big0
+  t0=$(date +%s%N)
   if [ "$k" = bare ]; then T6[$k]=$(bare_put "$W/big/all" big); else T6[$k]=$(big_push "${SRV_URL[$k]}" "${SRV_NAME[$k]}"); fi
   t1=$(date +%s%N); r1=$(rgw_ticks); [ -z "$pid" ] || c1=$(cpu_ticks "$pid")
+  [ "$k" != whp ] || { scrape big1; backend_cost big0 big1 1 "1 GiB push in $BIG_CHUNKS chunks"; }
   USED[$k]=$(osd_used_mib)
   echo "  ${SRV_NAME[$k]} 1 GiB push: curl time ${T6[$k]}s, wall $(( (t1 - t0) / 1000000 )) ms, registry CPU $(( (c1 - c0) * 100 * 1000000000 / HZ / (t1 - t0) ))%, radosgw+osd CPU $(( (r1 - r0) * 100 * 1000000000 / HZ / (t1 - t0) ))%, MemStore used after ${USED[$k]} MiB" >>"$W/details"
   if [ "$k" = bare ]; then
@@ -346,7 +361,9 @@ for k in bare "${KEYS[@]}"; do
     alive "${SRV_PID[$k]}" "the 1 GiB push"
     url=${SRV_URL[$k]}/v2/bench/big/blobs/$BIG_DIG
   fi
-  T7[$k]=$(curl_gets "$k" "$url" 1 "$BIG_SIZE")
+  ts=()
+  for _ in $(seq "$BIG_GETS"); do t=$(curl_gets "$k" "$url" 1 "$BIG_SIZE"); ts+=("$t"); done
+  T7[$k]=$(printf '%s\n' "${ts[@]}" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
   if [ "$k" = bare ]; then
     got=sha256:$(s3 "$url" | sha256sum | cut -d' ' -f1)
     s3 -f -X DELETE -o /dev/null "$url" || die "RGW: cannot delete bare/big"
@@ -360,7 +377,7 @@ for k in bare "${KEYS[@]}"; do
   fi
   [ "$got" = "$BIG_DIG" ] || die "${SRV_NAME[$k]}: the 1 GiB blob GET returned $got, pushed $BIG_DIG"
   rgw_gc
-  echo "  ${SRV_NAME[$k]} 1 GiB GET (curl -L): ${T7[$k]}s; digest checked; MemStore used after deleting it and gc: $(osd_used_mib) MiB" >>"$W/details"
+  echo "  ${SRV_NAME[$k]} 1 GiB GET (curl -L): ${ts[*]} s; digest checked; MemStore used after deleting it and gc: $(osd_used_mib) MiB" >>"$W/details"
 done
 declare -A F6=() F7=()
 for k in "${ORDER[@]}"; do F6[$k]=$(mbs "$BIG_SIZE" "${T6[$k]}"); F7[$k]=$(mbs "$BIG_SIZE" "${T7[$k]}"); done
@@ -383,14 +400,14 @@ prow "   RSS after figures 1-7, MiB" "$(mb "${RSS_AFTER[whp]}")" "$(mb "${RSS_AF
 echo
 echo "== figures, PostgreSQL + RGW (ratio a/b: wharf proxy vs distribution proxy / wharf presigned vs distribution"
 echo "   redirect, or each wharf vs RGW bare; dis = distribution, RGW = the bare curl SigV4 figure)"
-printf '%-36s|%12s|%12s|%12s|%12s|%12s|%-15s|%s\n' "figure" "wharf proxy" "wharf presig" "distr. proxy" "distr. redir" "RGW bare" "ratio" "target"
-printf '%s\n' "------------------------------------+------------+------------+------------+------------+------------+---------------+----------------"
+printf '%-36s|%12s|%12s|%12s|%12s|%12s|%-17s|%s\n' "figure" "wharf proxy" "wharf presig" "distr. proxy" "distr. redir" "RGW bare" "ratio" "target"
+printf '%s\n' "------------------------------------+------------+------------+------------+------------+------------+-----------------+----------------"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "how: 1-2 wrk -t$THREADS -c$C_SMALL; 3 wrk -c$C_BLOB (no redirects: RGW bare = the presigned URL, unsigned by curl);"
 echo "     4 curl -L, $((ROUNDS * GETS)) sequential GETs each over one kept-alive connection (two when redirected), bare:"
 echo "     curl --aws-sigv4; 5 curl POST + PUT, $PUSHES each taking turns; 6 curl POST + $BIG_CHUNKS PATCH + PUT (bare: one"
-echo "     PUT); 4-7 MB/s over the summed curl time_total (10^6 bytes)"
+echo "     PUT); 7 curl -L, the median of $BIG_GETS; 4-7 MB/s over the summed curl time_total (10^6 bytes)"
 echo "RGW MemStore used right after each 1 GiB push, MiB: bare ${USED[bare]}, wharf proxy ${USED[whp]}, wharf presigned ${USED[whs]},"
 echo "     distribution proxy ${USED[dip]}, distribution redirect ${USED[dir]} (each after the previous one was deleted and collected)"
 echo
@@ -412,8 +429,10 @@ if [ -n "$NOTES" ]; then
   printf '%s' "$NOTES"
 fi
 for k in "${KEYS[@]}"; do
-  if [ -s "${SRV_LOG[$k]}" ] && grep -qiE 'error|warn|fail' "${SRV_LOG[$k]}"; then
-    echo "  ! ${SRV_NAME[$k]} logged $(grep -ciE 'error|warn|fail' "${SRV_LOG[$k]}") error/warning line(s), e.g.: $(grep -iE 'error|warn|fail' "${SRV_LOG[$k]}" | head -1 | cut -c1-200)"
+  # (wharf's start-up warning that --no-auth leaves the registry open is expected)
+  bad=$(grep -iE 'error|warn|fail|panic' "${SRV_LOG[$k]}" | grep -v 'NO AUTHENTICATION' || true)
+  if [ -n "$bad" ]; then
+    echo "  ! ${SRV_NAME[$k]} logged $(wc -l <<<"$bad") error/warning line(s), e.g.: $(head -1 <<<"$bad" | cut -c1-200)"
   fi
 done
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"

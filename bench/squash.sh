@@ -9,20 +9,40 @@
 #   - vs what a user does without wharf: skopeo copy to an OCI layout,
 #     umoci raw unpack, tar of the tree;
 #   - cached squash served vs nginx serving the same file;
-#   - first-byte latency of an uncached 1 GiB squash, and peak RSS of the server.
-# Usage: bench/squash.sh [--quick]   (--quick: smaller images, for smoke runs)
+#   - first-byte latency of an uncached 1 GiB squash, and peak RSS of the server;
+#   - with --backend pg+s3, besides: the 1-layer image on a wharf whose metadata
+#     is on PostgreSQL 15 and whose blobs and squash cache are on Ceph RGW
+#     (both started here by bench/pgs3.sh, as scripts/test.sh does; stopped by
+#     PID): its uncached squash (index built at push) and its cached squash
+#     served (redirect: proxy), beside the filesystem figures.
+# Usage: bench/squash.sh [--quick] [--backend fs|pg+s3]
+#   (--quick: smaller images, for smoke runs; fs, the default: the figures above only)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 . "$root/tests/lib/common.sh"
-quick=0; [ "${1:-}" = --quick ] && quick=1
+quick=0; backend=fs
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) quick=1 ;;
+    --backend) backend=${2:-}; shift ;;
+    --backend=*) backend=${1#--backend=} ;;
+    *) echo "usage: bench/squash.sh [--quick] [--backend fs|pg+s3]"; exit 2 ;;
+  esac
+  shift
+done
+case $backend in fs|pg+s3) ;; *) echo "unknown backend: $backend (fs or pg+s3)"; exit 2 ;; esac
 for t in igzip skopeo umoci nginx curl; do command -v $t >/dev/null || { echo "needs $t (apt-get install isal skopeo umoci nginx-light curl)"; exit 2; }; done
 [ -x "$WHARF_BIN" ] || bash "$root/scripts/build.sh"
 
 cache=/var/tmp/wharf-bench-images; [ $quick = 1 ] && cache+=-quick
 work=$(mktemp -d /tmp/wharf-bench-squash.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done
+  if declare -F pgs3_down >/dev/null; then pgs3_down; fi  # --backend pg+s3: RGW, PostgreSQL (by PID)
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 secs() { python3 -c 'import sys,time; print(f"{time.time():.3f}")'; }
@@ -209,6 +229,37 @@ for _ in $(seq 10); do
   cw+=("$(curl -sf -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port/c1/squash/bench/one/v1")")
   cn+=("$(curl -sf -o /dev/null -w '%{time_total}' "http://127.0.0.1:$nport/one.tar")")
 done
+# ---- --backend pg+s3: the 1-layer image on PostgreSQL + RGW ---------------------------------
+# A wharf with the metadata on PostgreSQL and the blobs and the squash cache
+# in a bucket on RGW (redirect: proxy, so it serves the cached squash itself).
+# Its uncached squash is the first of v1, once the push-time index is there,
+# as the fs figure "index built at push" (the layer comes from RGW instead of
+# the page cache); the cached squash, ten downloads, as beside nginx above.
+# One squash cache entry only: RGW's MemStore holds everything in RAM.
+if [ "$backend" = pg+s3 ]; then
+  ROOT=$root; . "$here/pgs3.sh"
+  chmod 755 "$work"  # PostgreSQL runs as user postgres
+  pgs3_up "$work" || exit 1
+  s3_bucket squash || { echo "cannot create bucket squash on $S3"; exit 1; }
+  printf 'log: {requests: false}
+metadata: {driver: postgres, postgres: {dsn: "%s", schema: squash}}
+storage: {driver: s3, s3: {endpoint: "%s", bucket: squash, access_key: testak, secret_key: testsk, redirect: proxy}}
+' \
+    "$PG_DSN" "$S3" >"$work/s3.yaml"
+  port4=$(free_port)
+  start_wharf "$port4" "$work/data4" "$work/wharf4.log" --config "$work/s3.yaml"; PIDS+=("$WHARF_PID"); wpid4=$WHARF_PID
+  push "$cache/one" "$port4" bench/one
+  for _ in $(seq 600); do [ "$(metric "$port4" wharf_squash_background_indexes_total)" = 1 ] && break; sleep 0.2; done
+  [ "$(metric "$port4" wharf_squash_background_indexes_total)" = 1 ] || echo "warning: no push-time index on pg+s3 after 120 s" >&2
+  sync; sleep 1
+  t0=$(secs); igzip -dc "$one_layer" >/dev/null; t1=$(secs); igzip_s3=$(elapsed "$t0" "$t1")
+  read -r s3_one s3_one_fb s3_out <<<"$(squash_time "$port4" bench/one)"
+  [ "$s3_out" = "$one_out" ] || echo "warning: the squash on pg+s3 is $s3_out bytes, on fs $one_out" >&2
+  s3_rss=$(awk '/VmHWM/{print $2}' /proc/$wpid4/status)
+  cs=()
+  for _ in $(seq 10); do cs+=("$(curl -sf -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port4/c1/squash/bench/one/v1")"); done
+fi
+
 # ---- report --------------------------------------------------------------------------------
 gb() { python3 -c "print(f'{$1/1e9:.2f} GB')"; }
 echo
@@ -235,3 +286,13 @@ row "first byte of uncached 1-layer squash, no index (s)" "$one_noidx_fb" "-" "-
 row "peak RSS of wharf through the 1-layer squash (MB)" "$(( one_rss / 1024 ))" "-" "-" "< 64 MB + index + the push index backlog"
 row "   its per-path index: entries / persisted KB / inflate states KB" "$idx_entries" "$(( idx_bytes / 1024 ))" "$(( idx_states / 1024 ))" "(the index part of the RSS line)"
 row "idle RSS of wharf (MB)" "$(( idle_rss / 1024 ))" "-" "-" ""
+if [ "$backend" = pg+s3 ]; then
+  echo
+  echo "on PostgreSQL 15 + Ceph RGW ($S3, MemStore; tests/lib/ceph_start.sh), the 1-layer image, redirect: proxy"
+  row "uncached squash 1 layer, index built at push (MB/s)" "$(mbps "$one_bytes" "$s3_one")" "$(mbps "$one_bytes" "$igzip_s3")" "$(ratio "$igzip_s3" "$s3_one")" "fs: $(mbps "$one_bytes" "$one_idx") MB/s, $(ratio "$igzip_one" "$one_idx")x igzip -d"
+  cached_s3=$(median "${cs[@]}"); best_s3=$(printf '%s\n' "${cs[@]}" | sort -g | head -1)
+  row "cached squash served, median of 10 (MB/s)" "$(mbps "$one_out" "$cached_s3")" "$(mbps "$one_out" "$cached_nginx")" "$(ratio "$cached_nginx" "$cached_s3")" "fs: $(mbps "$one_out" "$cached_wharf") MB/s (ref: nginx, the same file)"
+  row "   best of the 10" "$(mbps "$one_out" "$best_s3")" "$(mbps "$one_out" "$best_nginx")" "$(ratio "$best_nginx" "$best_s3")" "fs: $(mbps "$one_out" "$best_wharf") MB/s"
+  row "first byte of uncached 1-layer squash, index at push (s)" "$s3_one_fb" "-" "-" "fs: $one_idx_fb s"
+  row "peak RSS of wharf through the squash and its serving (MB)" "$(( s3_rss / 1024 ))" "-" "-" "fs: $(( one_rss / 1024 )) MB"
+fi

@@ -1026,6 +1026,10 @@ asio::awaitable<void> Api::handle(http::Exchange& ex) {
     co_await http::run_on(impl_->opts.offload, [&] {
       impl_->authenticate(c);
       impl_->check_state_change(c);
+      if (impl_->opts.read_only && req.method != "GET" && req.method != "HEAD" && rest != "signin" &&
+          rest != "signout")
+        throw Error(ErrorCode::Unsupported,
+                    "this registry is read-only for maintenance (read_only: true): nothing can be changed now");
       impl_->dispatch(c, rest);
     });
   } catch (const Error& e) {

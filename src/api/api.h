@@ -33,6 +33,8 @@ struct Options {
   std::string external_url;
   // Where each request's store calls run, off the I/O threads; null: inline.
   http::Offload* offload = nullptr;
+  // read_only: every change but signing in and out is refused (405).
+  bool read_only = false;
 };
 
 class Api {

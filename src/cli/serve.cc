@@ -83,9 +83,11 @@ int serve(core::Config cfg) {
     auth::Options ao{cfg.auth, cfg.external_url, pool};
     authz = std::make_unique<auth::Auth>(ao, *acc.store, *meta, *acc.key, *acc.signer);
   }
-  registry::SquashEndpoint squash_endpoint({cfg.squash.repo_host, cfg.external_url, authz.get(), pool}, squasher);
+  registry::SquashEndpoint squash_endpoint(
+      {cfg.squash.repo_host, cfg.external_url, authz.get(), pool, cfg.read_only}, squasher);
   std::unique_ptr<api::Api> mgmt;
-  if (authz) mgmt = std::make_unique<api::Api>(api::Options{cfg.external_url, pool}, *authz, *meta, &squasher);
+  if (authz)
+    mgmt = std::make_unique<api::Api>(api::Options{cfg.external_url, pool, cfg.read_only}, *authz, *meta, &squasher);
 
   registry::Options ro;
   ro.on_manifest_deleted = [&squasher](const std::string& d) { squasher.forget_manifest(d); };
@@ -121,6 +123,7 @@ int serve(core::Config cfg) {
   };
   ro.access = authz.get();
   ro.delete_ = cfg.delete_;
+  ro.read_only = cfg.read_only;
   ro.manifests = cfg.manifests;
   ro.uploads = cfg.uploads;
   ro.limits = cfg.limits;
@@ -168,6 +171,8 @@ int serve(core::Config cfg) {
   std::string scheme = cfg.tls.cert.empty() ? "http" : "https";
   say(spdlog::level::info, fmt::format("wharf listening on {}://{} (data in {}, {} threads)", scheme, cfg.listen,
                                        std::filesystem::absolute(cfg.data_dir).string(), so.threads));
+  if (cfg.read_only)
+    say(spdlog::level::warn, "READ-ONLY (read_only: true): pushes, deletes, squash builds and account changes are refused");
   if (!authz) {
     say(spdlog::level::warn,
         fmt::format("NO AUTHENTICATION (auth.enabled: false): anyone who can reach {} can push, pull and delete",

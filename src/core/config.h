@@ -290,6 +290,10 @@ struct Config {
   // threads serve other connections; 0: none with the embedded backends
   // (calls run inline), 32 with a remote one.
   int backend_threads = 0;
+  // Maintenance (the final pass of `wharf migrate`): pulls, cached squashes,
+  // sign-ins and the UI keep working; pushes, deletes, squash builds and
+  // account changes are refused naming this setting.
+  bool read_only = false;
   // Peer addresses whose X-Forwarded-For/-Proto/-Host are believed.
   std::vector<std::string> trusted_proxies;
   TlsConfig tls;
@@ -310,6 +314,7 @@ struct Config {
     v("external_url", external_url);
     v("threads", threads);
     v("backend_threads", backend_threads);
+    v("read_only", read_only);
     v("trusted_proxies", trusted_proxies);
     v("tls", tls);
     v("log", log);

@@ -897,6 +897,9 @@ struct Registry::Impl {
   asio::awaitable<void> dispatch(Exchange& ex) {
     const auto& req = ex.request();
     Route r = parse_route(req.path);
+    if (opts.read_only && req.method != "GET" && req.method != "HEAD")
+      throw Error(ErrorCode::Unsupported,
+                  "this registry is read-only for maintenance (read_only: true): pulls work, pushes and deletes do not");
     if (opts.access && (r.kind == Route::Base || r.kind == Route::Catalog))
       co_await backend([&] { opts.access->require(req, "", ""); });
     switch (r.kind) {

@@ -40,6 +40,7 @@ struct Options {
   // The configuration's sections the registry answers by, as they are
   // (core/config.h; a new setting there needs no edit here).
   core::DeleteConfig delete_;        // delete.enabled
+  bool read_only = false;            // read_only: only GET and HEAD
   core::ManifestsConfig manifests;   // allow_sparse (OCI v1.1 sparse manifests), max_tags_per_push (414 beyond)
   core::UploadsConfig uploads;       // expiry_seconds of abandoned sessions
   core::LimitsConfig limits;         // max_manifest_bytes, page_size_max

@@ -30,6 +30,8 @@ using squash::Job;
 namespace {
 
 const std::string kPlaceholderDigest = "sha256:" + std::string(64, '0');
+const char* const kReadOnly =
+    "this registry is read-only for maintenance (read_only: true): only squashes already cached are served";
 
 // Host for RepoTags: configured, else forwarded, else the request's Host.
 std::string request_host(const http::Request& req, const SquashOptions& o) {
@@ -238,6 +240,7 @@ asio::awaitable<void> SquashEndpoint::handle(http::Exchange& ex) {
     if (prime) {
       ex.route = "squash_prime";
       if (req.method != "POST") throw Error(ErrorCode::Unsupported, "prime with POST");
+      if (opts_.read_only) throw Error(ErrorCode::Unsupported, kReadOnly);
       squash::Image img;
       std::shared_ptr<Job> job;
       co_await http::run_on(opts_.offload, [&] {
@@ -314,6 +317,10 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
   r.headers.add("Content-Disposition", "attachment; filename=\"" + file + ".tar\"");
 
   if (req.is_head()) co_return co_await serve_head(ex, rep);
+  if (opts_.read_only) {
+    auto rec = co_await http::run_on(opts_.offload, [&] { return svc_.cached(img); });
+    if (!rec) throw Error(ErrorCode::Unsupported, kReadOnly);
+  }
   auto job = co_await http::run_on(opts_.offload, [&] { return svc_.acquire(img); });
   // Until the plan exists nothing is sent: failures here are JSON errors.
   for (;;) {

@@ -26,6 +26,9 @@ struct SquashOptions {
   // Where store calls run (resolving the image, the access check, reads of
   // a cached entry from an object store), off the I/O threads; null: inline.
   http::Offload* offload = nullptr;
+  // read_only: cached entries are served; builds (a prime, an uncached GET)
+  // are refused, as they would write the cache.
+  bool read_only = false;
 };
 
 class SquashEndpoint {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # wharf migrate: an embedded registry (SQLite + filesystem) with accounts, a
 # robot, pushed images and a cached squash is copied to PostgreSQL + S3 while
-# it serves, then once more with it stopped (the final pass); the new
+# it serves, then once more with it restarted read-only (the final pass:
+# pulls and cached squashes go on, pushes and squash builds are refused with
+# 405 naming read_only); the new
 # registry then logs the admin in, lets the old robot token pull with skopeo
 # and serves the squash from its cache byte for byte as the old one did; a
 # third run copies nothing again. Needs WHARF_TEST_PG_DSN and
@@ -48,8 +50,23 @@ grep -q '^migrated: [1-9][0-9]* blobs copied' "$work/pass1.out" || fail "first p
 skopeo copy -q --dest-tls-verify=false --dest-creds "admin:$WHARF_ADMIN_PASSWORD" "oci:$work/img2:v1" \
   "docker://127.0.0.1:$port/acme/app:v2"
 stop_pid "$WHARF_PID"
-# The final pass with the old registry stopped: only the new blobs.
+# The final pass with the old registry read-only: only the new blobs.
+cp "$work/old.yaml" "$work/old-ro.yaml"; echo "read_only: true" >>"$work/old-ro.yaml"
+WHARF_AUTH=1 start_wharf "$port" "$work/old-data" "$work/old.log" --config "$work/old-ro.yaml"; PIDS=("$WHARF_PID")
+skopeo copy -q --dest-tls-verify=false --dest-creds "admin:$WHARF_ADMIN_PASSWORD" "oci:$work/img2:v1"   "docker://127.0.0.1:$port/acme/app:v3" 2>"$work/ro-push.err" && fail "a push to the read-only registry succeeded"
+grep -q "read-only for maintenance (read_only: true)" "$work/ro-push.err" ||
+  fail "skopeo's error does not say why: $(tail -3 "$work/ro-push.err")"
+skopeo copy -q --src-tls-verify=false --src-creds "acme+deployer:$token" "docker://127.0.0.1:$port/acme/app:v2"   "oci:$work/ro-pull:v2" || fail "the read-only registry refused a pull"
+curl -sf -u "acme+deployer:$token" "http://127.0.0.1:$port/c1/squash/acme/app/v1" | cmp - "$work/old.tar" ||
+  fail "the read-only registry did not serve the cached squash"
+body=$(curl -s -u "acme+deployer:$token" "http://127.0.0.1:$port/c1/squash/acme/app/v2")
+grep -q '"UNSUPPORTED".*read_only: true' <<<"$body" || fail "an uncached squash on the read-only registry: $body"
+code=$(curl -s -o "$work/ro-api.json" -w '%{http_code}' -u "admin:$WHARF_ADMIN_PASSWORD" -H 'Content-Type: application/json' \
+  -d '{"name": "neworg"}' "http://127.0.0.1:$port/api/v1/organization/")
+[ "$code" = 405 ] && grep -q 'read_only: true' "$work/ro-api.json" || fail "an account change on the read-only registry: $code"
+echo "PASS read_only: pushes, squash builds and account changes refused with 405 naming the setting; pulls and the cached squash served"
 "$WHARF_BIN" migrate --from "$work/old.yaml" --to "$work/new.yaml" >"$work/pass2.out"
+stop_pid "$WHARF_PID"
 grep -qE '^migrated: [1-9][0-9]* blobs copied .*, [1-9][0-9]* already there' "$work/pass2.out" ||
   fail "final pass: $(cat "$work/pass2.out")"
 "$WHARF_BIN" migrate --from "$work/old.yaml" --to "$work/new.yaml" >"$work/pass3.out"
