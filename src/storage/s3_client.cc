@@ -210,18 +210,27 @@ Response Client::once(const Request& r) const {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
   }
   if (!o_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, o_.ca_file.c_str());
-  std::string sigv4 = "aws:amz:" + o_.region + ":s3";
-  curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4.c_str());
-  curl_easy_setopt(h, CURLOPT_USERNAME, o_.access_key.c_str());
-  curl_easy_setopt(h, CURLOPT_PASSWORD, o_.secret_key.c_str());
-
-  curl_slist* hdrs = nullptr;
   // The payload is not hashed into the signature (TLS or loopback carries it;
   // hashing every pushed byte a second time would cost a core).
-  hdrs = curl_slist_append(hdrs, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+  std::vector<std::pair<std::string, std::string>> signed_hdrs = {{"x-amz-content-sha256", "UNSIGNED-PAYLOAD"}};
+  signed_hdrs.insert(signed_hdrs.end(), r.headers.begin(), r.headers.end());
+  // curl orders canonical headers by "name:value": wrong when a name is a
+  // prefix of another (see s3_client.h). Those requests are signed here.
+  bool curl_signs = true;
+  for (const auto& [a, va] : r.headers)
+    for (const auto& [b, vb] : r.headers)
+      if (a != b && b.size() > a.size() && b.compare(0, a.size(), a) == 0) curl_signs = false;
+  std::string sigv4 = "aws:amz:" + o_.region + ":s3";
+  curl_easy_setopt(h, CURLOPT_AWS_SIGV4, curl_signs ? sigv4.c_str() : nullptr);
+  curl_easy_setopt(h, CURLOPT_USERNAME, curl_signs ? o_.access_key.c_str() : nullptr);
+  curl_easy_setopt(h, CURLOPT_PASSWORD, curl_signs ? o_.secret_key.c_str() : nullptr);
+
+  curl_slist* hdrs = nullptr;
   // (No "Expect:" to suppress 100-continue: curl 7.88 signs that empty
   // header without sending it, and the signature no longer matches.)
-  for (const auto& [k, v] : r.headers) hdrs = curl_slist_append(hdrs, (k + ": " + v).c_str());
+  for (const auto& [k, v] : signed_hdrs) hdrs = curl_slist_append(hdrs, (k + ": " + v).c_str());
+  if (!curl_signs)
+    for (const auto& line : sign(r.method, u, signed_hdrs)) hdrs = curl_slist_append(hdrs, line.c_str());
   if (r.method == "HEAD") {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
   } else if (r.method == "PUT" || r.method == "POST") {
@@ -284,6 +293,49 @@ Response Client::once(const Request& r) const {
   throw S3Error(
       what + ": " + std::to_string(resp.status) + (code.empty() ? "" : " " + code) + (msg.empty() ? "" : ": " + msg),
       resp.status, code);
+}
+
+std::vector<std::string> Client::sign(const std::string& method, const std::string& full_url,
+                                      const std::vector<std::pair<std::string, std::string>>& headers) const {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char amzdate[32], date[16];
+  std::strftime(amzdate, sizeof amzdate, "%Y%m%dT%H%M%SZ", &tm);
+  std::strftime(date, sizeof date, "%Y%m%d", &tm);
+  auto scheme_end = full_url.find("://");
+  auto path_start = full_url.find('/', scheme_end + 3);
+  auto query_start = full_url.find('?', path_start);
+  std::string host = full_url.substr(scheme_end + 3, path_start - scheme_end - 3);
+  std::string path = full_url.substr(path_start, query_start == std::string::npos ? std::string::npos
+                                                                                   : query_start - path_start);
+  std::string query = query_start == std::string::npos ? "" : full_url.substr(query_start + 1);
+  std::vector<std::pair<std::string, std::string>> canon = {{"host", host}, {"x-amz-date", amzdate}};
+  for (const auto& [k, v] : headers) {
+    std::string name = k;
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    canon.emplace_back(name, v);
+  }
+  std::sort(canon.begin(), canon.end());  // by name (names are distinct), then value
+  std::string canon_headers, names;
+  for (const auto& [k, v] : canon) {
+    canon_headers += k + ":" + v + "\n";
+    names += (names.empty() ? "" : ";") + k;
+  }
+  std::string payload = "UNSIGNED-PAYLOAD";
+  for (const auto& [k, v] : canon)
+    if (k == "x-amz-content-sha256") payload = v;
+  std::string creq = method + "\n" + path + "\n" + query + "\n" + canon_headers + "\n" + names + "\n" + payload;
+  std::string scope = std::string(date) + "/" + o_.region + "/s3/aws4_request";
+  std::string sts = std::string("AWS4-HMAC-SHA256\n") + amzdate + "\n" + scope + "\n" + sha256_hex(creq);
+  std::string k = hmac("AWS4" + o_.secret_key, date);
+  k = hmac(k, o_.region);
+  k = hmac(k, "s3");
+  k = hmac(k, "aws4_request");
+  std::string sig = hmac(k, sts);
+  return {std::string("x-amz-date: ") + amzdate,
+          "Authorization: AWS4-HMAC-SHA256 Credential=" + o_.access_key + "/" + scope + ", SignedHeaders=" + names +
+              ", Signature=" + hex(reinterpret_cast<const unsigned char*>(sig.data()), sig.size())};
 }
 
 std::string Client::presign_get(const std::string& key, int64_t ttl_seconds) const {

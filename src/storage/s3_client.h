@@ -6,8 +6,12 @@
 // (CURLOPT_AWS_SIGV4) but signs the query string as given, so queries are
 // built here already canonical (keys sorted, values percent-encoded, `key=`
 // for bare keys), and it cannot presign: presigned GET URLs are signed here
-// with OpenSSL's HMAC-SHA256 (the SigV4 query-string algorithm). XML answers
-// are parsed with pugixml.
+// with OpenSSL's HMAC-SHA256 (the SigV4 query-string algorithm). It also
+// orders the canonical headers by "name:value" rather than by name, which
+// is wrong when one header's name is a prefix of another's
+// (x-amz-copy-source, x-amz-copy-source-range: UploadPartCopy of a range,
+// for blobs over 5 GiB): such requests are signed here (Authorization
+// header, the same algorithm). XML answers are parsed with pugixml.
 //
 // Thread safety: safe for concurrent use; each thread reuses its own curl
 // handle, so connections to the store are kept alive per thread. Requests
@@ -91,6 +95,11 @@ class Client {
 
  private:
   std::string url(const std::string& base, const std::string& key) const;
+  // SigV4 "x-amz-date" and "Authorization" header lines for a request to
+  // `full_url` (its query already canonical) with `headers` (x-amz-* and the
+  // payload hash among them), all of which are signed.
+  std::vector<std::string> sign(const std::string& method, const std::string& full_url,
+                                const std::vector<std::pair<std::string, std::string>>& headers) const;
   Response once(const Request& r) const;
   Options o_;
 };
