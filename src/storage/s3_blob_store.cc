@@ -12,7 +12,12 @@
 #include "storage/s3_blob_store.h"
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <pugixml.hpp>
@@ -76,56 +81,128 @@ struct State {
 
 class S3Store;
 
-// Reads a blob in ranged GETs of read_chunk bytes; a GET that fails is
-// retried from where it stopped (the client retries transient failures).
+// Reads a blob from `offset` to its end in one GET that a thread of the
+// reader's own runs ahead of the caller, up to `window` bytes (read_chunk),
+// so fetching overlaps with whatever the caller does with the bytes (sending
+// them to a client). A GET that fails is retried from where it stopped (up to
+// 4 times without progress). A caller slower than the store pauses the GET:
+// the thread stops it once the window has stayed full for a while (S3 would
+// cut a stalled transfer off anyway) and sends a new ranged GET when there is
+// room again. Destroying the reader stops the thread.
 class S3Reader : public BlobReader {
  public:
-  S3Reader(const Client& c, std::string key, uint64_t offset, uint64_t size, uint64_t chunk)
-      : c_(c), key_(std::move(key)), pos_(offset), size_(size), chunk_(chunk) {}
+  S3Reader(const Client& c, std::string key, uint64_t offset, uint64_t size, uint64_t window)
+      : c_(c), key_(std::move(key)), pos_(offset), size_(size),
+        ring_(static_cast<size_t>(std::min(std::max<uint64_t>(window, 1 << 20), size - std::min(offset, size)))) {
+    if (pos_ < size_)
+      worker_ = std::thread([this] { run(); });
+    else
+      done_ = true;  // opened at the end: nothing to fetch
+  }
+  ~S3Reader() override {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (worker_.joinable()) worker_.join();
+  }
   uint64_t remaining() const override { return size_ - pos_; }
   size_t read(char* out, size_t n) override {
-    if (off_ == buf_.size()) {
-      if (pos_ >= size_) return 0;
-      fill();
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return buffered_ > 0 || done_; });
+    if (buffered_ == 0) {
+      if (error_) std::rethrow_exception(error_);
+      return 0;
     }
-    size_t k = std::min(n, buf_.size() - off_);
-    std::memcpy(out, buf_.data() + off_, k);
-    off_ += k;
+    size_t k = static_cast<size_t>(std::min<uint64_t>(n, buffered_));  // all that is there, up to n
+    size_t first = std::min(k, ring_.size() - head_);
+    std::memcpy(out, ring_.data() + head_, first);
+    std::memcpy(out + first, ring_.data(), k - first);
+    head_ = (head_ + k) % ring_.size();
+    buffered_ -= k;
+    cv_.notify_all();  // room for the fetching thread
     pos_ += k;
     return k;
   }
 
  private:
-  void fill() {
-    if (fetched_ < pos_) fetched_ = pos_;
-    uint64_t end = std::min(size_, fetched_ + chunk_);
-    buf_.clear();
-    off_ = 0;
-    for (int attempt = 0;; ++attempt) {
+  void run() {
+    uint64_t at = pos_;  // the next byte to fetch
+    int failures = 0;
+    std::exception_ptr err;
+    while (at < size_) {
+      {  // a paused GET resumes once the window is half empty
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || buffered_ <= ring_.size() / 2; });
+        if (stop_) break;
+      }
+      bool paused = false;
+      uint64_t before = at;
       Request r;
       r.key = key_;
-      r.headers = {{"Range", "bytes=" + std::to_string(fetched_ + buf_.size()) + "-" + std::to_string(end - 1)}};
+      r.headers = {{"Range", "bytes=" + std::to_string(at) + "-" + std::to_string(size_ - 1)}};
       r.sink = [&](const char* p, size_t k) {
-        buf_.append(p, k);
+        while (k) {  // into the ring, as room allows
+          std::unique_lock lk(mu_);
+          if (!cv_.wait_for(lk, std::chrono::seconds(5), [&] { return stop_ || buffered_ < ring_.size(); })) {
+            paused = true;  // the caller is slow: stop this GET, resume later
+            return false;
+          }
+          if (stop_) return false;
+          size_t m = std::min<uint64_t>(k, ring_.size() - buffered_);
+          size_t tail = (head_ + buffered_) % ring_.size();
+          size_t first = std::min(m, ring_.size() - tail);
+          std::memcpy(ring_.data() + tail, p, first);
+          std::memcpy(ring_.data(), p + first, m - first);
+          buffered_ += m;
+          at += m;
+          p += m;
+          k -= m;
+          cv_.notify_all();
+        }
         return true;
       };
       try {
         c_.send(r);
-        if (fetched_ + buf_.size() == end) break;
-        throw S3Error("s3: GET " + key_ + ": short read", 0, "");
+        if (at < size_) throw S3Error("s3: GET " + key_ + ": the object ended early", 0, "");
       } catch (const S3Error& e) {
-        if (e.status != 0 && e.status < 500) throw;
-        if (attempt >= 4) throw;  // it resumes from the bytes it has
+        bool stopped;
+        {
+          std::lock_guard lk(mu_);
+          stopped = stop_;
+        }
+        if (stopped) break;
+        if (paused) continue;
+        failures = at > before ? 1 : failures + 1;
+        if ((e.status != 0 && e.status < 500) || failures > 4) {
+          err = std::current_exception();
+          break;
+        }
+      } catch (...) {
+        err = std::current_exception();
+        break;
       }
     }
-    fetched_ = end;
+    std::lock_guard lk(mu_);
+    error_ = err;
+    done_ = true;
+    cv_.notify_all();
   }
+
   const Client& c_;
   std::string key_;
-  uint64_t pos_, size_, chunk_;
-  uint64_t fetched_ = 0;
-  std::string buf_;
-  size_t off_ = 0;
+  uint64_t pos_;  // the caller's position (touched by the caller only)
+  const uint64_t size_;
+  std::thread worker_;
+  // State below is protected by mu_.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<char> ring_;  // fetched, not yet read: buffered_ bytes from head_ (wrapping); allocated once
+  size_t head_ = 0;
+  uint64_t buffered_ = 0;
+  bool stop_ = false, done_ = false;
+  std::exception_ptr error_;
 };
 
 class S3Store : public BlobStore {

@@ -17,7 +17,7 @@ struct S3StoreOptions {
   s3::Options client;
   std::string prefix;                // keys start with it ("" or ending in '/')
   uint64_t part_size = 16ull << 20;  // multipart part size; doubles every 1000 parts
-  uint64_t read_chunk = 8ull << 20;  // a blob is read in ranged GETs of this size
+  uint64_t read_chunk = 8ull << 20;  // a blob reader fetches ahead of its caller up to this many bytes
   std::string redirect;              // "presigned": blob GETs redirect to a presigned URL; "proxy": streamed
   int64_t presign_ttl_seconds = 600;
   int abort_incomplete_uploads_days = 1;  // lifecycle rule on <prefix>uploads/ (0: none set)

@@ -181,7 +181,10 @@ Response Client::send(const Request& r) const {
       account("ok");
       return resp;
     } catch (const S3Error& e) {
-      account(e.status == 0 ? "transport_error" : e.status >= 500 ? "server_error" : "client_error");
+      account(e.code == "Stopped"  ? "stopped_by_reader"
+              : e.status == 0     ? "transport_error"
+              : e.status >= 500   ? "server_error"
+                                  : "client_error");
       if (!transient(e.status, e.code) || streamed || attempt >= o_.retries) throw;
       backoff(attempt);
     }
@@ -205,6 +208,7 @@ Response Client::once(const Request& r) const {
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(o_.low_speed_seconds));
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);  // fewer, larger pieces to a sink (16 KiB by default)
   if (!o_.tls_verify) {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
