@@ -18,6 +18,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done
   [ -n "${CEPH_BASE:-}" ] && BASE=$CEPH_BASE bash tests/lib/ceph_stop.sh
+  [ -n "${CEPH_BIG_BASE:-}" ] && BASE=$CEPH_BIG_BASE bash tests/lib/ceph_stop.sh
   [ -n "${PG_BASE:-}" ] && BASE=$PG_BASE bash tests/lib/pg_stop.sh
 }
 trap cleanup EXIT
@@ -64,6 +65,21 @@ s3_up() {
   fi
   CEPH_BASE=$base
   export WHARF_TEST_CEPH_BASE=$base WHARF_TEST_S3_ENDPOINT=http://127.0.0.1:$rgw
+}
+# A second RGW, on BlueStore in a sparse 24 GiB file, for the scripts that
+# store gigabytes (MemStore holds 2 GiB in RAM): exports WHARF_TEST_S3_BIG_ENDPOINT.
+s3_big_up() {
+  [ -n "${WHARF_TEST_S3_BIG_ENDPOINT:-}" ] && return 0
+  local base=/tmp/wharf-test-ceph-big.$$ rgw
+  rgw=$(free_port)
+  if ! (cd /tmp && CEPH_STORE=bluestore BLUESTORE_BYTES=$((24 << 30)) BASE=$base RGW_PORT=$rgw MON_PORT=$(free_port) \
+    bash "$root/tests/lib/ceph_start.sh") >"$work/ceph-big.out" 2>&1; then
+    echo "Ceph RADOS Gateway on BlueStore did not start:"; tail -20 "$work/ceph-big.out"
+    BASE=$base bash tests/lib/ceph_stop.sh
+    return 1
+  fi
+  CEPH_BIG_BASE=$base
+  export WHARF_TEST_S3_BIG_ENDPOINT=http://127.0.0.1:$rgw
 }
 # s3_bucket NAME: creates a bucket on the test RGW
 s3_bucket() {
@@ -113,6 +129,12 @@ stage_pg_s3() {
   bash tests/auth/listing.sh "$work/pgs3-listing.yaml" || rc=1
   bash tests/server/migrate.sh || rc=1
   bash tests/server/backend_faults.sh || rc=1
+  bash tests/server/backend_startup.sh || rc=1
+  # the squash operations and gc stages' scripts (1 GiB images), and a blob over 5 GiB, on PostgreSQL + RGW on BlueStore
+  s3_big_up || return 1
+  WHARF_TEST_BACKEND=pg-s3 WHARF_TEST_S3_ENDPOINT=$WHARF_TEST_S3_BIG_ENDPOINT bash tests/server/squash_ops.sh || rc=1
+  WHARF_TEST_BACKEND=pg-s3 WHARF_TEST_S3_ENDPOINT=$WHARF_TEST_S3_BIG_ENDPOINT bash tests/server/gc.sh || rc=1
+  bash tests/server/s3_big_blob.sh || rc=1
   return $rc
 }
 
@@ -213,7 +235,7 @@ for s in "${stages[@]}"; do
     ui) run_stage "ui (Playwright + chromium: Fetch Tag to docker run)" stage_ui ;;
     server) run_stage "server (TLS, logs, SIGTERM drain, slow clients, connection limits, framing, squash operations, gc)" stage_server ;;
     e2e) run_stage "e2e real clients" stage_e2e ;;
-    pg-s3) run_stage "pg-s3 (API suite, real clients with presigned redirects, wharf migrate: on PostgreSQL + Ceph RGW)" stage_pg_s3 ;;
+    pg-s3) run_stage "pg-s3 (API suite, real clients with presigned redirects, listing, wharf migrate, faults, squash operations, gc, a 5 GiB blob: on PostgreSQL + Ceph RGW)" stage_pg_s3 ;;
     squash) run_stage "squash merge semantics vs umoci (generated cases)" stage_squash ;;
     fuzz) run_stage "fuzz (libFuzzer: layer decoder, tar reader, planner; 30 s)" stage_fuzz ;;
     sanitize) run_stage "sanitize (ASan + UBSan: unit tests and the API suite)" stage_sanitize ;;
@@ -225,7 +247,7 @@ echo
 echo "=== summary"
 printf '%s\n' "${results[@]}"
 cleanup; PIDS=()
-rm -rf "$work" ${PG_BASE:+"$PG_BASE"} ${CEPH_BASE:+"$CEPH_BASE"}
-CEPH_BASE= PG_BASE=
+rm -rf "$work" ${PG_BASE:+"$PG_BASE"} ${CEPH_BASE:+"$CEPH_BASE"} ${CEPH_BIG_BASE:+"$CEPH_BIG_BASE"}
+CEPH_BASE= CEPH_BIG_BASE= PG_BASE=
 for r in "${results[@]}"; do [[ $r == PASS* ]] || exit 1; done
 exit 0

@@ -4,6 +4,8 @@
 # unlinked blob go; a layer shared with another image, a blob unlinked but
 # still named by a manifest, the squash cache entry and everything recently
 # committed stay; the remaining image still pulls and squashes byte for byte.
+# With WHARF_TEST_BACKEND=pg-s3 (tests/lib/common.sh) the same on PostgreSQL +
+# RGW: the stores are then inspected with psql and signed S3 requests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
@@ -12,6 +14,23 @@ port=$(free_port)
 data=$work/data
 start_wharf "$port" "$data" "$work/wharf.log"
 PIDS+=("$WHARF_PID")
+gc_args=(--data-dir "$data")
+cfg=$(backend_config "$data")
+[ -n "$cfg" ] && gc_args+=(--config "$cfg")
+# The stores, seen directly: blob files or objects, the layer_index table.
+if [ "${WHARF_TEST_BACKEND:-}" = pg-s3 ]; then
+  store=$(backend_name "$data")
+  count_blobs() { s3_request GET "/$store?list-type=2&max-keys=1000&prefix=blobs%2F" | { grep -o '<Key>' || true; } | wc -l; }
+  index_rows() { psql -Atq -F ' ' "$WHARF_TEST_PG_DSN" -c "SELECT layer_digest, index_digest FROM $store.layer_index"; }
+  blob_bytes() { s3_request GET "/$store/blobs/sha256/${1#sha256:}"; }
+else
+  count_blobs() { find "$data/blobs" -type f | wc -l; }
+  index_rows() { /usr/bin/python3 -c 'import sqlite3,sys; [print(*r) for r in sqlite3.connect(sys.argv[1]).execute("SELECT layer_digest, index_digest FROM layer_index")]' "$data/wharf.db"; }
+  blob_bytes() { local h=${1#sha256:}; cat "$data/blobs/sha256/${h:0:2}/$h" 2>/dev/null; }
+fi
+index_count() { index_rows | wc -l; }
+export -f count_blobs index_rows blob_bytes s3_request 2>/dev/null || true
+export data store WHARF_TEST_S3_ENDPOINT WHARF_TEST_PG_DSN
 base=http://127.0.0.1:$port
 
 /usr/bin/python3 - "$base" "$work" <<'PY'
@@ -69,44 +88,51 @@ json.dump({"gone": [sha(only_a[1]), ca, sha(stray)], "kept": [sha(shared[1]), sh
            "mb": mb}, open(work + "/expect.json", "w"))
 PY
 
-count_blobs() { find "$data/blobs" -type f | wc -l; }
+# the squash's gzip piece is compressed in the background after the first GET:
+# counted once it is there (a HEAD then has its exact length)
+for _ in $(seq 100); do
+  curl -sfI -H 'Accept-Encoding: gzip' "$base/c1/squash/gc/b/v1" | tr -d '\r' | grep -qi '^content-length' && break
+  sleep 0.1
+done
 before=$(count_blobs)
-out=$("$WHARF_BIN" gc --data-dir "$data")
+out=$("$WHARF_BIN" gc "${gc_args[@]}")
 echo "$out"
 case "$out" in "removed 0 of $before blobs"*) echo "PASS default grace: nothing committed in the last hour is removed" ;; *) fail "gc with the default grace removed something: $out" ;; esac
 
 sleep 2  # mtimes have one-second resolution: let "committed before now" hold
-out=$("$WHARF_BIN" gc --data-dir "$data" --grace-minutes 0 --dry-run)
+out=$("$WHARF_BIN" gc "${gc_args[@]}" --grace-minutes 0 --dry-run)
 echo "$out"
 [ "$(count_blobs)" = "$before" ] || fail "--dry-run removed files"
 n=$(printf '%s\n' "$out" | grep -c '^would remove sha256:' || true)
 [ "$n" = 3 ] || fail "--dry-run lists $n blobs, expected 3"
 echo "PASS --dry-run lists the 3 unreferenced blobs and removes nothing"
 
-index_count() { /usr/bin/python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM layer_index").fetchone()[0])' "$data/wharf.db"; }
 idx_before=$(index_count)
-out=$("$WHARF_BIN" gc --data-dir "$data" --grace-minutes 0)
+out=$("$WHARF_BIN" gc "${gc_args[@]}" --grace-minutes 0)
 echo "$out"
 # The 3 blobs, then the squash index of the removed layer only_a (built in the
 # background at push) in a second pass: 4 files.
 case "$out" in *"forgot 1 squash layer index"*) ;; *) fail "gc did not forget the index of the removed layer: $out" ;; esac
 [ "$(count_blobs)" = $((before - 4)) ] || fail "gc left $(count_blobs) blobs, expected $((before - 4))"
 [ "$(index_count)" = $((idx_before - 1)) ] || fail "layer indexes: $(index_count), expected $((idx_before - 1))"
-/usr/bin/python3 - "$base" "$work" "$data" <<'PY'
-import hashlib, json, os, sys, urllib.request
-base, work, data = sys.argv[1:4]
+index_rows >"$work/index.rows"
+/usr/bin/python3 - "$base" "$work" <<'PY'
+import hashlib, json, os, subprocess, sys, urllib.request
+base, work = sys.argv[1:3]
 exp = json.load(open(work + "/expect.json"))
-path = lambda d: os.path.join(data, "blobs", "sha256", d[7:9], d[7:])
+def blob(d):  # the stored bytes, or None
+    r = subprocess.run(["bash", "-c", 'blob_bytes "$0"', d], capture_output=True)
+    return r.stdout if r.returncode == 0 else None
 for d in exp["gone"]:
-    assert not os.path.exists(path(d)), "still there: " + d
-import sqlite3
-rows = dict(sqlite3.connect(os.path.join(data, "wharf.db")).execute("SELECT layer_digest, index_digest FROM layer_index"))
+    assert blob(d) is None, "still there: " + d
+rows = dict(l.split() for l in open(work + "/index.rows") if l.strip())
 assert exp["gone"][0] not in rows, "the index of the removed layer only_a is still recorded"
 for d in exp["kept"][:2]:  # the layers still stored keep their index blobs
-    assert d in rows and os.path.exists(path(rows[d])), "index of " + d + " lost"
+    assert d in rows and blob(rows[d]) is not None, "index of " + d + " lost"
 for d in exp["kept"]:
-    assert os.path.exists(path(d)), "removed: " + d
-    assert "sha256:" + hashlib.sha256(open(path(d), "rb").read()).hexdigest() == d
+    b = blob(d)
+    assert b is not None, "removed: " + d
+    assert "sha256:" + hashlib.sha256(b).hexdigest() == d
 def get(p, h=None):
     with urllib.request.urlopen(urllib.request.Request(base + p, headers=h or {})) as r:
         return r.read()

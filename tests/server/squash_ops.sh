@@ -5,6 +5,7 @@
 # restarts, the build queue, and how builds and their readers behave when
 # they overlap (sharing, slow, hanging-up and failing clients, the commit,
 # HEAD), with builds held at named points by WHARF_PAUSE_AT (core/crash.h).
+# With WHARF_TEST_BACKEND=pg-s3 (tests/lib/common.sh) on PostgreSQL + RGW.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
@@ -29,7 +30,8 @@ start_wharf "$port" "$work/data" "$work/wharf.log" --config "$work/cfg.yaml"; PI
 # --- prime from the CLI, against the running server's data
 push "$work/img" ns/cli:v1
 cached ns/cli/v1 && fail "cached before priming"
-"$WHARF_BIN" squash prime ns/cli:v1 --data-dir "$work/data" --config "$work/cfg.yaml" >"$work/prime.out"
+"$WHARF_BIN" squash prime ns/cli:v1 --data-dir "$work/data" --config "$(backend_config "$work/data" "$work/cfg.yaml")" \
+  >"$work/prime.out"
 grep -q '^primed ns/cli:v1' "$work/prime.out" || fail "prime CLI said: $(cat "$work/prime.out")"
 cached ns/cli/v1 || fail "the server does not see the entry the CLI primed"
 curl -sf "http://127.0.0.1:$port/c1/squash/ns/cli/v1" -o "$work/cli.tar"
@@ -357,8 +359,15 @@ echo "PASS a client that hangs up mid-build: the build completes and is cached"
 bad=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/held/bad/manifests/v1" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][-1]["digest"].split(":")[1])')
 f="$work/data-held/blobs/sha256/${bad:0:2}/$bad"
+if [ "${WHARF_TEST_BACKEND:-}" = pg-s3 ]; then  # the object, damaged the same way and written back
+  f=$work/bad.s3
+  s3_request GET "/$(backend_name "$work/data-held")/blobs/sha256/$bad" -o "$f"
+fi
 # the byte is inverted, never overwritten with a constant it may already hold
 python3 -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(f.seek(0,2)//2); b=f.read(1); f.seek(-1,1); f.write(bytes([b[0]^0xff]))' "$f"
+if [ "${WHARF_TEST_BACKEND:-}" = pg-s3 ]; then
+  s3_request PUT "/$(backend_name "$work/data-held")/blobs/sha256/$bad" -T "$f" -o /dev/null
+fi
 clients=()
 for i in 1 2 3; do
   ( rc=0; curl -sf "http://127.0.0.1:$port/c1/squash/held/bad/v1" -o "$work/bad$i.tar" || rc=$?; echo $rc >"$work/badrc$i" ) &
