@@ -30,20 +30,26 @@
 #      Content-Range, PUT ?digest= without a body), MB/s over the summed curl
 #      times; bare: one SigV4 PUT of the whole GiB;
 #   7. that 1 GiB blob GET with curl -L ($BIG_GETS times: the median), then
-#      its digest checked by one more GET.
+#      its digest checked by one more GET. (RGW reads a multipart object, as
+#      the registries make, faster than the bare single-PUT object: beyond
+#      1x RGW here is RGW's doing, not a registry's.)
 # Then whether the targets are met: manifest GET >= 5x distribution; the
 # chunked 1 GiB push >= 0.7x the bare PUT and >= 1.5x distribution; blob GET
 # in proxy mode >= 0.8x the bare GET. wharf proxy is paired with distribution
 # proxy, wharf presigned with distribution redirect ("a/b" in the ratio column).
 #
-# Space: RGW's MemStore holds BENCH_MEMSTORE_BYTES (4 GiB here) in RAM, and
-# RGW frees a deleted object's space only in its garbage collection (after 2 h
+# Space: RGW's MemStore holds BENCH_MEMSTORE_BYTES in RAM (default 4 GiB, not
+# the tests' 2 GiB: distribution commits a chunked upload by a multipart copy
+# that RGW makes by copying the data, so its 1 GiB push holds 2 GiB until the
+# upload is deleted; wharf's server-side copy shares the data: 1 GiB), and RGW
+# frees a deleted object's space only in its garbage collection (after 2 h
 # unless asked). So after the 10 MiB pushes their blobs are deleted from every
 # bucket, and each 1 GiB blob is deleted right after its own GETs, each time
-# followed by `radosgw-admin gc process --include-all`: at most one 1 GiB blob
-# (plus, for distribution, the 1 GiB upload its commit copies from) is held at
-# a time. The deletes go straight to the buckets under the servers (their
-# metadata still names the blobs; nothing reads them afterwards).
+# followed by `radosgw-admin gc process --include-all`: one 1 GiB blob (and
+# distribution's upload) at a time. The deletes go straight to the buckets
+# under the servers (their metadata still names the blobs; nothing reads them
+# afterwards); anything big a registry left in its bucket besides is reported.
+# The MemStore's use after each 1 GiB push is printed (osd_used_mib).
 
 . "$HERE/pgs3.sh"
 
@@ -63,14 +69,15 @@ RGW_PIDS="$RGW_PID $(cat "$CEPH_BASE"/run/osd.*.pid 2>/dev/null | tr '\n' ' ')"
 rgw_ticks() { local p t=0; for p in $RGW_PIDS; do t=$((t + $(cpu_ticks "$p"))); done; echo "$t"; }
 
 # ---------------------------------------------------------------- registries
+# new_port: a free port none of the registries has been given yet, in NEW_PORT
 PORTS=" "
-new_port() { local p; p=$(free_port); while [[ $PORTS == *" $p "* ]]; do p=$(free_port); done; PORTS+="$p "; echo "$p"; }
+new_port() { NEW_PORT=$(free_port); while [[ $PORTS == *" $NEW_PORT "* ]]; do NEW_PORT=$(free_port); done; PORTS+="$NEW_PORT "; }
 
 # wharf: as with fs (request logging off, no per-client cap), metadata in a
 # schema of its own on the PostgreSQL, blobs in a bucket of its own on RGW
 start_wharf_s3() { # KEY REDIRECT
   local k=$1 port bucket=${SRV_BUCKET[$1]} pid
-  port=$(new_port); mkdir -p "$W/$k"
+  new_port; port=$NEW_PORT; mkdir -p "$W/$k"
   cat >"$W/$k/config.yml" <<EOF
 log: {requests: false}
 limits: {max_connections_per_client: 0}
@@ -92,7 +99,7 @@ EOF
 # transport ("LoadCustomCABundleError"), and the endpoint is plain http.
 start_dist_s3() { # KEY DISABLE_REDIRECT(true|false)
   local k=$1 port pid
-  port=$(new_port); mkdir -p "$W/$k"
+  new_port; port=$NEW_PORT; mkdir -p "$W/$k"
   cat >"$W/$k/config.yml" <<EOF
 version: 0.1
 log:
@@ -404,7 +411,7 @@ printf '%-36s|%12s|%12s|%12s|%12s|%12s|%-17s|%s\n' "figure" "wharf proxy" "wharf
 printf '%s\n' "------------------------------------+------------+------------+------------+------------+------------+-----------------+----------------"
 printf '%s\n' "${ROWS[@]}"
 echo
-echo "how: 1-2 wrk -t$THREADS -c$C_SMALL; 3 wrk -c$C_BLOB (no redirects: RGW bare = the presigned URL, unsigned by curl);"
+echo "how: 1-2 wrk -t$THREADS -c$C_SMALL; 3 wrk -c$C_BLOB (it follows no redirect; RGW bare: wrk on the presigned URL wharf gives);"
 echo "     4 curl -L, $((ROUNDS * GETS)) sequential GETs each over one kept-alive connection (two when redirected), bare:"
 echo "     curl --aws-sigv4; 5 curl POST + PUT, $PUSHES each taking turns; 6 curl POST + $BIG_CHUNKS PATCH + PUT (bare: one"
 echo "     PUT); 7 curl -L, the median of $BIG_GETS; 4-7 MB/s over the summed curl time_total (10^6 bytes)"

@@ -21,7 +21,8 @@
 #
 # Environment: WHARF_BIN, DOCKER_REGISTRY_BIN, NGINX_BIN override binaries;
 # BENCH_DIR picks the parent of the scratch directory (default $TMPDIR or /tmp);
-# BENCH_MEMSTORE_BYTES sizes RGW's in-memory store with --backend pg+s3.
+# with --backend pg+s3, BENCH_MEMSTORE_BYTES sizes RGW's in-memory store and
+# DIST_S3_CHUNKSIZE distribution's s3 part size (its default: 10 MiB).
 #
 # Every server listens on 127.0.0.1 on a free port, runs with request
 # logging off, and is stopped by its PID on exit. Nothing is killed by name.
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
     --ignore-sigpipe) NOPIPE=1 ;;
     --backend) [ $# -gt 0 ] || { echo "--backend needs fs or pg+s3" >&2; exit 2; }; BACKEND=$1; shift ;;
     --backend=*) BACKEND=${a#--backend=} ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $a (try --help)" >&2; exit 2 ;;
   esac
 done
