@@ -1,7 +1,9 @@
 // In-process cache of tag resolutions and manifests in front of a
 // MetadataStore, so a hot manifest GET costs no database round trip.
 // Only hits are cached; every entry expires after ttl_ms; writes through this
-// wrapper drop the entries they affect before returning.
+// wrapper drop the entries they affect before returning. A read that began
+// before such a drop never caches what it read (a generation count, bumped
+// with every drop): it may have read the state the write replaced.
 #include <chrono>
 #include <mutex>
 #include <unordered_map>
@@ -42,14 +44,17 @@ class CachedStore : public MetadataStore {
   }
   std::optional<ManifestRecord> get_manifest(std::string_view repo, std::string_view digest) override {
     auto k = key(repo, digest);
+    uint64_t gen;
     {
       std::lock_guard lk(mu_);
       auto it = manifests_.find(k);
       if (it != manifests_.end() && Clock::now() < it->second.expires) return it->second.value;
+      gen = gen_;
     }
     auto m = in_->get_manifest(repo, digest);
     if (m && ttl_.count() > 0) {
       std::lock_guard lk(mu_);
+      if (gen != gen_) return m;
       if (bytes_ > kMaxBytes) clear_locked();
       bytes_ += m->body.size() + k.size();
       manifests_[k] = {*m, Clock::now() + ttl_};
@@ -58,14 +63,17 @@ class CachedStore : public MetadataStore {
   }
   std::optional<std::string> resolve_tag(std::string_view repo, std::string_view tag) override {
     auto k = key(repo, tag);
+    uint64_t gen;
     {
       std::lock_guard lk(mu_);
       auto it = tags_.find(k);
       if (it != tags_.end() && Clock::now() < it->second.expires) return it->second.value;
+      gen = gen_;
     }
     auto d = in_->resolve_tag(repo, tag);
     if (d && ttl_.count() > 0) {
       std::lock_guard lk(mu_);
+      if (gen != gen_) return d;
       if (bytes_ > kMaxBytes) clear_locked();
       bytes_ += d->size() + k.size();
       tags_[k] = {*d, Clock::now() + ttl_};
@@ -95,6 +103,7 @@ class CachedStore : public MetadataStore {
   bool delete_repository(std::string_view repo) override {
     bool r = in_->delete_repository(repo);
     std::lock_guard lk(mu_);
+    ++gen_;
     std::string prefix = key(repo, "");
     std::erase_if(tags_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
     std::erase_if(manifests_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
@@ -103,6 +112,7 @@ class CachedStore : public MetadataStore {
   bool delete_manifest(std::string_view repo, std::string_view digest) override {
     bool r = in_->delete_manifest(repo, digest);
     std::lock_guard lk(mu_);
+    ++gen_;
     manifests_.erase(key(repo, digest));
     // Tags pointing at it were deleted too; drop every cached tag of the repo that resolved to it.
     for (auto it = tags_.begin(); it != tags_.end();) {
@@ -154,6 +164,7 @@ class CachedStore : public MetadataStore {
   }
   void drop_tag(std::string_view repo, std::string_view tag) {
     std::lock_guard lk(mu_);
+    ++gen_;
     tags_.erase(key(repo, tag));
   }
   void clear_locked() {
@@ -168,6 +179,7 @@ class CachedStore : public MetadataStore {
   std::unordered_map<std::string, Entry<std::string>> tags_;
   std::unordered_map<std::string, Entry<ManifestRecord>> manifests_;
   size_t bytes_ = 0;
+  uint64_t gen_ = 0;  // bumped by every drop (under mu_)
 };
 
 }  // namespace

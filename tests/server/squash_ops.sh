@@ -16,7 +16,11 @@ bash "$here/../lib/make-oci-image.sh" "$work/img3" v1 >/dev/null  # cache entrie
 bash "$here/../lib/make-oci-image.sh" "$work/img4" v1 >/dev/null
 bash "$here/../lib/make-oci-image.sh" "$work/img5" v1 >/dev/null
 push() { skopeo copy -q --dest-tls-verify=false "oci:$1:v1" "docker://127.0.0.1:$port/$2"; }
-metric() { curl -sf "http://127.0.0.1:$port/metrics" | awk -v n="$1" '$1==n{print $2}' | tail -1; }
+metric() {
+  local text
+  text=$(curl -sS "http://127.0.0.1:$port/metrics") || fail "no /metrics from wharf on port $port (is it running?)"
+  awk -v n="$1" '$1==n{print $2}' <<<"$text" | tail -1
+}
 cached() { curl -sfI "http://127.0.0.1:$port/c1/squash/$1" | tr -d '\r' | grep -qi '^accept-ranges: bytes'; }
 
 port=$(free_port)
@@ -212,10 +216,12 @@ echo "PASS one worker and no queue: a second cold build gets 503 + Retry-After, 
 
 # --- concurrent requests for a cold 1 GiB image join one build (the e2e test's
 # image is small enough to be built before its clients overlap; this one is not)
-m=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/ns/slow/manifests/v1" |
-  python3 -c 'import json,sys; m=json.load(sys.stdin); m["annotations"]={"wharf.test":"shared"}; print(json.dumps(m))')
-curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "$m" \
-  "http://127.0.0.1:$port/v2/ns/slow/manifests/shared" -o /dev/null
+m=$(curl -sS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/ns/slow/manifests/v1")
+m=$(python3 -c 'import json,sys; m=json.load(sys.stdin); m["annotations"]={"wharf.test":"shared"}; print(json.dumps(m))' \
+  <<<"$m") || fail "the manifest of ns/slow:v1: $m ($(tail -3 "$work/wharf-queue.log"))"
+code=$(curl -sS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "$m" \
+  "http://127.0.0.1:$port/v2/ns/slow/manifests/shared" -o "$work/shared.put" -w '%{http_code}')
+[ "$code" = 201 ] || fail "PUT ns/slow:shared: $code $(cat "$work/shared.put") ($(tail -3 "$work/wharf-queue.log"))"
 builds=$(metric wharf_squash_builds_total)
 from_disk=$(metric 'wharf_squash_stream_bytes_total{from="disk"}')
 for attempt in $(seq 60); do  # the one worker may still be busy with the previous build's gzip piece
