@@ -72,7 +72,7 @@ std::string conninfo(const Options& o) {
   return base + " connect_timeout=" + std::to_string(o.connect_timeout_seconds) +
          " keepalives=1 keepalives_idle=30 keepalives_interval=10 "
          "keepalives_count=3 options='" +
-         opts + "' application_name=wharf";
+         opts + "' application_name=" + quote_value(o.application_name);
 }
 
 }  // namespace

@@ -51,6 +51,7 @@ struct Options {
   int connect_timeout_seconds = 5;
   int statement_timeout_ms = 30000;
   int acquire_timeout_ms = 10000;  // waiting for a free pooled connection
+  std::string application_name = "wharf";  // how the connections show in pg_stat_activity
 };
 
 class Conn;

@@ -118,14 +118,15 @@ TEST_F(Pg, ReplicasStartingTogetherMigrateOnce) {
 TEST_F(Pg, DeadConnectionIsReplacedAndTheReadRetried) {
   auto o = options();
   o.pool_size = 1;
+  o.application_name = o.schema;  // this store's connections alone: other tests run beside it (ctest -j2)
   auto s = meta::make_pg_store(o);
   s->ensure_repository("ns/r");
-  // Every connection of this schema's application dies (a server restart, a
-  // proxy timing out idle connections).
-  sql(o,
-      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-      "application_name = 'wharf' "
-      "AND pid <> pg_backend_pid()");
+  // Every connection of this store dies (a server restart, a proxy timing
+  // out idle connections).
+  EXPECT_EQ(sql(o,
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                "application_name = '" + o.schema + "' AND pid <> pg_backend_pid()"),
+            "1");
   EXPECT_TRUE(s->repository_exists("ns/r"));
   s->link_blob("ns/r", "sha256:aa", 3);  // a write after it works too
   EXPECT_EQ(s->linked_blob_size("ns/r", "sha256:aa"), 3u);
