@@ -299,79 +299,94 @@ Response Client::once(const Request& r) const {
       resp.status, code);
 }
 
-std::vector<std::string> Client::sign(const std::string& method, const std::string& full_url,
-                                      const std::vector<std::pair<std::string, std::string>>& headers) const {
+namespace {
+
+// The two timestamps SigV4 uses, for now.
+struct SigTime {
+  std::string amzdate;  // 20261205T035135Z
+  std::string date;     // 20261205
+};
+SigTime sig_time_now() {
   std::time_t now = std::time(nullptr);
   std::tm tm{};
   gmtime_r(&now, &tm);
   char amzdate[32], date[16];
   std::strftime(amzdate, sizeof amzdate, "%Y%m%dT%H%M%SZ", &tm);
   std::strftime(date, sizeof date, "%Y%m%d", &tm);
-  auto scheme_end = full_url.find("://");
-  auto path_start = full_url.find('/', scheme_end + 3);
-  auto query_start = full_url.find('?', path_start);
-  std::string host = full_url.substr(scheme_end + 3, path_start - scheme_end - 3);
-  std::string path = full_url.substr(path_start, query_start == std::string::npos ? std::string::npos
-                                                                                   : query_start - path_start);
-  std::string query = query_start == std::string::npos ? "" : full_url.substr(query_start + 1);
-  std::vector<std::pair<std::string, std::string>> canon = {{"host", host}, {"x-amz-date", amzdate}};
+  return {amzdate, date};
+}
+
+// scheme://host/path?query, split as SigV4 signs it.
+struct UrlParts {
+  std::string host, path, query;
+};
+UrlParts split_url(const std::string& full) {
+  auto scheme_end = full.find("://");
+  auto path_start = full.find('/', scheme_end + 3);
+  auto query_start = full.find('?', path_start);
+  UrlParts u;
+  u.host = full.substr(scheme_end + 3, path_start - scheme_end - 3);
+  u.path = full.substr(path_start, query_start == std::string::npos ? std::string::npos : query_start - path_start);
+  if (query_start != std::string::npos) u.query = full.substr(query_start + 1);
+  return u;
+}
+
+std::string sig_scope(const SigTime& t, const std::string& region) {
+  return t.date + "/" + region + "/s3/aws4_request";
+}
+
+// The hex signature of a canonical request (the SigV4 string to sign, HMAC'd
+// with the key derived from the secret, the date, the region and "s3").
+std::string signature(const std::string& secret, const std::string& region, const SigTime& t,
+                      const std::string& canonical_request) {
+  std::string sts = "AWS4-HMAC-SHA256\n" + t.amzdate + "\n" + sig_scope(t, region) + "\n" + sha256_hex(canonical_request);
+  std::string k = hmac("AWS4" + secret, t.date);
+  k = hmac(k, region);
+  k = hmac(k, "s3");
+  k = hmac(k, "aws4_request");
+  std::string sig = hmac(k, sts);
+  return hex(reinterpret_cast<const unsigned char*>(sig.data()), sig.size());
+}
+
+}  // namespace
+
+std::vector<std::string> Client::sign(const std::string& method, const std::string& full_url,
+                                      const std::vector<std::pair<std::string, std::string>>& headers) const {
+  SigTime t = sig_time_now();
+  UrlParts u = split_url(full_url);
+  std::vector<std::pair<std::string, std::string>> canon = {{"host", u.host}, {"x-amz-date", t.amzdate}};
   for (const auto& [k, v] : headers) {
     std::string name = k;
     for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     canon.emplace_back(name, v);
   }
   std::sort(canon.begin(), canon.end());  // by name (names are distinct), then value
-  std::string canon_headers, names;
+  std::string canon_headers, names, payload = "UNSIGNED-PAYLOAD";
   for (const auto& [k, v] : canon) {
     canon_headers += k + ":" + v + "\n";
     names += (names.empty() ? "" : ";") + k;
-  }
-  std::string payload = "UNSIGNED-PAYLOAD";
-  for (const auto& [k, v] : canon)
     if (k == "x-amz-content-sha256") payload = v;
-  std::string creq = method + "\n" + path + "\n" + query + "\n" + canon_headers + "\n" + names + "\n" + payload;
-  std::string scope = std::string(date) + "/" + o_.region + "/s3/aws4_request";
-  std::string sts = std::string("AWS4-HMAC-SHA256\n") + amzdate + "\n" + scope + "\n" + sha256_hex(creq);
-  std::string k = hmac("AWS4" + o_.secret_key, date);
-  k = hmac(k, o_.region);
-  k = hmac(k, "s3");
-  k = hmac(k, "aws4_request");
-  std::string sig = hmac(k, sts);
-  return {std::string("x-amz-date: ") + amzdate,
-          "Authorization: AWS4-HMAC-SHA256 Credential=" + o_.access_key + "/" + scope + ", SignedHeaders=" + names +
-              ", Signature=" + hex(reinterpret_cast<const unsigned char*>(sig.data()), sig.size())};
+  }
+  std::string creq = method + "\n" + u.path + "\n" + u.query + "\n" + canon_headers + "\n" + names + "\n" + payload;
+  return {"x-amz-date: " + t.amzdate,
+          "Authorization: AWS4-HMAC-SHA256 Credential=" + o_.access_key + "/" + sig_scope(t, o_.region) +
+              ", SignedHeaders=" + names + ", Signature=" + signature(o_.secret_key, o_.region, t, creq)};
 }
 
 std::string Client::presign_get(const std::string& key, int64_t ttl_seconds) const {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char amzdate[32], date[16];
-  std::strftime(amzdate, sizeof amzdate, "%Y%m%dT%H%M%SZ", &tm);
-  std::strftime(date, sizeof date, "%Y%m%d", &tm);
-  std::string base = o_.public_endpoint;
-  std::string full = url(base, key);
-  auto scheme_end = full.find("://");
-  auto path_start = full.find('/', scheme_end + 3);
-  std::string host = full.substr(scheme_end + 3, path_start - scheme_end - 3);
-  std::string path = full.substr(path_start);
-  std::string scope = std::string(date) + "/" + o_.region + "/s3/aws4_request";
+  SigTime t = sig_time_now();
+  std::string full = url(o_.public_endpoint, key);
+  UrlParts u = split_url(full);
   std::vector<std::pair<std::string, std::string>> q = {
       {"X-Amz-Algorithm", "AWS4-HMAC-SHA256"},
-      {"X-Amz-Credential", o_.access_key + "/" + scope},
-      {"X-Amz-Date", amzdate},
+      {"X-Amz-Credential", o_.access_key + "/" + sig_scope(t, o_.region)},
+      {"X-Amz-Date", t.amzdate},
       {"X-Amz-Expires", std::to_string(ttl_seconds)},
       {"X-Amz-SignedHeaders", "host"},
   };
   std::string cq = canonical_query(q);
-  std::string creq = "GET\n" + path + "\n" + cq + "\nhost:" + host + "\n\nhost\nUNSIGNED-PAYLOAD";
-  std::string sts = std::string("AWS4-HMAC-SHA256\n") + amzdate + "\n" + scope + "\n" + sha256_hex(creq);
-  std::string k = hmac("AWS4" + o_.secret_key, date);
-  k = hmac(k, o_.region);
-  k = hmac(k, "s3");
-  k = hmac(k, "aws4_request");
-  std::string sig = hmac(k, sts);
-  return full + "?" + cq + "&X-Amz-Signature=" + hex(reinterpret_cast<const unsigned char*>(sig.data()), sig.size());
+  std::string creq = "GET\n" + u.path + "\n" + cq + "\nhost:" + u.host + "\n\nhost\nUNSIGNED-PAYLOAD";
+  return full + "?" + cq + "&X-Amz-Signature=" + signature(o_.secret_key, o_.region, t, creq);
 }
 
 }  // namespace wharf::storage::s3
