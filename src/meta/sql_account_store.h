@@ -440,16 +440,8 @@ class SqlAccountStore : public AccountStore {
     });
   }
   Role explicit_role(std::string_view repo, SubjectKind kind, int64_t id) override {
-    return db_.with([&](Conn& c) {
-      auto s = c.prepare(
-          "SELECT max(role) FROM repo_perms WHERE repo = ?1 AND "
-          "((kind = ?2 AND subject_id = ?3) OR "
-          "(kind = 2 AND subject_id IN (SELECT team_id FROM "
-          "team_members WHERE kind = ?2 AND member_id = ?3)))");
-      s.bind(repo).bind(static_cast<int64_t>(kind)).bind(id);
-      if (!s.step()) return Role::None;
-      return static_cast<Role>(s.i64(0));
-    });
+    auto rows = repo_access(repo, repo, kind, id);  // the same grants, of one name
+    return rows.empty() ? Role::None : rows.front().role;
   }
 
   std::vector<RepoAccess> repo_access(std::string_view first, std::string_view last, SubjectKind kind,
