@@ -229,7 +229,7 @@ curl_gets() {
 # WHAT: its backend requests between two scrapes, per operation, to the details
 scrape() { curl -fs "${SRV_URL[whp]}/metrics" >"$W/metrics.$1" || die "wharf proxy: /metrics"; }
 backend_cost() {
-  echo "  wharf proxy backend requests per $4: $(python3 "$HERE/backend_delta.py" "$W/metrics.$1" "$W/metrics.$2" "$3")" >>"$W/details"
+  echo "  wharf proxy backend requests per $4: $(python3 "$HERE/metrics_delta.py" --backend "$W/metrics.$1" "$W/metrics.$2" "$3")" >>"$W/details"
 }
 
 # ---------------------------------------------------------------- 1-3: wrk
