@@ -74,9 +74,6 @@ class Auth : public AccessControl {
 
   // GET/POST /v2/auth.
   boost::asio::awaitable<void> handle_token(http::Exchange& ex);
-  // The token response's body for a /v2/auth request (POST: its form body).
-  // Blocking (store reads, password checks). Throws Error.
-  std::string token_response(const http::Request& req, const std::string& body);
 
   // --- building blocks for the management API
   // Verifies user:password or robot:token (per `allow_robot`), with the
@@ -117,6 +114,9 @@ class Auth : public AccessControl {
   meta::AccountStore& accounts() { return accounts_; }
 
  private:
+  // The token response's body for a /v2/auth request (POST: its form body).
+  // Blocking (store reads, password checks). Throws Error.
+  std::string token_response(const http::Request& req, const std::string& body);
   // The registry token of the request, verified and its generation current; nullopt when none.
   std::optional<RegistryTokens::Verified> bearer(const http::Request& req, bool& presented, std::string& why);
   bool generation_current(const Principal& p);

@@ -15,7 +15,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <mutex>
 #include <thread>
 #include <ctime>
@@ -93,7 +92,8 @@ class S3Reader : public BlobReader {
  public:
   S3Reader(const Client& c, std::string key, uint64_t offset, uint64_t size, uint64_t window)
       : c_(c), key_(std::move(key)), pos_(offset), size_(size),
-        ring_(static_cast<size_t>(std::min(std::max<uint64_t>(window, 1 << 20), size - std::min(offset, size)))) {
+        ring_size_(static_cast<size_t>(std::min(std::max<uint64_t>(window, 1 << 20), size - std::min(offset, size)))),
+        ring_(new char[ring_size_]) {  // not zero-filled (a GET's hot path): every byte is written before it is read
     if (pos_ < size_)
       worker_ = std::thread([this] { run(); });
     else
@@ -110,16 +110,19 @@ class S3Reader : public BlobReader {
   uint64_t remaining() const override { return size_ - pos_; }
   size_t read(char* out, size_t n) override {
     std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] { return buffered_ > 0 || done_; });
+    // As much as the caller asked for, when that much can come: fewer,
+    // larger hand-overs (each may be a hop between threads for the caller).
+    uint64_t want = std::min<uint64_t>({n, ring_size_, size_ - pos_});
+    cv_.wait(lk, [&] { return buffered_ >= want || done_; });
     if (buffered_ == 0) {
       if (error_) std::rethrow_exception(error_);
       return 0;
     }
     size_t k = static_cast<size_t>(std::min<uint64_t>(n, buffered_));  // all that is there, up to n
-    size_t first = std::min(k, ring_.size() - head_);
-    std::memcpy(out, ring_.data() + head_, first);
-    std::memcpy(out + first, ring_.data(), k - first);
-    head_ = (head_ + k) % ring_.size();
+    size_t first = std::min(k, ring_size_ - head_);
+    std::memcpy(out, ring_.get() + head_, first);
+    std::memcpy(out + first, ring_.get(), k - first);
+    head_ = (head_ + k) % ring_size_;
     buffered_ -= k;
     cv_.notify_all();  // room for the fetching thread
     pos_ += k;
@@ -134,7 +137,7 @@ class S3Reader : public BlobReader {
     while (at < size_) {
       {  // a paused GET resumes once the window is half empty
         std::unique_lock lk(mu_);
-        cv_.wait(lk, [&] { return stop_ || buffered_ <= ring_.size() / 2; });
+        cv_.wait(lk, [&] { return stop_ || buffered_ <= ring_size_ / 2; });
         if (stop_) break;
       }
       bool paused = false;
@@ -145,16 +148,16 @@ class S3Reader : public BlobReader {
       r.sink = [&](const char* p, size_t k) {
         while (k) {  // into the ring, as room allows
           std::unique_lock lk(mu_);
-          if (!cv_.wait_for(lk, std::chrono::seconds(5), [&] { return stop_ || buffered_ < ring_.size(); })) {
+          if (!cv_.wait_for(lk, std::chrono::seconds(5), [&] { return stop_ || buffered_ < ring_size_; })) {
             paused = true;  // the caller is slow: stop this GET, resume later
             return false;
           }
           if (stop_) return false;
-          size_t m = std::min<uint64_t>(k, ring_.size() - buffered_);
-          size_t tail = (head_ + buffered_) % ring_.size();
-          size_t first = std::min(m, ring_.size() - tail);
-          std::memcpy(ring_.data() + tail, p, first);
-          std::memcpy(ring_.data(), p + first, m - first);
+          size_t m = std::min<uint64_t>(k, ring_size_ - buffered_);
+          size_t tail = (head_ + buffered_) % ring_size_;
+          size_t first = std::min(m, ring_size_ - tail);
+          std::memcpy(ring_.get() + tail, p, first);
+          std::memcpy(ring_.get(), p + first, m - first);
           buffered_ += m;
           at += m;
           p += m;
@@ -198,7 +201,8 @@ class S3Reader : public BlobReader {
   // State below is protected by mu_.
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<char> ring_;  // fetched, not yet read: buffered_ bytes from head_ (wrapping); allocated once
+  const size_t ring_size_;
+  std::unique_ptr<char[]> ring_;  // fetched, not yet read: buffered_ bytes from head_ (wrapping); allocated once
   size_t head_ = 0;
   uint64_t buffered_ = 0;
   bool stop_ = false, done_ = false;
