@@ -24,6 +24,15 @@ cleanup() {
 trap cleanup EXIT
 results=()
 
+# step CMD...: runs one test script of a stage; a script that exits non-zero
+# is named with its status (a script ended by errexit prints nothing itself)
+step() {
+  "$@" && return 0
+  local rc=$?
+  echo "FAIL  $* (exit $rc)"
+  return $rc
+}
+
 run_stage() {
   local name=$1
   shift
@@ -105,7 +114,7 @@ stage_pg_s3() {
   s3_config "$work/pgs3-api.yaml" apis3 proxy 'trusted_proxies: ["127.0.0.1"]' || return 1
   start_wharf "$port" "$work/pgs3-api-data" "$work/pgs3-api.log" --config "$work/pgs3-api.yaml" || return 1
   PIDS+=("$WHARF_PID")
-  python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf || rc=1
+  step python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf || rc=1
   # /metrics counts requests to each backend by operation and outcome
   local metrics; metrics=$(curl -sf "http://127.0.0.1:$port/metrics")
   for want in 'backend="s3",operation="PutObject",outcome="ok"' 'backend="s3",operation="CopyObject",outcome="ok"' \
@@ -120,21 +129,21 @@ stage_pg_s3() {
   s3_config "$work/pgs3-e2e.yaml" e2es3 presigned || return 1
   start_wharf "$port" "$work/pgs3-e2e-data" "$work/pgs3-e2e.log" --config "$work/pgs3-e2e.yaml" || return 1
   PIDS+=("$WHARF_PID")
-  bash tests/e2e/run.sh "127.0.0.1:$port" skopeo podman docker squash || rc=1
+  step bash tests/e2e/run.sh "127.0.0.1:$port" skopeo podman docker squash || rc=1
   local redirects; redirects=$(grep -c '" 307 ' "$work/pgs3-e2e.log")
   echo "blob GETs answered with a presigned redirect: $redirects"
   [ "$redirects" -gt 0 ] || { echo "no client was redirected to the object store"; rc=1; }
   stop_pid "$WHARF_PID"
   pg_config "$work/pgs3-listing.yaml" listing
-  bash tests/auth/listing.sh "$work/pgs3-listing.yaml" || rc=1
-  bash tests/server/migrate.sh || rc=1
-  bash tests/server/backend_faults.sh || rc=1
-  bash tests/server/backend_startup.sh || rc=1
+  step bash tests/auth/listing.sh "$work/pgs3-listing.yaml" || rc=1
+  step bash tests/server/migrate.sh || rc=1
+  step bash tests/server/backend_faults.sh || rc=1
+  step bash tests/server/backend_startup.sh || rc=1
   # the squash operations and gc stages' scripts (1 GiB images), and a blob over 5 GiB, on PostgreSQL + RGW on BlueStore
   s3_big_up || return 1
-  WHARF_TEST_BACKEND=pg-s3 WHARF_TEST_S3_ENDPOINT=$WHARF_TEST_S3_BIG_ENDPOINT bash tests/server/squash_ops.sh || rc=1
-  WHARF_TEST_BACKEND=pg-s3 WHARF_TEST_S3_ENDPOINT=$WHARF_TEST_S3_BIG_ENDPOINT bash tests/server/gc.sh || rc=1
-  bash tests/server/s3_big_blob.sh || rc=1
+  step env WHARF_TEST_BACKEND=pg-s3 WHARF_TEST_S3_ENDPOINT=$WHARF_TEST_S3_BIG_ENDPOINT bash tests/server/squash_ops.sh || rc=1
+  step env WHARF_TEST_BACKEND=pg-s3 WHARF_TEST_S3_ENDPOINT=$WHARF_TEST_S3_BIG_ENDPOINT bash tests/server/gc.sh || rc=1
+  step bash tests/server/s3_big_blob.sh || rc=1
   return $rc
 }
 
@@ -152,7 +161,7 @@ stage_api() {
   printf 'manifests: {allow_sparse: true}\n' >"$work/api-sparse.yaml"
   start_wharf "$port" "$work/api-sparse-data" "$work/api-sparse.log" --config "$work/api-sparse.yaml" || return 1
   PIDS+=("$WHARF_PID")
-  python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf-sparse -k sparse || rc=1
+  step python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf-sparse -k sparse || rc=1
   stop_pid "$WHARF_PID"
   # the whole suite again with the metadata on PostgreSQL
   pg_up || return 1
@@ -161,7 +170,7 @@ stage_api() {
   start_wharf "$port" "$work/api-pg-data" "$work/api-pg.log" --config "$work/api-pg.yaml" || return 1
   PIDS+=("$WHARF_PID")
   echo "--- the API suite on PostgreSQL"
-  python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf || rc=1
+  step python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf || rc=1
   stop_pid "$WHARF_PID"
   return $rc
 }
@@ -192,7 +201,7 @@ stage_sanitize() {
   ASAN_OPTIONS=detect_leaks=0 start_wharf "$port" "$work/asan-api-data" "$work/asan-api.log" --config "$work/asan-api.yaml" ||
     return 1
   PIDS+=("$WHARF_PID")
-  python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf || rc=1
+  step python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf || rc=1
   stop_pid "$WHARF_PID"
   if grep -E "AddressSanitizer|runtime error:" "$work/asan-api.log"; then
     echo "sanitizer reports in the server's log ($work/asan-api.log)"
@@ -201,18 +210,18 @@ stage_sanitize() {
   return $rc
 }
 
-stage_durability() { bash tests/durability/crash.sh; }
+stage_durability() { step bash tests/durability/crash.sh; }
 stage_squash() { bash tests/squash/run.sh; }
 stage_fuzz() { FUZZ_WORK="$work/fuzz" bash tests/fuzz/run.sh 30; }
 stage_auth() {
-  bash tests/auth/matrix.sh && bash tests/auth/hardening.sh && bash tests/auth/listing.sh && bash tests/auth/clients.sh
+  step bash tests/auth/matrix.sh && step bash tests/auth/hardening.sh && step bash tests/auth/listing.sh && step bash tests/auth/clients.sh
 }
 stage_ui() { bash tests/ui/run.sh; }
 stage_server() {
-  bash tests/server/tls_and_logs.sh && python3 tests/server/http_limits.py "$root/build/wharf" "$work/http-limits" &&
-    python3 tests/server/squash_memory.py "$root/build/wharf" "$work/squash-memory" &&
-    python3 tests/server/push_index.py "$root/build/wharf" "$work/push-index" &&
-    bash tests/server/squash_ops.sh && bash tests/server/gc.sh && bash tests/server/config_cli.sh
+  step bash tests/server/tls_and_logs.sh && step python3 tests/server/http_limits.py "$root/build/wharf" "$work/http-limits" &&
+    step python3 tests/server/squash_memory.py "$root/build/wharf" "$work/squash-memory" &&
+    step python3 tests/server/push_index.py "$root/build/wharf" "$work/push-index" &&
+    step bash tests/server/squash_ops.sh && step bash tests/server/gc.sh && step bash tests/server/config_cli.sh
 }
 
 stage_e2e() {

@@ -75,8 +75,8 @@ echo "PASS object store down for 4 s during pushes: $refused refused with a 5xx 
 : >"$work/pushes"
 ( for i in $(seq 40); do push "pg$i"; curl -s -o /dev/null "$base/v2/faults/repo/tags/list"; sleep 0.1; done ) & pusher=$!
 sleep 1
-runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$WHARF_TEST_PG_BASE/data" -m fast -w restart \
-  -l "$WHARF_TEST_PG_BASE/server.log" >/dev/null
+(cd / && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$WHARF_TEST_PG_BASE/data" -m fast -w restart \
+  -l "$WHARF_TEST_PG_BASE/server.log" >/dev/null)  # from / : the postgres user cannot enter the checkout
 head -1 "$WHARF_TEST_PG_BASE/data/postmaster.pid" >"$WHARF_TEST_PG_BASE/pid"
 wait "$pusher"
 kill -0 "$WHARF_PID" || fail "wharf died when PostgreSQL restarted"
