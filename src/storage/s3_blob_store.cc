@@ -15,8 +15,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <future>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <pugixml.hpp>
@@ -78,6 +81,50 @@ struct State {
   }
 };
 
+// Large buffers (a part being filled, a reader's ring) kept for reuse, up to
+// kKeepBytes idle. glibc maps an allocation this large afresh each time, and
+// every 4 KiB of it then costs a page fault on first touch: perf of a 32 MiB
+// PATCH showed a third of wharf's CPU in those faults and in the memmoves of
+// a part gathered in a growing std::string.
+class Spares {
+ public:
+  struct Block {
+    std::unique_ptr<char[]> p;  // contents undefined
+    size_t cap = 0;
+  };
+  static Spares& global() {
+    static Spares s;
+    return s;
+  }
+  // A block of at least `size` bytes (and not more than twice that).
+  Block take(size_t size) {
+    {
+      std::lock_guard lk(mu_);
+      for (size_t i = 0; i < free_.size(); ++i)
+        if (free_[i].cap >= size && free_[i].cap / 2 <= size) {
+          Block b = std::move(free_[i]);
+          free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+          kept_ -= b.cap;
+          return b;
+        }
+    }
+    return {std::unique_ptr<char[]>(new char[size]), size};
+  }
+  void give(Block b) {
+    if (!b.p) return;
+    std::lock_guard lk(mu_);
+    if (kept_ + b.cap > kKeepBytes) return;  // freed
+    kept_ += b.cap;
+    free_.push_back(std::move(b));
+  }
+
+ private:
+  static constexpr size_t kKeepBytes = 64 << 20;
+  std::mutex mu_;
+  std::vector<Block> free_;  // guarded by mu_
+  size_t kept_ = 0;          // guarded by mu_: the sum of free_'s caps
+};
+
 class S3Store;
 
 // Reads a blob from `offset` to its end in one GET that a thread of the
@@ -93,7 +140,7 @@ class S3Reader : public BlobReader {
   S3Reader(const Client& c, std::string key, uint64_t offset, uint64_t size, uint64_t window)
       : c_(c), key_(std::move(key)), pos_(offset), size_(size),
         ring_size_(static_cast<size_t>(std::min(std::max<uint64_t>(window, 1 << 20), size - std::min(offset, size)))),
-        ring_(new char[ring_size_]) {  // not zero-filled (a GET's hot path): every byte is written before it is read
+        ring_(Spares::global().take(ring_size_)) {  // not zeroed: every byte is written before it is read
     if (pos_ < size_)
       worker_ = std::thread([this] { run(); });
     else
@@ -106,6 +153,7 @@ class S3Reader : public BlobReader {
     }
     cv_.notify_all();
     if (worker_.joinable()) worker_.join();
+    Spares::global().give(std::move(ring_));
   }
   uint64_t remaining() const override { return size_ - pos_; }
   size_t read(char* out, size_t n) override {
@@ -120,8 +168,8 @@ class S3Reader : public BlobReader {
     }
     size_t k = static_cast<size_t>(std::min<uint64_t>(n, buffered_));  // all that is there, up to n
     size_t first = std::min(k, ring_size_ - head_);
-    std::memcpy(out, ring_.get() + head_, first);
-    std::memcpy(out + first, ring_.get(), k - first);
+    std::memcpy(out, ring_.p.get() + head_, first);
+    std::memcpy(out + first, ring_.p.get(), k - first);
     head_ = (head_ + k) % ring_size_;
     buffered_ -= k;
     cv_.notify_all();  // room for the fetching thread
@@ -156,8 +204,8 @@ class S3Reader : public BlobReader {
           size_t m = std::min<uint64_t>(k, ring_size_ - buffered_);
           size_t tail = (head_ + buffered_) % ring_size_;
           size_t first = std::min(m, ring_size_ - tail);
-          std::memcpy(ring_.get() + tail, p, first);
-          std::memcpy(ring_.get(), p + first, m - first);
+          std::memcpy(ring_.p.get() + tail, p, first);
+          std::memcpy(ring_.p.get(), p + first, m - first);
           buffered_ += m;
           at += m;
           p += m;
@@ -202,7 +250,7 @@ class S3Reader : public BlobReader {
   std::mutex mu_;
   std::condition_variable cv_;
   const size_t ring_size_;
-  std::unique_ptr<char[]> ring_;  // fetched, not yet read: buffered_ bytes from head_ (wrapping); allocated once
+  Spares::Block ring_;  // fetched, not yet read: buffered_ bytes from head_ (wrapping); allocated once
   size_t head_ = 0;
   uint64_t buffered_ = 0;
   bool stop_ = false, done_ = false;
@@ -211,6 +259,14 @@ class S3Reader : public BlobReader {
 
 class S3Store : public BlobStore {
  public:
+  ~S3Store() override {
+    {
+      std::lock_guard lk(sweep_mu_);
+      sweep_stop_ = true;
+    }
+    sweep_cv_.notify_all();
+    if (sweeper_.joinable()) sweeper_.join();  // the sweeps queued still run
+  }
   explicit S3Store(const S3StoreOptions& o) : o_(o), c_(o.client) {
     if (!o_.prefix.empty() && o_.prefix.back() != '/') o_.prefix += '/';
   }
@@ -341,8 +397,14 @@ class S3Store : public BlobStore {
       } else {
         copy_multipart(data, key, st.size);
       }
+      del(data);
     }
-    clear_upload(id);
+    // What the state names goes now, the marker last; the listing that also
+    // finds what a crashed writer left behind (an older tail, a multipart
+    // upload whose state was never stored) runs after the request.
+    if (st.tail_size > 0) del(upload_key(id, tail_name(st.tail)));
+    del(upload_key(id, "info"));
+    sweep_later(id);
   }
   void delete_upload(const std::string& id, std::string_view state) override {
     check_id(id);
@@ -493,6 +555,31 @@ class S3Store : public BlobStore {
     } catch (...) {
     }
   }
+  // clear_upload(id) on the sweeper thread (started on first use).
+  void sweep_later(const std::string& id) {
+    std::lock_guard lk(sweep_mu_);
+    if (!sweeper_.joinable()) sweeper_ = std::thread([this] { sweep_loop(); });
+    sweep_q_.push_back(id);
+    sweep_cv_.notify_all();
+  }
+  void sweep_loop() {
+    for (;;) {
+      std::string id;
+      {
+        std::unique_lock lk(sweep_mu_);
+        sweep_cv_.wait(lk, [&] { return sweep_stop_ || !sweep_q_.empty(); });
+        if (sweep_q_.empty()) return;
+        id = std::move(sweep_q_.front());
+        sweep_q_.pop_front();
+      }
+      try {
+        clear_upload(id);
+      } catch (const std::exception&) {
+        // Left for the bucket's lifecycle rule (multipart uploads) and the
+        // next expiry; the blob itself is committed.
+      }
+    }
+  }
   // Aborts every multipart upload and deletes every object under the upload's
   // prefix (a request that failed half-way may have left some no state names).
   void clear_upload(const std::string& id) {
@@ -541,46 +628,88 @@ class S3Store : public BlobStore {
 
   S3StoreOptions o_;
   Client c_;
+  // The sweeper: state below is protected by sweep_mu_.
+  std::mutex sweep_mu_;
+  std::condition_variable sweep_cv_;
+  std::deque<std::string> sweep_q_;
+  bool sweep_stop_ = false;
+  std::thread sweeper_;
 };
 
-// Appends to an upload: bytes gather in a buffer that starts with the
-// upload's tail; each full part goes out as an UploadPart; close() stores
-// what is left as the next tail object. The state handed out names only
-// bytes the store has durably.
+// Appends to an upload: bytes gather in a part-sized block (from Spares) that
+// starts with the upload's tail; each full part goes out as an UploadPart on
+// a thread of its own while the next one gathers, up to kInFlight at once (on
+// RGW two 16 MiB parts side by side take about as long as one), so a writer
+// holds at most kInFlight blocks. close() waits for them and stores what is
+// left as the next tail object. The state handed out names only bytes the
+// store has durably.
 class S3Writer : public UploadWriter {
  public:
   S3Writer(S3Store& s, std::string id, State st) : s_(s), id_(std::move(id)), st_(std::move(st)) {
+    part_ = Spares::global().take(s_.part_size(st_.parts.size()));
     if (st_.tail_size > 0) {
+      if (st_.tail_size >= part_.cap) throw std::runtime_error("s3: the upload's tail is not below a part");
       Request r;
       r.key = s_.upload_key(id_, S3Store::tail_name(st_.tail));
-      buf_ = s_.client().send(r).body;
-      if (buf_.size() != st_.tail_size) throw std::runtime_error("s3: the upload's tail object has another size");
+      r.sink = [&](const char* p, size_t k) {
+        if (k > part_.cap - fill_) return false;
+        std::memcpy(part_.p.get() + fill_, p, k);
+        fill_ += k;
+        return true;
+      };
+      for (int attempt = 0;; ++attempt) {  // the client does not retry a GET that streamed: from the start
+        try {
+          fill_ = 0;
+          s_.client().send(r);
+          break;
+        } catch (const S3Error& e) {
+          if (e.status != 0 || attempt == 2) throw;
+        }
+      }
+      if (fill_ != st_.tail_size) throw std::runtime_error("s3: the upload's tail object has another size");
     }
   }
+  ~S3Writer() override {
+    for (auto& x : inflight_) {
+      try {
+        Spares::global().give(x.done.get().second);
+      } catch (...) {  // failed: its block went with it (the request fails anyway)
+      }
+    }
+    Spares::global().give(std::move(part_));
+  }
+  // Gathers the next part in part_ and sends it once it is full.
   void write(const char* p, size_t n) override {
     if (n) dirty_ = true;
-    buf_.append(p, n);
-    uint64_t part = s_.part_size(st_.parts.size());
-    size_t off = 0;
-    while (buf_.size() - off >= part) {
-      flush_part(std::string_view(buf_).substr(off, part));
-      off += part;
-      part = s_.part_size(st_.parts.size());
+    while (n) {
+      size_t part = static_cast<size_t>(s_.part_size(parts_started()));
+      if (!part_.p) part_ = next_block(part);
+      if (part_.cap < part) {  // parts grow: a larger block, with what is gathered
+        auto bigger = Spares::global().take(part);
+        std::memcpy(bigger.p.get(), part_.p.get(), fill_);
+        Spares::global().give(std::exchange(part_, std::move(bigger)));
+      }
+      size_t m = std::min(n, part - fill_);
+      std::memcpy(part_.p.get() + fill_, p, m);
+      fill_ += m;
+      p += m;
+      n -= m;
+      if (fill_ == part) send_part();
     }
-    if (off) buf_.erase(0, off);
   }
   void close() override {
+    while (!inflight_.empty()) Spares::global().give(finish_oldest());
     if (!dirty_) return;  // nothing new: the state stays
     int old = st_.tail;
-    if (!buf_.empty()) {
+    if (fill_) {
       Request r;
       r.method = "PUT";
       r.key = s_.upload_key(id_, S3Store::tail_name(old + 1));
-      r.body = buf_;
+      r.body = std::string_view(part_.p.get(), fill_);
       s_.client().send(r);
       st_.tail = old + 1;
     }
-    st_.tail_size = buf_.size();
+    st_.tail_size = fill_;
     // The tail before the one the given state named can never be named
     // again (that state superseded it): remove it.
     if (old > 0) s_.del(s_.upload_key(id_, S3Store::tail_name(old - 1)));
@@ -595,15 +724,53 @@ class S3Writer : public UploadWriter {
   }
 
  private:
-  void flush_part(std::string_view bytes) {
+  // Parts are numbered in the order they are sent; the state records one
+  // only once its UploadPart succeeded, and in that order.
+  size_t parts_started() const { return st_.parts.size() + inflight_.size(); }
+  // Sends part_ (fill_ bytes) on a thread of its own.
+  void send_part() {
     if (st_.upload_id.empty()) st_.upload_id = s_.start_multipart(s_.upload_key(id_, "data"));
-    int n = static_cast<int>(st_.parts.size()) + 1;
-    st_.parts.push_back({n, s_.upload_part(s_.upload_key(id_, "data"), st_.upload_id, n, bytes), bytes.size()});
+    int n = static_cast<int>(parts_started()) + 1;
+    inflight_.push_back({n, fill_,
+                         std::async(std::launch::async, [&s = s_, key = s_.upload_key(id_, "data"), up = st_.upload_id,
+                                                         n, size = fill_, b = std::move(part_)]() mutable {
+                           auto etag = s.upload_part(key, up, n, {b.p.get(), size});
+                           return std::make_pair(std::move(etag), std::move(b));
+                         })});
+    part_ = {};
+    fill_ = 0;
   }
+  // Waits for the oldest part in flight, records it (its failure is thrown)
+  // and hands back its block.
+  Spares::Block finish_oldest() {
+    InFlight x = std::move(inflight_.front());
+    inflight_.pop_front();
+    auto [etag, block] = x.done.get();
+    st_.parts.push_back({x.number, std::move(etag), x.size});
+    return std::move(block);
+  }
+  // A block for the next part: the oldest one in flight's once it is done
+  // when kInFlight are, so a writer holds at most kInFlight blocks.
+  Spares::Block next_block(size_t size) {
+    if (inflight_.size() >= kInFlight) {
+      auto b = finish_oldest();
+      if (b.cap >= size) return b;
+      Spares::global().give(std::move(b));
+    }
+    return Spares::global().take(size);
+  }
+  static constexpr size_t kInFlight = 2;
+  struct InFlight {
+    int number;
+    uint64_t size;
+    std::future<std::pair<std::string, Spares::Block>> done;  // the part's ETag, and its block back
+  };
   S3Store& s_;
   std::string id_;
   State st_;
-  std::string buf_;
+  Spares::Block part_;  // the part being gathered (none until needed): fill_ bytes
+  size_t fill_ = 0;
+  std::deque<InFlight> inflight_;  // oldest first
   bool dirty_ = false;
 };
 
