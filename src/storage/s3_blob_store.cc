@@ -18,6 +18,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <ctime>
@@ -130,22 +131,23 @@ class S3Store;
 // Reads a blob from `offset` to its end in one GET that a thread of the
 // reader's own runs ahead of the caller, up to `window` bytes (read_chunk),
 // so fetching overlaps with whatever the caller does with the bytes (sending
-// them to a client). A GET that fails is retried from where it stopped (up to
-// 4 times without progress). A caller slower than the store pauses the GET:
-// the thread stops it once the window has stayed full for a while (S3 would
-// cut a stalled transfer off anyway) and sends a new ranged GET when there is
-// room again. Destroying the reader stops the thread.
+// them to a client). The GET's answer tells the blob's size (or that it is
+// missing): no HEAD before it. A GET that fails is retried from where it
+// stopped (up to 4 times without progress). A caller slower than the store
+// pauses the GET: the thread stops it once the window has stayed full for a
+// while (S3 would cut a stalled transfer off anyway) and sends a new ranged
+// GET when there is room again. Destroying the reader stops the thread.
 class S3Reader : public BlobReader {
  public:
-  S3Reader(const Client& c, std::string key, uint64_t offset, uint64_t size, uint64_t window)
-      : c_(c), key_(std::move(key)), pos_(offset), size_(size),
-        ring_size_(static_cast<size_t>(std::min(std::max<uint64_t>(window, 1 << 20), size - std::min(offset, size)))),
-        ring_(Spares::global().take(ring_size_)) {  // not zeroed: every byte is written before it is read
-    if (pos_ < size_)
-      worker_ = std::thread([this] { run(); });
-    else
-      done_ = true;  // opened at the end: nothing to fetch
+  enum class Opened { Ok, Missing, PastEnd /* offset >= size: no range to GET */ };
+  // Starts the GET; wait_opened() says how it was answered.
+  S3Reader(const Client& c, std::string key, uint64_t offset, uint64_t window)
+      : c_(c), key_(std::move(key)), pos_(offset), window_(std::max<uint64_t>(window, 1 << 20)) {
+    worker_ = std::thread([this] { run(); });
   }
+  // A reader at the end of a blob of `size` bytes (offset == size).
+  S3Reader(const Client& c, std::string key, uint64_t size)
+      : c_(c), key_(std::move(key)), pos_(size), window_(0), size_(size), opened_(Opened::Ok), done_(true) {}
   ~S3Reader() override {
     {
       std::lock_guard lk(mu_);
@@ -154,6 +156,14 @@ class S3Reader : public BlobReader {
     cv_.notify_all();
     if (worker_.joinable()) worker_.join();
     Spares::global().give(std::move(ring_));
+  }
+  // Waits for the GET's first answer; throws its error when it failed.
+  Opened wait_opened() {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return opened_ || done_; });
+    if (opened_) return *opened_;
+    if (error_) std::rethrow_exception(error_);
+    throw std::runtime_error("s3: GET " + key_ + " stopped before its answer");
   }
   uint64_t remaining() const override { return size_ - pos_; }
   size_t read(char* out, size_t n) override {
@@ -178,11 +188,32 @@ class S3Reader : public BlobReader {
   }
 
  private:
+  // The size from the first answer (206: Content-Range's total; 200: the
+  // whole object, only right from offset 0), and the ring sized for it.
+  void open(const s3::Response& resp) {
+    uint64_t total;
+    if (resp.status == 206) {
+      auto cr = resp.header("content-range");  // bytes a-b/total
+      auto slash = cr.rfind('/');
+      if (slash == std::string::npos) throw std::runtime_error("s3: GET " + key_ + ": no total in Content-Range");
+      total = std::stoull(cr.substr(slash + 1));
+    } else {
+      if (pos_ != 0) throw std::runtime_error("s3: GET " + key_ + ": the store ignored the Range");
+      total = std::stoull(resp.header("content-length"));
+    }
+    std::lock_guard lk(mu_);
+    size_ = total;
+    ring_size_ = static_cast<size_t>(std::min(window_, total - std::min(pos_, total)));
+    ring_ = Spares::global().take(ring_size_);  // not zeroed: every byte is written before it is read
+    opened_ = Opened::Ok;
+    cv_.notify_all();
+  }
   void run() {
     uint64_t at = pos_;  // the next byte to fetch
     int failures = 0;
     std::exception_ptr err;
-    while (at < size_) {
+    bool opened = false;  // (this thread's copy of opened_)
+    while (!opened || at < size_) {
       {  // a paused GET resumes once the window is half empty
         std::unique_lock lk(mu_);
         cv_.wait(lk, [&] { return stop_ || buffered_ <= ring_size_ / 2; });
@@ -192,8 +223,19 @@ class S3Reader : public BlobReader {
       uint64_t before = at;
       Request r;
       r.key = key_;
-      r.headers = {{"Range", "bytes=" + std::to_string(at) + "-" + std::to_string(size_ - 1)}};
+      r.headers = {{"Range", "bytes=" + std::to_string(at) + "-" + (opened ? std::to_string(size_ - 1) : "")}};
+      std::exception_ptr open_error;  // (nothing may be thrown through curl's callbacks)
+      r.on_headers = [&](const s3::Response& resp) {
+        if (opened) return;
+        try {
+          open(resp);
+          opened = true;
+        } catch (...) {
+          open_error = std::current_exception();
+        }
+      };
       r.sink = [&](const char* p, size_t k) {
+        if (open_error) return false;
         while (k) {  // into the ring, as room allows
           std::unique_lock lk(mu_);
           if (!cv_.wait_for(lk, std::chrono::seconds(5), [&] { return stop_ || buffered_ < ring_size_; })) {
@@ -224,6 +266,15 @@ class S3Reader : public BlobReader {
           stopped = stop_;
         }
         if (stopped) break;
+        if (open_error) {
+          err = open_error;
+          break;
+        }
+        if (!opened && (e.status == 404 || e.status == 416)) {  // an answer, not a failure
+          std::lock_guard lk(mu_);
+          opened_ = e.status == 404 ? Opened::Missing : Opened::PastEnd;
+          break;
+        }
         if (paused) continue;
         failures = at > before ? 1 : failures + 1;
         if ((e.status != 0 && e.status < 500) || failures > 4) {
@@ -243,14 +294,17 @@ class S3Reader : public BlobReader {
 
   const Client& c_;
   std::string key_;
-  uint64_t pos_;  // the caller's position (touched by the caller only)
-  const uint64_t size_;
+  uint64_t pos_;  // the caller's position (touched by the caller only, and by open() before the caller reads)
+  const uint64_t window_;
   std::thread worker_;
-  // State below is protected by mu_.
+  // State below is protected by mu_ (size_, ring_size_ and ring_ are set
+  // once, by open(), before opened_).
   std::mutex mu_;
   std::condition_variable cv_;
-  const size_t ring_size_;
-  Spares::Block ring_;  // fetched, not yet read: buffered_ bytes from head_ (wrapping); allocated once
+  uint64_t size_ = 0;
+  size_t ring_size_ = 0;
+  Spares::Block ring_;  // fetched, not yet read: buffered_ bytes from head_ (wrapping)
+  std::optional<Opened> opened_;
   size_t head_ = 0;
   uint64_t buffered_ = 0;
   bool stop_ = false, done_ = false;
@@ -319,11 +373,17 @@ class S3Store : public BlobStore {
     return "s3:" + h->header("etag") + ":" + h->header("x-amz-meta-wharf-stamp") + ":" + h->header("last-modified");
   }
   std::unique_ptr<BlobReader> open(const core::Digest& d, uint64_t offset) override {
+    auto r = std::make_unique<S3Reader>(c_, blob_key(d), offset, o_.read_chunk);
+    switch (r->wait_opened()) {
+      case S3Reader::Opened::Ok: return r;
+      case S3Reader::Opened::Missing: return nullptr;
+      case S3Reader::Opened::PastEnd: break;  // an empty blob, or an offset at or beyond the end
+    }
     auto h = head(blob_key(d));
     if (!h) return nullptr;
     uint64_t size = std::stoull(h->header("content-length"));
     if (offset > size) throw std::out_of_range("s3: offset beyond the blob");
-    return std::make_unique<S3Reader>(c_, blob_key(d), offset, size, o_.read_chunk);
+    return std::make_unique<S3Reader>(c_, blob_key(d), size);
   }
   void put(const core::Digest& d, std::string_view bytes) override {
     Request r;

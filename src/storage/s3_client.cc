@@ -201,6 +201,7 @@ Response Client::once(const Request& r) const {
     const Request* req;
     CURL* h;
     bool stopped = false;
+    bool told = false;  // on_headers was called
   } ctx{&resp, &r, h};
   curl_easy_setopt(h, CURLOPT_URL, u.c_str());
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -269,6 +270,11 @@ Response Client::once(const Request& r) const {
         long status = 0;
         curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
         if (c->req->sink && status >= 200 && status < 300) {
+          if (c->req->on_headers && !c->told) {
+            c->told = true;
+            c->resp->status = status;
+            c->req->on_headers(*c->resp);
+          }
           if (!c->req->sink(p, sz * n)) {
             c->stopped = true;
             return 0;
@@ -287,7 +293,10 @@ Response Client::once(const Request& r) const {
     throw S3Error(what + ": " + curl_easy_strerror(rc) + " (" + o_.endpoint + ")", 0, "");
   }
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
-  if (resp.status >= 200 && resp.status < 300) return resp;
+  if (resp.status >= 200 && resp.status < 300) {
+    if (r.on_headers && !ctx.told) r.on_headers(resp);
+    return resp;
+  }
   if (std::find(r.ok_statuses.begin(), r.ok_statuses.end(), resp.status) != r.ok_statuses.end()) return resp;
   std::string code = error_code(resp.body);
   if (code.empty() && resp.status == 404) code = r.method == "HEAD" ? "NotFound" : "NoSuchKey";

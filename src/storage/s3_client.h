@@ -76,6 +76,10 @@ struct Request {
   // When set, a successful (2xx) body goes here as it arrives instead of
   // into Response::body; it returns false to stop (the request then fails).
   std::function<bool(const char*, size_t)> sink;
+  // When set, called once with the status and headers of a 2xx answer
+  // before its first byte goes to `sink` (or once it is complete, when it
+  // has no body).
+  std::function<void(const Response&)> on_headers;
   // Statuses that are answers, not errors (404 for a HEAD, say).
   std::vector<long> ok_statuses;
 };
