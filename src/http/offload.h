@@ -12,6 +12,7 @@
 #pragma once
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -32,6 +33,17 @@ class Offload {
   Offload& operator=(const Offload&) = delete;
 
   bool enabled() const { return pool_ != nullptr; }
+
+  // Runs f on the pool without waiting for it (inline without a pool): for
+  // work that must not block an I/O thread and that nobody waits for.
+  template <class F>
+  void post(F f) {
+    if (!pool_) {
+      f();
+      return;
+    }
+    boost::asio::post(*pool_, std::move(f));
+  }
 
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F&>> run(F f) {

@@ -147,6 +147,7 @@ class CachedStore : public MetadataStore {
   void delete_layer_index(std::string_view d) override { in_->delete_layer_index(d); }
   std::vector<std::string> indexed_layers() override { return in_->indexed_layers(); }
   void probe() override { in_->probe(); }
+  std::unique_ptr<Hold> try_hold(std::string_view name) override { return in_->try_hold(name); }
 
  private:
   template <class T>

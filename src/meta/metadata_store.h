@@ -206,6 +206,27 @@ class MetadataStore {
 
   // Cheap round trip for /health/endtoend. Throws on failure.
   virtual void probe() = 0;
+
+  // ---- exclusion across processes ------------------------------------------
+  // A hold on `name` for as long as the returned object lives, exclusive
+  // among the processes sharing this store; nullptr when another process
+  // holds it. A hold ends with its holder's process (PostgreSQL: a session
+  // advisory lock on a connection of the store's own, dropped by the server
+  // with the dead process's connection), so a retry elsewhere is not refused
+  // for long. lost() is true once that can no longer be promised (the lock's
+  // connection broke): a holder checks it before it writes what the hold
+  // protects. Holds are not exclusive within one process: callers exclude
+  // their own requests themselves. The embedded store serves one process:
+  // its holds exclude nothing.
+  class Hold {
+   public:
+    virtual ~Hold() = default;
+    virtual bool lost() { return false; }
+  };
+  virtual std::unique_ptr<Hold> try_hold(std::string_view name) {
+    (void)name;
+    return std::make_unique<Hold>();
+  }
 };
 
 // Wraps `inner` with an in-process cache of tag resolutions and manifests.

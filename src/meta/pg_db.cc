@@ -334,4 +334,63 @@ void Db::migrate(const std::string& version_table, const std::vector<const char*
   });
 }
 
+// ---- Locks -----------------------------------------------------------------
+
+namespace {
+const char* const kLockKey = "hashtext('wharf:' || current_schema()), hashtext(?1)";
+}
+
+Conn& Locks::conn() {
+  if (!conn_ || conn_->broken()) {
+    conn_.reset();
+    conn_ = std::make_unique<Conn>(o_);
+    ++gen_;
+  }
+  return *conn_;
+}
+
+std::optional<uint64_t> Locks::try_lock(std::string_view name) {
+  static const std::string sql = std::string("SELECT pg_try_advisory_lock(") + kLockKey + ")::int::int8";
+  std::lock_guard lk(mu_);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      auto st = conn().prepare(sql.c_str());
+      st.bind(name);
+      if (!st.step()) throw Error("postgres: pg_try_advisory_lock gave no row", "");
+      if (!st.i64(0)) return std::nullopt;
+      return gen_;
+    } catch (const Error& e) {
+      // A connection found dead (the server restarted): its locks are gone
+      // with it; connect again once.
+      if (!e.connection() || attempt >= 1) throw;
+      conn_.reset();
+    }
+  }
+}
+
+void Locks::unlock(std::string_view name, uint64_t generation) {
+  static const std::string sql = std::string("SELECT pg_advisory_unlock(") + kLockKey + ")";
+  std::lock_guard lk(mu_);
+  if (generation != gen_ || !conn_ || conn_->broken()) return;
+  try {
+    auto st = conn_->prepare(sql.c_str());
+    st.bind(name);
+    st.run();
+  } catch (const Error&) {
+    conn_.reset();  // the next lock connects again; what it held went with it
+  }
+}
+
+bool Locks::held(uint64_t generation) {
+  std::lock_guard lk(mu_);
+  if (generation != gen_ || !conn_ || conn_->broken()) return false;
+  try {
+    conn_->exec("SELECT 1");
+    return true;
+  } catch (const Error&) {
+    conn_.reset();
+    return false;
+  }
+}
+
 }  // namespace wharf::meta::pg

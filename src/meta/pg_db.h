@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -225,6 +226,33 @@ class Db {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Conn>> pool_;  // idle connections
   int open_ = 0;                             // connections in use or idle
+};
+
+// Session-level advisory locks taken on a connection of their own, for holds
+// that must end when their process dies: the server drops a dead client's
+// connection, and its locks with it. Locks are named by text, scoped to the
+// connection's schema (current_schema()), and are not exclusive within this
+// process (a session may take its own lock again: callers exclude those).
+// Thread safety: safe for concurrent use (one mutex around the connection).
+class Locks {
+ public:
+  explicit Locks(Options o) : o_(std::move(o)) {}
+  // Takes the lock `name` unless another session holds it; on success, the
+  // generation of the connection it was taken on (see held()).
+  std::optional<uint64_t> try_lock(std::string_view name);
+  // Releases it, when it is still held (a lock of an older generation went
+  // with its connection).
+  void unlock(std::string_view name, uint64_t generation);
+  // Whether the lock taken on `generation` is still held: that connection is
+  // still the current one and answers (one round trip).
+  bool held(uint64_t generation);
+
+ private:
+  Conn& conn();  // REQUIRES: mu_ held. Connects (a new generation) when there is none or it broke.
+  Options o_;
+  std::mutex mu_;
+  std::unique_ptr<Conn> conn_;  // guarded by mu_
+  uint64_t gen_ = 0;            // guarded by mu_: bumped at every (re)connect
 };
 
 }  // namespace wharf::meta::pg

@@ -56,10 +56,35 @@ CREATE TABLE blob_states(digest TEXT PRIMARY KEY, deleting BIGINT NOT NULL, writ
 )SQL",
 };
 
+// The SQL store, with holds that are advisory locks (pg::Locks).
+class PgMetadataStore : public SqlMetadataStore<pg::Db> {
+ public:
+  explicit PgMetadataStore(const pg::Options& o) : SqlMetadataStore<pg::Db>(o), locks_(o) {}
+  std::unique_ptr<Hold> try_hold(std::string_view name) override {
+    auto gen = locks_.try_lock(name);
+    if (!gen) return nullptr;
+    return std::make_unique<LockHold>(locks_, std::string(name), *gen);
+  }
+
+ private:
+  class LockHold : public Hold {
+   public:
+    LockHold(pg::Locks& l, std::string name, uint64_t gen) : l_(l), name_(std::move(name)), gen_(gen) {}
+    ~LockHold() override { l_.unlock(name_, gen_); }
+    bool lost() override { return !l_.held(gen_); }
+
+   private:
+    pg::Locks& l_;
+    std::string name_;
+    uint64_t gen_;
+  };
+  pg::Locks locks_;
+};
+
 }  // namespace
 
 std::unique_ptr<MetadataStore> make_pg_store(const pg::Options& o) {
-  auto s = std::make_unique<SqlMetadataStore<pg::Db>>(o);
+  auto s = std::make_unique<PgMetadataStore>(o);
   s->db().migrate("schema_version", kSchema);
   return s;
 }

@@ -167,8 +167,11 @@ struct Registry::Impl {
 
   Impl(Options o, storage::BlobStore& b, meta::MetadataStore& m) : opts(std::move(o)), blobs(b), meta(m) {}
 
-  // Exclusive use of one upload session for the duration of a request; holds
-  // the session as read after the claim was taken, with its digest state.
+  // Exclusive use of one upload session for the duration of a request: in
+  // this process (busy), and, once hold() took it, among the processes
+  // sharing the metadata store (MetadataStore::try_hold: a session advisory
+  // lock on PostgreSQL, gone with a process that dies). A second writer, here
+  // or on another replica, gets BLOB_UPLOAD_INVALID.
   class Claim {
    public:
     Claim(Impl& im, std::string id) : im_(im), id_(std::move(id)) {
@@ -177,15 +180,42 @@ struct Registry::Impl {
         throw Error(ErrorCode::BlobUploadInvalid, "another request is writing to this upload session");
     }
     ~Claim() {
+      if (hold_) {  // a release left on an error path: not on this (I/O) thread
+        auto h = std::shared_ptr<meta::MetadataStore::Hold>(std::move(hold_));
+        if (im_.opts.offload)
+          im_.opts.offload->post([h] {});
+      }
       std::lock_guard lk(im_.mu);
       im_.busy.erase(id_);
     }
     Claim(const Claim&) = delete;
     Claim& operator=(const Claim&) = delete;
+    // Takes the hold among processes.
+    asio::awaitable<void> hold() {
+      auto h = co_await im_.backend([&] { return im_.meta.try_hold("upload:" + id_); });
+      if (!h) throw Error(ErrorCode::BlobUploadInvalid, "another request is writing to this upload session");
+      hold_ = std::move(h);
+    }
+    // Before writing what the claim protects (the session's state): throws
+    // when the hold was lost meanwhile (the database connection holding it
+    // broke, so another process may have taken it).
+    bool lost() { return hold_ && hold_->lost(); }
+    void check() {
+      if (lost())
+        throw Error(ErrorCode::Unavailable, "lost the lock on this upload session: retry from its status",
+                    id_);
+    }
+    // Releases the hold before the response goes out (the client's next
+    // request for the session may come to another replica at once).
+    asio::awaitable<void> release() {
+      if (!hold_) co_return;
+      co_await im_.backend([&] { hold_.reset(); });
+    }
 
    private:
     Impl& im_;
     std::string id_;
+    std::unique_ptr<meta::MetadataStore::Hold> hold_;
   };
 
   // An upload being written by this request: the session and its hash (of
@@ -194,6 +224,7 @@ struct Registry::Impl {
   struct Writing {
     meta::UploadRecord session;
     core::Hasher hash{core::DigestAlgorithm::Sha256};
+    Claim* claim = nullptr;  // held across processes (Claim::hold), when it was taken
   };
 
   // Runs a blocking backend call off the I/O thread when the registry was
@@ -301,7 +332,9 @@ struct Registry::Impl {
       if (offset > started) {
         w.session.digest_state = w.hash.save();
         w.session.updated = now_s();
-        co_await backend([&] { meta.save_upload_progress(w.session); });
+        co_await backend([&] {
+          if (!w.claim || !w.claim->lost()) meta.save_upload_progress(w.session);
+        });
       }
       std::rethrow_exception(read_error);
     }
@@ -800,12 +833,14 @@ struct Registry::Impl {
       ex.route = "upload_delete";
       {
         Claim c(*this, id);
+        co_await c.hold();
         co_await backend([&] {
           auto found = get_upload(name, id);
           if (opts.upload_observer) opts.upload_observer->dropped(id);
           blobs.delete_upload(id, found.driver_state);
           meta.delete_upload(id);
         });
+        co_await c.release();
       }
       Response r;
       r.status = 204;
@@ -821,10 +856,12 @@ struct Registry::Impl {
     Response r;
     {
       Claim c(*this, id);
+      co_await c.hold();
       // Read once the claim is ours: what the last writer stored. (Not in the
       // braced initializer: GCC 12 frees a co_await temporary there twice.)
       meta::UploadRecord stored = co_await backend([&] { return get_upload(name, id); });
       Writing w{std::move(stored)};
+      w.claim = &c;
       std::optional<Digest> want;
       if (m == "PUT") {
         auto dg = req.param("digest");
@@ -854,13 +891,20 @@ struct Registry::Impl {
         if (m == "PATCH") {
           w.session.digest_state = w.hash.save();
           w.session.updated = now_s();
-          co_await backend([&] { meta.save_upload_progress(w.session); });
+          co_await backend([&] {
+            c.check();
+            meta.save_upload_progress(w.session);
+          });
           r = upload_progress(req, name, id, w.session.size, 202);
         } else {
-          co_await backend([&] { finish_upload(name, w, *want); });
+          co_await backend([&] {
+            c.check();
+            finish_upload(name, w, *want);
+          });
           r = blob_created(req, name, *want);
         }
       }
+      co_await c.release();
     }
     co_await ex.send(r);
   }

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <random>
 #include <thread>
@@ -130,6 +131,40 @@ TEST_F(Pg, DeadConnectionIsReplacedAndTheReadRetried) {
   EXPECT_TRUE(s->repository_exists("ns/r"));
   s->link_blob("ns/r", "sha256:aa", 3);  // a write after it works too
   EXPECT_EQ(s->linked_blob_size("ns/r", "sha256:aa"), 3u);
+}
+
+// MetadataStore::try_hold: what keeps two replicas from writing one upload
+// session at once.
+TEST_F(Pg, HoldIsExclusiveAcrossProcessesAndEndsWithItsConnection) {
+  auto o = options();
+  o.application_name = o.schema + "_a";
+  auto a = meta::make_pg_store(o);
+  auto ob = o;
+  ob.application_name = o.schema + "_b";  // "another process": a store of its own on the same schema
+  auto b = meta::make_pg_store(ob);
+  auto held = a->try_hold("upload:x");
+  ASSERT_TRUE(held);
+  EXPECT_FALSE(held->lost());
+  EXPECT_EQ(b->try_hold("upload:x"), nullptr) << "two stores held one name";
+  EXPECT_TRUE(b->try_hold("upload:y")) << "another name is free";
+  EXPECT_TRUE(meta::make_pg_store(options())->try_hold("upload:x")) << "the name is held in another schema too";
+  held.reset();
+  auto hb = b->try_hold("upload:x");
+  ASSERT_TRUE(hb) << "released, yet still held";
+  EXPECT_EQ(a->try_hold("upload:x"), nullptr);
+  // b's connections die (its process died, or the server restarted): its hold
+  // ends with them, and says so.
+  EXPECT_NE(sql(o, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" +
+                       ob.application_name + "'"),
+            "0");
+  std::unique_ptr<meta::MetadataStore::Hold> taken;
+  for (int i = 0; i < 100 && !taken; ++i) {  // the server ends the terminated backend asynchronously
+    taken = a->try_hold("upload:x");
+    if (!taken) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(taken) << "the hold of a dead connection was not released";
+  EXPECT_TRUE(hb->lost());
+  EXPECT_FALSE(taken->lost());
 }
 
 TEST_F(Pg, NameTakenByConcurrentRequestIsConflict) {
