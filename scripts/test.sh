@@ -140,6 +140,7 @@ stage_pg_s3() {
   step bash tests/server/backend_faults.sh || rc=1
   step bash tests/server/backend_startup.sh || rc=1
   step bash tests/cluster/upload_lock.sh || rc=1
+  step bash tests/cluster/revocation.sh || rc=1
   # the squash operations and gc stages' scripts (1 GiB images), and a blob over 5 GiB, on PostgreSQL + RGW on BlueStore
   s3_big_up || return 1
   step env WHARF_TEST_BACKEND=pg-s3 WHARF_TEST_S3_ENDPOINT=$WHARF_TEST_S3_BIG_ENDPOINT bash tests/server/squash_ops.sh || rc=1
@@ -245,7 +246,7 @@ for s in "${stages[@]}"; do
     ui) run_stage "ui (Playwright + chromium: Fetch Tag to docker run)" stage_ui ;;
     server) run_stage "server (TLS, logs, SIGTERM drain, slow clients, connection limits, framing, squash operations, gc)" stage_server ;;
     e2e) run_stage "e2e real clients" stage_e2e ;;
-    pg-s3) run_stage "pg-s3 (API suite, real clients with presigned redirects, listing, wharf migrate, faults, one upload writer across two replicas, squash operations, gc, a 5 GiB blob: on PostgreSQL + Ceph RGW)" stage_pg_s3 ;;
+    pg-s3) run_stage "pg-s3 (API suite, real clients with presigned redirects, listing, wharf migrate, faults, one upload writer and revocations across two replicas, squash operations, gc, a 5 GiB blob: on PostgreSQL + Ceph RGW)" stage_pg_s3 ;;
     squash) run_stage "squash merge semantics vs umoci (generated cases)" stage_squash ;;
     fuzz) run_stage "fuzz (libFuzzer: layer decoder, tar reader, planner; 30 s)" stage_fuzz ;;
     sanitize) run_stage "sanitize (ASan + UBSan: unit tests and the API suite)" stage_sanitize ;;
