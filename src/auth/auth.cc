@@ -96,9 +96,11 @@ Principal Auth::login(const http::Request& req, std::string_view name, std::stri
   if (name.empty() || name.size() > 129 || secret.size() > 4096)
     throw Error(ErrorCode::Unauthorized, "invalid username or password");
   std::string addr = req.client_addr();
-  std::string rate_key = addr + "\n" + std::string(name);
-  limiter_.check(rate_key);
-  limiter_.check(addr);  // the per-address budget: many accounts guessed from one place
+  // The limiter's keys, as keyed hashes (login_limiter.h): the pair, and the
+  // address alone for the per-address budget (many accounts guessed from one place).
+  std::string rate_key = key_.keyed_hash("login\n" + addr + "\n" + std::string(name));
+  std::string addr_key = key_.keyed_hash("login-address\n" + addr);
+  limiter_.check({rate_key, addr_key});
   std::optional<Principal> who;
   Credential via = Credential::Password;
   if (name.find('+') != std::string_view::npos) {
@@ -131,7 +133,7 @@ Principal Auth::login(const http::Request& req, std::string_view name, std::stri
   }
   if (!who) {
     limiter_.note_failure(rate_key, opts_.max_failed_logins);
-    limiter_.note_failure(addr, opts_.max_failed_logins_per_address);
+    limiter_.note_failure(addr_key, opts_.max_failed_logins_per_address);
     // The name as typed may be a secret pasted into the wrong field: an
     // account that exists is named, any other name only by a keyed hash
     // (equal names group together; the log neither shows nor lets anyone

@@ -133,7 +133,7 @@ class Auth : public AccessControl {
 
   AccessPolicy policy_{accounts_};
   RegistryTokens tokens_{signer_, opts_};
-  LoginLimiter limiter_{opts_};
+  LoginLimiter limiter_{opts_, accounts_};
   PasswordChecker passwords_{opts_};
 
   // State below is protected by mu_.

@@ -156,13 +156,16 @@ int serve(core::Config cfg) {
   http::Server server(so, handler);
   server.bind();
   if (acc.store)
-    server.every(std::chrono::seconds(600), [&acc] {
+    server.every(std::chrono::seconds(600), [&acc, &cfg] {
       try {
-        acc.store->purge_sessions(std::chrono::duration_cast<std::chrono::seconds>(
-                                      std::chrono::system_clock::now().time_since_epoch())
-                                      .count());
+        int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+        acc.store->purge_sessions(now);
+        // failed sign-ins that no longer count, blocks that ended
+        acc.store->purge_login_failures(now - std::max(cfg.auth.failed_login_window_seconds, 1));
       } catch (const std::exception& e) {
-        say(spdlog::level::warn, std::string("purging expired sessions failed: ") + e.what());
+        say(spdlog::level::warn, std::string("purging expired sessions and old failed logins failed: ") + e.what());
       }
     });
   server.every(std::chrono::seconds(std::max(1, cfg.uploads.purge_interval_seconds)), [&reg] {

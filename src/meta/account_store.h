@@ -240,6 +240,20 @@ class AccountStore {
   // of the account or repository that has that name now (its uid), never
   // those of a deleted predecessor of the same name.
   virtual std::vector<AuditEvent> audit(const AuditQuery& q) = 0;
+
+  // Failed sign-ins, counted where every process sharing the store sees them
+  // (so a guesser gains nothing by spreading guesses over replicas). Keys are
+  // the limiter's ("address\naccount", or an address).
+  // Records a failure under `key` at `now`; returns the failures recorded
+  // under it at or after `since`, this one included (older ones are dropped).
+  virtual int note_login_failure(std::string_view key, int64_t now, int64_t since) = 0;
+  // Blocks `key` until `until` (a later block already there stays) and
+  // forgets its failures (they are counted afresh).
+  virtual void block_login(std::string_view key, int64_t until) = 0;
+  // The latest block of any of `keys` that lasts beyond `now` (0: none).
+  virtual int64_t login_blocked_until(const std::vector<std::string>& keys, int64_t now) = 0;
+  // Drops failures before `before` and blocks that ended by then; returns how many rows went.
+  virtual size_t purge_login_failures(int64_t before) = 0;
 };
 
 }  // namespace wharf::meta

@@ -571,6 +571,47 @@ class SqlAccountStore : public AccountStore {
     });
   }
 
+  int note_login_failure(std::string_view key, int64_t now, int64_t since) override {
+    return db_.write([&](Conn& c) {
+      c.prepare("DELETE FROM login_failures WHERE key = ? AND at < ?").bind(key).bind(since).run();
+      c.prepare("INSERT INTO login_failures(key, at) VALUES(?, ?)").bind(key).bind(now).run();
+      auto st = c.prepare("SELECT count(*) FROM login_failures WHERE key = ?");
+      st.bind(key);
+      st.step();
+      return static_cast<int>(st.i64(0));
+    });
+  }
+  void block_login(std::string_view key, int64_t until) override {
+    db_.write([&](Conn& c) {
+      c.prepare("DELETE FROM login_failures WHERE key = ?").bind(key).run();  // counted afresh after the block
+      c.prepare(
+           "INSERT INTO login_blocks(key, until) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET until = "
+           "CASE WHEN login_blocks.until > ?2 THEN login_blocks.until ELSE ?2 END")
+          .bind(key)
+          .bind(until)
+          .run();
+    });
+  }
+  int64_t login_blocked_until(const std::vector<std::string>& keys, int64_t now) override {
+    return db_.with([&](Conn& c) {
+      int64_t latest = 0;
+      for (const auto& k : keys) {
+        auto st = c.prepare("SELECT until FROM login_blocks WHERE key = ? AND until > ?");
+        st.bind(k).bind(now);
+        if (st.step()) latest = std::max(latest, st.i64(0));
+      }
+      return latest;
+    });
+  }
+  size_t purge_login_failures(int64_t before) override {
+    return db_.write([&](Conn& c) {
+      c.prepare("DELETE FROM login_failures WHERE at < ?").bind(before).run();
+      size_t n = static_cast<size_t>(c.last_changes());
+      c.prepare("DELETE FROM login_blocks WHERE until <= ?").bind(before).run();
+      return n + static_cast<size_t>(c.last_changes());
+    });
+  }
+
   void append_audit(const std::vector<AuditEvent>& events) override {
     if (events.empty()) return;
     db_.write([&](Conn& c) {

@@ -58,6 +58,13 @@ ALTER TABLE audit ADD COLUMN repo_uid INTEGER NOT NULL DEFAULT 0;
 UPDATE audit SET ns_uid = COALESCE((SELECT uid FROM accounts WHERE name = audit.ns), 0);
 UPDATE audit SET repo_uid = COALESCE((SELECT uid FROM repo_settings WHERE name = audit.repo), 0) WHERE repo != '';
 )SQL",
+    // version 3: failed sign-ins and the blocks they caused (the login limiter's, shared by every process)
+    R"SQL(
+CREATE TABLE login_failures(key TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX login_failures_key ON login_failures(key, at);
+CREATE INDEX login_failures_at ON login_failures(at);
+CREATE TABLE login_blocks(key TEXT PRIMARY KEY, until INTEGER NOT NULL);
+)SQL",
 };
 
 }  // namespace

@@ -4,7 +4,7 @@
 # the replica). What one replica issues works on the other, and what is
 # revoked through replica A stops working on replica B within one second: a
 # regenerated robot token, a removed permission, a signed-out session, a
-# deleted user. Needs WHARF_TEST_PG_DSN and WHARF_TEST_S3_ENDPOINT
+# deleted user; and failed sign-ins are counted across replicas. Needs WHARF_TEST_PG_DSN and WHARF_TEST_S3_ENDPOINT
 # (scripts/test.sh's pg-s3 stage).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -88,3 +88,18 @@ echo "PASS a session opened on replica B works on A; signed out on A, it is gone
 api "$A" DELETE /superuser/users/bob >/dev/null
 within_a_second "logs in a deleted user" test "$(pulls "$B" "bob:bob-pw-0001")" = 401
 echo "PASS a user deleted on replica A cannot log in on replica B within a second (the password check's cache is keyed by the account's state)"
+
+# The failed-login limit counts across replicas: 5 wrong passwords for carol
+# (auth.max_failed_logins), spread over both replicas, block her on both.
+"$WHARF_BIN" user create carol --email carol@example.com --password-stdin --data-dir "$work/a" --config "$cfg" \
+  <<<"carol-pw-0001" >/dev/null
+for i in 1 2 3 4 5; do
+  base=$A; [ $((i % 2)) = 0 ] && base=$B
+  code=$(pulls "$base" "carol:wrong-$i")
+  [ "$code" = 401 ] || fail "wrong password $i for carol on $base: $code (expected 401)"
+done
+for base in "$A" "$B"; do
+  code=$(pulls "$base" "carol:carol-pw-0001")
+  [ "$code" = 429 ] || fail "after 5 wrong passwords spread over both replicas, carol's right one on $base got $code, not 429"
+done
+echo "PASS 5 wrong passwords spread over both replicas block the account on both (429)"

@@ -774,6 +774,26 @@ TEST_P(AccountSuite, PurgeSessionsRemovesOnlyExpiredOnesAndCountsThem) {
   EXPECT_FALSE(acc_->session("c"));
 }
 
+// ---- failed sign-ins -----------------------------------------------------
+
+TEST_P(AccountSuite, LoginFailuresAreCountedWithinTheWindowAndBlocksLast) {
+  EXPECT_EQ(acc_->note_login_failure("k", 100, 0), 1);
+  EXPECT_EQ(acc_->note_login_failure("k", 110, 0), 2);
+  EXPECT_EQ(acc_->note_login_failure("other", 110, 0), 1) << "keys are counted apart";
+  EXPECT_EQ(acc_->note_login_failure("k", 200, 105), 2) << "a failure before the window no longer counts";
+  EXPECT_EQ(acc_->login_blocked_until({"k", "other"}, 200), 0);
+  acc_->block_login("k", 500);
+  EXPECT_EQ(acc_->login_blocked_until({"other", "k"}, 200), 500);
+  EXPECT_EQ(acc_->login_blocked_until({"k"}, 500), 0) << "a block ends at its time";
+  acc_->block_login("k", 400);
+  EXPECT_EQ(acc_->login_blocked_until({"k"}, 200), 500) << "an earlier block does not shorten a later one";
+  EXPECT_EQ(acc_->note_login_failure("k", 210, 105), 1) << "a block starts the count afresh";
+  acc_->block_login("other", 300);
+  EXPECT_EQ(acc_->purge_login_failures(300), 2u) << "k's failure at 210 and the block of other (its failures went with the block)";
+  EXPECT_EQ(acc_->login_blocked_until({"k"}, 200), 500);
+  EXPECT_EQ(acc_->note_login_failure("k", 310, 0), 1);
+}
+
 // ---- audit log -----------------------------------------------------------
 
 TEST_P(AccountSuite, AuditIsNewestFirstAndKeepsEveryField) {
