@@ -132,8 +132,14 @@ Principal Auth::login(const http::Request& req, std::string_view name, std::stri
     if (ok) who = user_principal(*a, via);
   }
   if (!who) {
-    limiter_.note_failure(rate_key, opts_.max_failed_logins);
-    limiter_.note_failure(addr_key, opts_.max_failed_logins_per_address);
+    try {
+      limiter_.note_failure(rate_key, opts_.max_failed_logins);
+      limiter_.note_failure(addr_key, opts_.max_failed_logins_per_address);
+    } catch (const std::exception& e) {
+      // The answer is still "wrong password" (and audited); the count is
+      // what a store failure costs, said in the log.
+      spdlog::warn("counting a failed sign-in failed: {}", e.what());
+    }
     // The name as typed may be a secret pasted into the wrong field: an
     // account that exists is named, any other name only by a keyed hash
     // (equal names group together; the log neither shows nor lets anyone

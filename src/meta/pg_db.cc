@@ -343,7 +343,12 @@ const char* const kLockKey = "hashtext('wharf:' || current_schema()), hashtext(?
 Conn& Locks::conn() {
   if (!conn_ || conn_->broken()) {
     conn_.reset();
-    conn_ = std::make_unique<Conn>(o_);
+    auto c = std::make_unique<Conn>(o_);
+    // The server drops this session, and the locks with it, once the holder's
+    // host stops answering: within ~15 s, not the OS default of two hours
+    // (a host that died without closing its connections).
+    c->exec("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3");
+    conn_ = std::move(c);
     ++gen_;
   }
   return *conn_;

@@ -180,11 +180,8 @@ struct Registry::Impl {
         throw Error(ErrorCode::BlobUploadInvalid, "another request is writing to this upload session");
     }
     ~Claim() {
-      if (hold_) {  // a release left on an error path: not on this (I/O) thread
-        auto h = std::shared_ptr<meta::MetadataStore::Hold>(std::move(hold_));
-        if (im_.opts.offload)
-          im_.opts.offload->post([h] {});
-      }
+      if (hold_ && im_.opts.offload)  // a release left on an error path: not on this (I/O) thread
+        im_.opts.offload->post([h = std::shared_ptr<meta::MetadataStore::Hold>(std::move(hold_))] {});
       std::lock_guard lk(im_.mu);
       im_.busy.erase(id_);
     }
@@ -325,7 +322,10 @@ struct Registry::Impl {
       }
       co_await backend([&] { aw.finish(); });  // a write error leaves the session as it was stored
     }
-    co_await backend([&] { out->close(); });
+    co_await backend([&] {
+      if (w.claim) w.claim->check();  // before the tail is stored: another writer may hold the session
+      out->close();
+    });
     w.session.size = offset;
     w.session.driver_state = out->state();
     if (read_error) {
@@ -1003,6 +1003,8 @@ size_t Registry::purge_expired_uploads() {
       std::lock_guard lk(im.mu);
       if (im.busy.count(u.id)) continue;
     }
+    auto held = im.meta.try_hold("upload:" + u.id);  // a replica writing it (a long PATCH updates the session at its end)
+    if (!held) continue;
     if (im.opts.upload_observer) im.opts.upload_observer->dropped(u.id);
     im.blobs.delete_upload(u.id, u.driver_state);
     im.meta.delete_upload(u.id);

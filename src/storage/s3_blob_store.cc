@@ -112,7 +112,7 @@ class Spares {
     return {std::unique_ptr<char[]>(new char[size]), size};
   }
   void give(Block b) {
-    if (!b.p) return;
+    if (!b.p || b.cap < kMinKept) return;  // small ones come cheaply from malloc's heap
     std::lock_guard lk(mu_);
     if (kept_ + b.cap > kKeepBytes) return;  // freed
     kept_ += b.cap;
@@ -121,6 +121,7 @@ class Spares {
 
  private:
   static constexpr size_t kKeepBytes = 64 << 20;
+  static constexpr size_t kMinKept = 1 << 20;
   std::mutex mu_;
   std::vector<Block> free_;  // guarded by mu_
   size_t kept_ = 0;          // guarded by mu_: the sum of free_'s caps
@@ -258,6 +259,8 @@ class S3Reader : public BlobReader {
       };
       try {
         c_.send(r);
+        if (open_error) std::rethrow_exception(open_error);  // (an answer without a body: told after the transfer)
+        if (!opened) throw std::runtime_error("s3: GET " + key_ + ": no answer to take the size from");
         if (at < size_) throw S3Error("s3: GET " + key_ + ": the object ended early", 0, "");
       } catch (const S3Error& e) {
         bool stopped;
@@ -463,6 +466,7 @@ class S3Store : public BlobStore {
     // finds what a crashed writer left behind (an older tail, a multipart
     // upload whose state was never stored) runs after the request.
     if (st.tail_size > 0) del(upload_key(id, tail_name(st.tail)));
+    if (st.tail > 0) del(upload_key(id, tail_name(st.tail - 1)));  // the one before (its append left it: see S3Writer::close)
     del(upload_key(id, "info"));
     sweep_later(id);
   }
@@ -706,27 +710,19 @@ class S3Store : public BlobStore {
 class S3Writer : public UploadWriter {
  public:
   S3Writer(S3Store& s, std::string id, State st) : s_(s), id_(std::move(id)), st_(std::move(st)) {
-    part_ = Spares::global().take(s_.part_size(st_.parts.size()));
+    size_t part = static_cast<size_t>(s_.part_size(st_.parts.size()));
+    part_ = Spares::global().take(part);
     if (st_.tail_size > 0) {
-      if (st_.tail_size >= part_.cap) throw std::runtime_error("s3: the upload's tail is not below a part");
       Request r;
       r.key = s_.upload_key(id_, S3Store::tail_name(st_.tail));
-      r.sink = [&](const char* p, size_t k) {
-        if (k > part_.cap - fill_) return false;
-        std::memcpy(part_.p.get() + fill_, p, k);
-        fill_ += k;
-        return true;
-      };
-      for (int attempt = 0;; ++attempt) {  // the client does not retry a GET that streamed: from the start
-        try {
-          fill_ = 0;
-          s_.client().send(r);
-          break;
-        } catch (const S3Error& e) {
-          if (e.status != 0 || attempt == 2) throw;
-        }
+      std::string tail = s_.client().send(r).body;
+      if (tail.size() != st_.tail_size) throw std::runtime_error("s3: the upload's tail object has another size");
+      if (tail.size() < part) {
+        std::memcpy(part_.p.get(), tail.data(), tail.size());
+        fill_ = tail.size();
+      } else {  // not below a part (part_size was lowered since it was written): sent as parts, the rest a new tail
+        write(tail.data(), tail.size());
       }
-      if (fill_ != st_.tail_size) throw std::runtime_error("s3: the upload's tail object has another size");
     }
   }
   ~S3Writer() override {
@@ -749,6 +745,7 @@ class S3Writer : public UploadWriter {
         std::memcpy(bigger.p.get(), part_.p.get(), fill_);
         Spares::global().give(std::exchange(part_, std::move(bigger)));
       }
+      if (fill_ >= part) throw std::logic_error("s3: a part's block holds more than a part");  // (cannot happen)
       size_t m = std::min(n, part - fill_);
       std::memcpy(part_.p.get() + fill_, p, m);
       fill_ += m;

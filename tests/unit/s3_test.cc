@@ -112,6 +112,33 @@ TEST_F(S3, ChunkedUploadAcrossPartsAndProcessesCommitsWholeAndLeavesNothing) {
   EXPECT_EQ(pending, 0) << "a multipart upload was left behind";
 }
 
+// A replica with a smaller part_size continues an upload whose tail is not
+// below its part size: the tail goes out as a part, nothing is lost.
+TEST_F(S3, AnUploadContinuedWithASmallerPartSizeCommitsWhole) {
+  auto big = options("partsize");
+  big.part_size = 8 << 20;
+  auto small = big;
+  small.part_size = 5 << 20;
+  const std::string blob = random_bytes((13 << 20) + 99);
+  auto first = storage::make_s3_blob_store(big);  // (a writer uses its store: the store outlives it)
+  std::string st = first->create_upload("ps1");
+  {
+    auto w = first->append_upload("ps1", st);
+    w->write(blob.data(), 7 << 20);  // a 7 MiB tail: below 8 MiB, not below 5
+    w->close();
+    st = w->state();
+  }
+  auto store = storage::make_s3_blob_store(small);
+  auto w = store->append_upload("ps1", st);
+  w->write(blob.data() + (7 << 20), blob.size() - (7 << 20));
+  w->close();
+  st = w->state();
+  EXPECT_EQ(store->upload_size("ps1", st).value(), blob.size());
+  auto d = core::sha256_of(blob);
+  store->commit_upload("ps1", st, d);
+  EXPECT_EQ(read_all(*store->open(d)), blob);
+}
+
 TEST_F(S3, CancelledUploadAbortsItsMultipartUploadAndLeavesNothing) {
   auto o = options("cancel");
   storage::s3::Client c(o.client);
