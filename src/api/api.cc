@@ -839,10 +839,10 @@ struct Api::Impl {
     require_repo(c, repo, Role::Write);
     if (!squash) throw Error(ErrorCode::Unsupported, "squashed downloads are not available");
     auto img = squash->resolve(repo, tag, c.req.param("platform").value_or(""));
-    auto job = squash->acquire(img);
+    auto job = squash->acquire(img).job;  // none: another replica builds it
     record(c, "squash_prime", repo, json{{"reference", tag}});
     reply(c, 202, json{{"manifest", img.manifest_digest},
-                       {"status", job->state() == squash::Job::State::Done ? "cached" : "building"}});
+                       {"status", job && job->state() == squash::Job::State::Done ? "cached" : "building"}});
   }
   void repo_permissions(Call& c, const std::string& repo) {
     require_repo(c, repo, Role::Admin);

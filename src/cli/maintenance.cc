@@ -88,7 +88,14 @@ int squash_prime(const core::Config& cfg, const std::string& ref, const std::str
   auto meta = open_metadata_store(cfg, false);
   squash::Service svc(squash::service_options(cfg.squash, cfg.data_dir), *blobs, *meta);
   auto img = svc.resolve(name, tag, platform);
-  auto job = svc.acquire(img);
+  // Another process sharing the metadata store may hold the build's lease:
+  // then its entry is waited for (or the lease, should that process die).
+  auto job = svc.acquire(img).job;
+  for (bool told = false; !job; job = svc.acquire(img).job) {
+    if (!told) std::cerr << "another process is building this squash; waiting for it" << std::endl;
+    told = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
   while (job->state() != squash::Job::State::Done && job->state() != squash::Job::State::Failed)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (job->state() == squash::Job::State::Failed) std::rethrow_exception(job->failure());

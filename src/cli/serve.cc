@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "api/api.h"
@@ -14,6 +15,8 @@
 #include "cli/endpoints.h"
 #include "cli/log.h"
 #include "cli/stores.h"
+#include "cluster/peer.h"
+#include "cluster/periodic.h"
 #include "core/metrics.h"
 #include "http/error_response.h"
 #include "http/server.h"
@@ -61,10 +64,40 @@ http::ServerOptions server_options(const core::Config& cfg) {
   return so;
 }
 
+// Replicas share nothing but PostgreSQL and the object store: a replica on
+// the embedded backends would silently serve its own registry.
+void check_cluster(const core::Config& cfg) {
+  if (cfg.cluster.advertise.empty()) {
+    if (!cfg.cluster.replica_id.empty() || !cfg.cluster.secret_file.empty())
+      throw std::runtime_error("cluster: replica_id or secret_file is set without cluster.advertise (the host:port "
+                               "other replicas reach this one at); set it to run as a replica");
+    return;
+  }
+  std::string embedded;
+  if (cfg.metadata.driver == "sqlite") embedded = "metadata.driver is sqlite";
+  if (cfg.storage.driver == "filesystem")
+    embedded += (embedded.empty() ? "" : " and ") + std::string("storage.driver is filesystem");
+  if (!embedded.empty())
+    throw std::runtime_error("cluster.advertise is set (this process is to be a replica) but " + embedded +
+                             ": replicas share nothing but a PostgreSQL database and an S3 bucket; set "
+                             "metadata.driver: postgres and storage.driver: s3 (docs/deployment.md)");
+  if (cfg.cluster.secret_file.empty())
+    throw std::runtime_error("cluster.advertise is set but cluster.secret_file is not: replicas sign their requests "
+                             "to each other with a secret they share (e.g. openssl rand -hex 32 > FILE)");
+  if (cfg.cluster.advertise.find(':') == std::string::npos || cfg.cluster.advertise.find('/') != std::string::npos)
+    throw std::runtime_error("cluster.advertise: give host:port (as the other replicas reach this one), not \"" +
+                             cfg.cluster.advertise + "\"");
+}
+
 }  // namespace
 
 int serve(core::Config cfg) {
   raise_open_file_limit();
+  check_cluster(cfg);
+  const bool replica = !cfg.cluster.advertise.empty();
+  const std::string replica_id = cfg.cluster.replica_id.empty() ? cfg.cluster.advertise : cfg.cluster.replica_id;
+  std::optional<cluster::PeerAuth> peers;
+  if (replica) peers = cluster::PeerAuth::from_file(cfg.cluster.secret_file);
   auto blobs = open_blob_store(cfg);
   auto meta = open_metadata_store(cfg, true);
 
@@ -74,7 +107,10 @@ int serve(core::Config cfg) {
   http::Offload offload(cfg.backend_threads > 0 ? static_cast<unsigned>(cfg.backend_threads) : remote ? 32u : 0u);
   http::Offload* pool = offload.enabled() ? &offload : nullptr;
 
-  squash::Service squasher(squash::service_options(cfg.squash, cfg.data_dir), *blobs, *meta);
+  squash::ServiceOptions sq = squash::service_options(cfg.squash, cfg.data_dir);
+  sq.replica = replica_id;
+  sq.advertise = cfg.cluster.advertise;
+  squash::Service squasher(sq, *blobs, *meta);
   AccountsEnv acc;
   std::unique_ptr<auth::Auth> authz;
   if (cfg.auth.enabled) {
@@ -84,7 +120,7 @@ int serve(core::Config cfg) {
     authz = std::make_unique<auth::Auth>(ao, *acc.store, *meta, *acc.key, *acc.signer);
   }
   registry::SquashEndpoint squash_endpoint(
-      {cfg.squash.repo_host, cfg.external_url, authz.get(), pool, cfg.read_only}, squasher);
+      {cfg.squash.repo_host, cfg.external_url, authz.get(), pool, cfg.read_only, peers ? &*peers : nullptr}, squasher);
   std::unique_ptr<api::Api> mgmt;
   if (authz)
     mgmt = std::make_unique<api::Api>(api::Options{cfg.external_url, pool, cfg.read_only}, *authz, *meta, &squasher);
@@ -115,7 +151,7 @@ int serve(core::Config cfg) {
       if (auto s = acc.store->repo_settings(repo)) per_repo = s->auto_prime;
     if (!squash::auto_prime_wanted(cfg.squash.auto_prime, repo, per_repo)) return;
     try {
-      squasher.acquire(squasher.resolve(repo, tag, ""));  // builds in the background
+      squasher.acquire(squasher.resolve(repo, tag, ""));  // builds in the background (or another replica does)
       core::Metrics::global().add("wharf_squash_auto_primes_total");
     } catch (const std::exception& e) {  // an artifact, a full queue...: the push itself succeeded
       say(spdlog::level::info, fmt::format("auto-prime of {}:{} skipped: {}", repo, tag, e.what()));
@@ -155,8 +191,10 @@ int serve(core::Config cfg) {
 
   http::Server server(so, handler);
   server.bind();
+  // Periodic work, once in the cluster (on the embedded stores: here).
+  cluster::Periodic periodic(*meta, replica_id.empty() ? "local" : replica_id);
   if (acc.store)
-    server.every(std::chrono::seconds(600), [&acc, &cfg] {
+    periodic.add("purge-sessions", std::chrono::seconds(600), [&acc, &cfg] {
       try {
         int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
@@ -168,9 +206,17 @@ int serve(core::Config cfg) {
         say(spdlog::level::warn, std::string("purging expired sessions and old failed logins failed: ") + e.what());
       }
     });
-  server.every(std::chrono::seconds(std::max(1, cfg.uploads.purge_interval_seconds)), [&reg] {
-    if (size_t n = reg.purge_expired_uploads()) say(spdlog::level::info, fmt::format("removed {} expired upload sessions", n));
+  periodic.add("expire-uploads", std::chrono::seconds(std::max(1, cfg.uploads.purge_interval_seconds)), [&reg] {
+    try {
+      if (size_t n = reg.purge_expired_uploads()) say(spdlog::level::info, fmt::format("removed {} expired upload sessions", n));
+    } catch (const std::exception& e) {
+      say(spdlog::level::warn, std::string("expiring abandoned uploads failed: ") + e.what());
+    }
   });
+  periodic.start();
+  if (replica)
+    say(spdlog::level::info, fmt::format("replica {} (advertised to the other replicas as {})", replica_id,
+                                         cfg.cluster.advertise));
   std::string scheme = cfg.tls.cert.empty() ? "http" : "https";
   say(spdlog::level::info, fmt::format("wharf listening on {}://{} (data in {}, {} threads)", scheme, cfg.listen,
                                        std::filesystem::absolute(cfg.data_dir).string(), so.threads));

@@ -279,6 +279,23 @@ struct MetadataConfig {
   template <class V> void visit(V& v) { v("driver", driver); v("sqlite", sqlite); v("postgres", postgres); }
 };
 
+// cluster: several `wharf serve` replicas on one PostgreSQL database and one
+// S3 bucket (docs/deployment.md). Set `advertise` to run as a replica:
+// wharf then refuses the embedded backends, takes cluster-wide leases for
+// squash builds (another replica's clients are relayed from the builder, to
+// `advertise`, authenticated with the shared secret) and runs periodic work
+// once in the cluster.
+struct ClusterConfig {
+  std::string replica_id;   // names this replica in logs and leases ("" : the advertised address)
+  std::string advertise;    // host:port the other replicas reach this one at (plain HTTP, internal network)
+  std::string secret_file;  // the secret every replica shares (at least 32 bytes; trailing newline ignored)
+  template <class V> void visit(V& v) {
+    v("replica_id", replica_id);
+    v("advertise", advertise);
+    v("secret_file", secret_file);
+  }
+};
+
 struct Config {
   std::string listen = "127.0.0.1:5000";
   std::string data_dir = "./wharf-data";
@@ -308,6 +325,7 @@ struct Config {
   AuthConfig auth;
   StorageConfig storage;
   MetadataConfig metadata;
+  ClusterConfig cluster;
   template <class V> void visit(V& v) {
     v("listen", listen);
     v("data_dir", data_dir);
@@ -328,6 +346,7 @@ struct Config {
     v("auth", auth);
     v("storage", storage);
     v("metadata", metadata);
+    v("cluster", cluster);
   }
 };
 

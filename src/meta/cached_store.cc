@@ -148,6 +148,16 @@ class CachedStore : public MetadataStore {
   std::vector<std::string> indexed_layers() override { return in_->indexed_layers(); }
   void probe() override { in_->probe(); }
   std::unique_ptr<Hold> try_hold(std::string_view name) override { return in_->try_hold(name); }
+  bool claim_periodic(std::string_view name, int64_t interval_ms, std::string_view replica) override {
+    return in_->claim_periodic(name, interval_ms, replica);
+  }
+  void set_squash_builder(std::string_view key, std::string_view replica, std::string_view address) override {
+    in_->set_squash_builder(key, replica, address);
+  }
+  std::optional<std::string> squash_builder(std::string_view key) override { return in_->squash_builder(key); }
+  void clear_squash_builder(std::string_view key, std::string_view replica) override {
+    in_->clear_squash_builder(key, replica);
+  }
 
  private:
   template <class T>

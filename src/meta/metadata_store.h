@@ -227,6 +227,29 @@ class MetadataStore {
     (void)name;
     return std::make_unique<Hold>();
   }
+
+  // ---- coordination of replicas ---------------------------------------------
+  // Periodic work done once among the processes sharing the store: true when
+  // no process ran `name` in the last `interval_ms` (by the store's clock, so
+  // the replicas' clocks need not agree), and this call now counts as its
+  // run, by `replica`. The embedded store serves one process: always true.
+  virtual bool claim_periodic(std::string_view name, int64_t interval_ms, std::string_view replica) {
+    (void)name, (void)interval_ms, (void)replica;
+    return true;
+  }
+  // Where the squash build of cache key `key` runs: the holder of the hold
+  // "squash:<key>" records its advertised address after taking it, and
+  // clears it (only its own record) when the build ends. A record outlives a
+  // holder that died: readers trust it only while the hold is taken. The
+  // embedded store records nothing (one process builds everything itself).
+  virtual void set_squash_builder(std::string_view key, std::string_view replica, std::string_view address) {
+    (void)key, (void)replica, (void)address;
+  }
+  virtual std::optional<std::string> squash_builder(std::string_view key) {
+    (void)key;
+    return std::nullopt;
+  }
+  virtual void clear_squash_builder(std::string_view key, std::string_view replica) { (void)key, (void)replica; }
 };
 
 // Wraps `inner` with an in-process cache of tag resolutions and manifests.

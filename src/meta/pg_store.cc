@@ -14,7 +14,7 @@ namespace wharf::meta {
 
 namespace {
 
-// One version so far; later versions are appended (additive unless listed
+// Later versions are appended (additive unless listed
 // as breaking in the migrate() call: see pg_db.h). Names, tags and digests
 // compare in byte order (COLLATE "C"), as the API's paging promises.
 const std::vector<const char*> kSchema = {
@@ -54,6 +54,13 @@ CREATE INDEX layer_index_states ON layer_index(states_digest);
 CREATE TABLE blob_states(digest TEXT PRIMARY KEY, deleting BIGINT NOT NULL, written BIGINT NOT NULL,
                          marked BIGINT NOT NULL);
 )SQL",
+    // version 2 (additive): replicas' coordination — the last run of each
+    // periodic job, and the replica building each squash (its address)
+    R"SQL(
+CREATE TABLE periodic_runs(name TEXT PRIMARY KEY, last_run_ms BIGINT NOT NULL, replica TEXT NOT NULL);
+CREATE TABLE squash_builders(key TEXT PRIMARY KEY, replica TEXT NOT NULL, address TEXT NOT NULL,
+                             started BIGINT NOT NULL);
+)SQL",
 };
 
 // The SQL store, with holds that are advisory locks (pg::Locks).
@@ -64,6 +71,45 @@ class PgMetadataStore : public SqlMetadataStore<pg::Db> {
     auto gen = locks_.try_lock(name);
     if (!gen) return nullptr;
     return std::make_unique<LockHold>(locks_, std::string(name), *gen);
+  }
+  // One statement: inserted, or updated when the last run is old enough
+  // (a row comes back either way); a concurrent claim waits on the row's
+  // lock and then finds it recent (or is rerun on a serialization failure).
+  bool claim_periodic(std::string_view name, int64_t interval_ms, std::string_view replica) override {
+    return db().write([&](pg::Conn& c) {
+      auto st = c.prepare(
+          "INSERT INTO periodic_runs AS p(name, last_run_ms, replica) "
+          "VALUES(?1, (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT, ?3) "
+          "ON CONFLICT(name) DO UPDATE SET last_run_ms = EXCLUDED.last_run_ms, replica = EXCLUDED.replica "
+          "WHERE p.last_run_ms <= EXCLUDED.last_run_ms - ?2 RETURNING name");
+      st.bind(name).bind(interval_ms).bind(replica);
+      return st.step();
+    });
+  }
+  void set_squash_builder(std::string_view key, std::string_view replica, std::string_view address) override {
+    db().write([&](pg::Conn& c) {
+      c.prepare(
+           "INSERT INTO squash_builders(key, replica, address, started) VALUES(?, ?, ?, "
+           "(extract(epoch FROM clock_timestamp()))::BIGINT) ON CONFLICT(key) DO UPDATE SET "
+           "replica = EXCLUDED.replica, address = EXCLUDED.address, started = EXCLUDED.started")
+          .bind(key)
+          .bind(replica)
+          .bind(address)
+          .run();
+    });
+  }
+  std::optional<std::string> squash_builder(std::string_view key) override {
+    return db().with([&](pg::Conn& c) -> std::optional<std::string> {
+      auto st = c.prepare("SELECT address FROM squash_builders WHERE key = ?");
+      st.bind(key);
+      if (!st.step()) return std::nullopt;
+      return st.text(0);
+    });
+  }
+  void clear_squash_builder(std::string_view key, std::string_view replica) override {
+    db().write([&](pg::Conn& c) {
+      c.prepare("DELETE FROM squash_builders WHERE key = ? AND replica = ?").bind(key).bind(replica).run();
+    });
   }
 
  private:

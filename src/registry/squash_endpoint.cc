@@ -29,6 +29,13 @@ using squash::Job;
 
 namespace {
 
+// The RepoTags host a relaying replica worked out for its client (signed with the request).
+constexpr const char* kRepoHostHeader = "X-Wharf-Repo-Host";
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 const std::string kPlaceholderDigest = "sha256:" + std::string(64, '0');
 const char* const kReadOnly =
     "this registry is read-only for maintenance (read_only: true): only squashes already cached are served";
@@ -233,8 +240,20 @@ asio::awaitable<void> SquashEndpoint::handle(http::Exchange& ex) {
     if (name.empty() || ref.empty())
       throw Error(ErrorCode::NotFound, "use /c1/squash/<name>/<tag> or /c1/squash/<name>@<digest>", req.path);
     if (!core::valid_repository_name(name)) throw Error(ErrorCode::NameInvalid, "invalid repository name", name);
+    // A request relayed by another replica (which authorized its client and
+    // audits the pull) is signed with the cluster secret.
+    std::optional<std::string> relay_host;
+    if (auto sig = req.headers.get(cluster::PeerAuth::kHeader)) {
+      std::string host(req.headers.get(kRepoHostHeader).value_or(""));
+      if (!opts_.peers || !opts_.peers->verify(*sig, req.method, req.target, host, unix_now()))
+        throw Error(ErrorCode::Unauthorized,
+                    "a replica-to-replica request whose signature is wrong or expired (cluster.secret_file, clocks)");
+      if (prime || (req.method != "GET" && req.method != "HEAD"))
+        throw Error(ErrorCode::Unsupported, "replicas relay squash GETs only");
+      relay_host = std::move(host);
+    }
     auth::AccessControl::Caller caller;
-    if (opts_.access)
+    if (opts_.access && !relay_host)
       caller = co_await http::run_on(opts_.offload,
                                      [&] { return opts_.access->require_direct(req, name, prime ? "push" : "pull"); });
     if (prime) {
@@ -242,25 +261,25 @@ asio::awaitable<void> SquashEndpoint::handle(http::Exchange& ex) {
       if (req.method != "POST") throw Error(ErrorCode::Unsupported, "prime with POST");
       if (opts_.read_only) throw Error(ErrorCode::Unsupported, kReadOnly);
       squash::Image img;
-      std::shared_ptr<Job> job;
+      std::shared_ptr<Job> job;  // none: another replica builds it
       co_await http::run_on(opts_.offload, [&] {
         img = svc_.resolve(name, ref, req.param("platform").value_or(""));
-        job = svc_.acquire(img);
+        job = svc_.acquire(img).job;
       });
       Response r;
       r.status = 202;
       r.headers.add("Content-Type", "application/json");
       r.body = nlohmann::json{{"manifest", img.manifest_digest},
-                              {"status", job->state() == Job::State::Done ? "cached" : "building"}}
+                              {"status", job && job->state() == Job::State::Done ? "cached" : "building"}}
                    .dump();
       co_await ex.send(r);
       co_return;
     }
     if (req.method != "GET" && req.method != "HEAD") throw Error(ErrorCode::Unsupported, "method not allowed");
-    if (opts_.access && req.method == "GET")
+    if (opts_.access && req.method == "GET" && !relay_host)
       opts_.access->audit(req, &caller, "squash_pull", name,
                           nlohmann::json{{"reference", ref}, {"platform", req.param("platform").value_or("")}});
-    co_await serve(ex, name, ref, by_digest);
+    co_await serve(ex, name, ref, by_digest, relay_host);
   } catch (const Error& e) {
     err = e;
   } catch (const boost::system::system_error&) {
@@ -294,14 +313,14 @@ struct SquashEndpoint::Reply {
 };
 
 asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::string& name, const std::string& ref,
-                                            bool by_digest) {
+                                            bool by_digest, const std::optional<std::string>& relay_host) {
   const auto& req = ex.request();
   ex.route = "squash";
   Reply rep;
   rep.img = co_await http::run_on(opts_.offload,
                                   [&] { return svc_.resolve(name, ref, req.param("platform").value_or("")); });
   const squash::Image& img = rep.img;
-  std::string host = request_host(req, opts_);
+  std::string host = relay_host ? *relay_host : request_host(req, opts_);
   rep.layout.layer_dir = img.layer_dir;
   if (!by_digest && squash::valid_repo_tag(host, name, ref)) rep.layout.repo_tag = host + "/" + name + ":" + ref;
   // The config's length does not depend on the diff_id: a placeholder sizes it.
@@ -321,7 +340,22 @@ asio::awaitable<void> SquashEndpoint::serve(http::Exchange& ex, const std::strin
     auto rec = co_await http::run_on(opts_.offload, [&] { return svc_.cached(img); });
     if (!rec) throw Error(ErrorCode::Unsupported, kReadOnly);
   }
-  auto job = co_await http::run_on(opts_.offload, [&] { return svc_.acquire(img); });
+  // Another replica may hold the build's lease: its stream is relayed (a few
+  // tries, as its record may lag its lease, or the builder just died and the
+  // lease is free again).
+  std::shared_ptr<Job> job;
+  for (int attempt = 0;; ++attempt) {
+    auto acq = co_await http::run_on(opts_.offload, [&] { return svc_.acquire(img); });
+    job = acq.job;
+    if (job) break;
+    if (relay_host)
+      throw Error(ErrorCode::Unavailable, "this replica does not build this squash (another one does); retry");
+    if (!acq.builder.empty() && opts_.peers && co_await relay(ex, acq.builder, host)) co_return;
+    if (attempt >= 20)
+      throw Error(ErrorCode::Unavailable, "this squash is being built by another process that cannot be reached; retry");
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(100 + 20 * attempt));
+    co_await t.async_wait(asio::use_awaitable);
+  }
   // Until the plan exists nothing is sent: failures here are JSON errors.
   for (;;) {
     uint64_t seen;
@@ -443,6 +477,55 @@ asio::awaitable<void> SquashEndpoint::serve_following(http::Exchange& ex, Reply&
     co_await ex.write({pending.data(), pending.size()});
   }
   co_await ex.end();
+}
+
+asio::awaitable<bool> SquashEndpoint::relay(http::Exchange& ex, const std::string& builder, const std::string& host) {
+  const auto& req = ex.request();
+  std::vector<std::string> headers{
+      std::string(cluster::PeerAuth::kHeader) + ": " + opts_.peers->sign("GET", req.target, host, unix_now()),
+      std::string(kRepoHostHeader) + ": " + host};
+  for (const char* h : {"Accept-Encoding", "Range", "If-Range"})
+    if (auto v = req.headers.get(h)) headers.push_back(std::string(h) + ": " + std::string(*v));
+  if (!req.headers.get("Accept-Encoding")) headers.push_back("Accept-Encoding: identity");  // curl adds none; be explicit
+  Nap nap(co_await asio::this_coro::executor);
+  cluster::PeerFetch fetch("http://" + builder + req.target, std::move(headers), nap.waker());
+  std::string body;
+  cluster::PeerFetch::Poll p;
+  for (p = fetch.poll(body); !p.head && !p.ended; p = fetch.poll(body)) co_await nap();
+  if (!p.head) {
+    spdlog::warn("squash relay from {} failed before its answer: {}", builder, p.failed);
+    co_return false;
+  }
+  // 503 from the builder: it no longer builds this (relayed requests are not relayed again).
+  if (p.head->status == 503) co_return false;
+  Response r;
+  r.status = p.head->status;
+  for (auto& [k, v] : p.head->headers) {
+    std::string n = k;
+    for (auto& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (n == "content-length") {
+      r.content_length = std::strtoull(v.c_str(), nullptr, 10);
+    } else if (n == "transfer-encoding" || n == "connection" || n == "keep-alive" || n == "date" || n == "server" ||
+               n == "docker-distribution-api-version") {
+      continue;  // this connection's own
+    } else {
+      r.headers.add(k, v);
+    }
+  }
+  core::Metrics::global().add("wharf_squash_relays_total");
+  co_await ex.begin(r);
+  for (;;) {
+    if (!body.empty()) {
+      co_await ex.write({body.data(), body.size()});
+      body.clear();
+    }
+    if (p.ended) break;
+    p = fetch.poll(body);
+    if (body.empty() && !p.ended) co_await nap();
+  }
+  if (!p.failed.empty()) throw std::runtime_error("squash relay from " + builder + " broke: " + p.failed);
+  co_await ex.end();
+  co_return true;
 }
 
 }  // namespace wharf::registry

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "auth/access.h"
+#include "cluster/peer.h"
 #include "http/offload.h"
 #include "http/server.h"
 #include "squash/service.h"
@@ -29,6 +30,13 @@ struct SquashOptions {
   // read_only: cached entries are served; builds (a prime, an uncached GET)
   // are refused, as they would write the cache.
   bool read_only = false;
+  // Replicas: the shared secret that signs relayed requests (null: this
+  // process neither relays nor accepts relayed requests). A GET for an
+  // image another replica is building is relayed from that replica's
+  // advertised address (its stream, as it is built); a relayed request is
+  // served as its client's replica asked (authorized and audited there) and
+  // never relayed again.
+  const cluster::PeerAuth* peers = nullptr;
 };
 
 class SquashEndpoint {
@@ -40,8 +48,10 @@ class SquashEndpoint {
  private:
   // GET or HEAD of an image: resolves it and sets the headers every mode
   // shares, then answers in one of three modes.
+  // `relay_host`: set for a request relayed by another replica, the RepoTags
+  // host that replica worked out for its client.
   boost::asio::awaitable<void> serve(http::Exchange& ex, const std::string& name, const std::string& ref,
-                                     bool by_digest);
+                                     bool by_digest, const std::optional<std::string>& relay_host);
   struct Reply;
   // HEAD: the exact length, planned without building when not cached.
   boost::asio::awaitable<void> serve_head(http::Exchange& ex, Reply& rep);
@@ -50,6 +60,11 @@ class SquashEndpoint {
   boost::asio::awaitable<bool> serve_cached(http::Exchange& ex, Reply& rep, squash::Job& job);
   // Following a build as it grows (or gzip compressed on the fly).
   boost::asio::awaitable<void> serve_following(http::Exchange& ex, Reply& rep, const std::shared_ptr<squash::Job>& job);
+  // Another replica builds the image (`builder`, its advertised address):
+  // its answer passed on as it arrives. False when it could not be reached
+  // or answered that it does not build it (nothing sent: the caller asks for
+  // the lease again); a failure after the first byte truncates the body.
+  boost::asio::awaitable<bool> relay(http::Exchange& ex, const std::string& builder, const std::string& host);
   SquashOptions opts_;
   squash::Service& svc_;
 };

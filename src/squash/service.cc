@@ -237,29 +237,60 @@ std::optional<meta::SquashRecord> Service::cached(const Image& img) {
   return r;
 }
 
-std::shared_ptr<Job> Service::acquire(const Image& img) {
-  if (auto r = cached(img)) {
-    std::optional<Job::Gzip> gz;
-    if (!r->gz_digest.empty() && blobs_.stat(*core::Digest::parse(r->gz_digest)))
-      gz = Job::Gzip{r->gz_digest, r->gz_size, r->layer_crc};
-    auto j = Job::cached(img, blobs_, r->layer_size, r->layer_digest, r->config, std::move(gz));
-    meta_.touch_squash(img.key, now_ms());
-    core::Metrics::global().add("wharf_squash_cache_hits_total");
-    return j;
-  }
-  std::lock_guard lk(mu_);
-  if (auto it = inflight_.find(img.key); it != inflight_.end()) {
+std::shared_ptr<Job> Service::cache_hit(const Image& img) {
+  auto r = cached(img);
+  if (!r) return nullptr;
+  std::optional<Job::Gzip> gz;
+  if (!r->gz_digest.empty() && blobs_.stat(*core::Digest::parse(r->gz_digest)))
+    gz = Job::Gzip{r->gz_digest, r->gz_size, r->layer_crc};
+  auto j = Job::cached(img, blobs_, r->layer_size, r->layer_digest, r->config, std::move(gz));
+  meta_.touch_squash(img.key, now_ms());
+  core::Metrics::global().add("wharf_squash_cache_hits_total");
+  return j;
+}
+
+Service::Acquired Service::acquire(const Image& img) {
+  if (auto j = cache_hit(img)) return {j, ""};
+  auto joined = [&]() -> std::shared_ptr<Job> {  // REQUIRES: mu_ held
+    auto it = inflight_.find(img.key);
+    if (it == inflight_.end()) return nullptr;
     core::Metrics::global().add("wharf_squash_joined_builds_total");
     return it->second;
-  }
+  };
   // An idle worker takes a build at once; beyond that, queue_max may wait.
-  if (queue_.size() >= opts_.queue_max + idle_workers_)
-    throw Error(ErrorCode::Unavailable, "too many squash builds running and waiting; retry shortly");
+  auto check_room = [&] {  // REQUIRES: mu_ held
+    if (queue_.size() >= opts_.queue_max + idle_workers_)
+      throw Error(ErrorCode::Unavailable, "too many squash builds running and waiting; retry shortly");
+  };
+  {
+    std::lock_guard lk(mu_);
+    if (auto j = joined()) return {j, ""};
+    check_room();
+  }
+  // The cluster-wide lease, taken outside mu_ (a database round trip). Holds
+  // do not exclude within one process: inflight_ is looked at again below.
+  auto lease = meta_.try_hold("squash:" + img.key);
+  if (!lease) {
+    if (auto j = cache_hit(img)) return {j, ""};  // it finished meanwhile
+    core::Metrics::global().add("wharf_squash_builds_elsewhere_total");
+    return {nullptr, meta_.squash_builder(img.key).value_or("")};
+  }
+  // The lease's previous holder may have just committed the entry.
+  if (auto j = cache_hit(img)) return {j, ""};
+  {
+    std::lock_guard lk(mu_);
+    if (auto j = joined()) return {j, ""};
+    check_room();
+  }
+  if (!opts_.advertise.empty()) meta_.set_squash_builder(img.key, opts_.replica, opts_.advertise);
+  std::lock_guard lk(mu_);
+  if (auto j = joined()) return {j, ""};
   auto j = std::make_shared<Job>(img, blobs_, staging_store_);
   inflight_[img.key] = j;
+  leases_[img.key] = std::move(lease);
   queue_.push_back(j);
   cv_.notify_one();
-  return j;
+  return {j, ""};
 }
 
 void Service::plan_layer_size(const Image& img, SizeCallback done) {
@@ -496,10 +527,23 @@ void Service::worker() {
       continue;
     }
     build(job);
+    if (!opts_.advertise.empty()) {
+      try {
+        meta_.clear_squash_builder(job->image().key, opts_.replica);
+      } catch (const std::exception& e) {  // harmless: a record is trusted only while the lease is held
+        spdlog::warn("clearing the squash builder record of {} failed: {}", job->image().key, e.what());
+      }
+    }
+    std::unique_ptr<meta::MetadataStore::Hold> lease;
     {
       std::lock_guard lk(mu_);
       inflight_.erase(job->image().key);
+      if (auto it = leases_.find(job->image().key); it != leases_.end()) {
+        lease = std::move(it->second);
+        leases_.erase(it);
+      }
     }
+    lease.reset();  // outside mu_: releasing is a database round trip
   }
 }
 

@@ -57,6 +57,13 @@ struct ServiceOptions {
   // one that would exceed what is free waits, one that exceeds the whole
   // budget is refused (LIMIT_EXCEEDED naming squash.memory_budget_bytes).
   uint64_t memory_budget_bytes = 4ull << 30;
+  // Replicas (cluster: in the configuration): a build is leased cluster-wide
+  // (the hold "squash:<key>" of the metadata store) and the builder records
+  // `advertise` for it, so other replicas relay its stream instead of
+  // building again. Empty: nothing recorded (other processes sharing the
+  // store still do not build what this one builds).
+  std::string replica;
+  std::string advertise;
 };
 
 // Memory a build holds per layer entry at its peak (indexes, merge tree and
@@ -73,9 +80,17 @@ class Service {
   // Throws core::Error: MANIFEST_UNKNOWN, NOT_FOUND for a platform the index
   // lacks (the message lists those it has), LAYER_INVALID for artifacts.
   Image resolve(const std::string& repo, const std::string& ref, const std::string& platform);
-  // A cache hit (state Done) or the build in flight for the image, starting
-  // one when needed. Throws core::Error UNAVAILABLE when the queue is full.
-  std::shared_ptr<Job> acquire(const Image& img);
+  // What acquire() found: the job — a cache hit (state Done) or the build in
+  // flight in this process, started when needed — or none when another
+  // process sharing the metadata store holds the image's build lease:
+  // `builder` is then the address it advertises for the build ("" when it
+  // advertises none or has not recorded it yet).
+  struct Acquired {
+    std::shared_ptr<Job> job;
+    std::string builder;
+  };
+  // Throws core::Error UNAVAILABLE when the queue is full.
+  Acquired acquire(const Image& img);
   // The cached record for `img`, if any (does not start anything).
   std::optional<meta::SquashRecord> cached(const Image& img);
   // The exact size of layer.tar without building it: planned on the
@@ -155,6 +170,11 @@ class Service {
   std::deque<Planning> planning_;                 // sizes requests wait for (HEAD): the planner's
   std::deque<std::function<void()>> background_;  // runs only when queue_ is empty
   std::map<std::string, std::shared_ptr<Job>> inflight_;
+  // The cluster-wide build lease of each job in inflight_ (released, and the
+  // builder record cleared, once the build has ended).
+  std::map<std::string, std::unique_ptr<meta::MetadataStore::Hold>> leases_;
+  // A cache hit as a Done job, or null.
+  std::shared_ptr<Job> cache_hit(const Image& img);
   std::set<std::string> unremoved_;  // guarded by mu_; see remove_evicted
   LayersBeingIndexed indexing_;
   MemoryBudget budget_;

@@ -1,6 +1,8 @@
 #!/bin/bash
 # Build a 3-layer OCI image layout (with whiteouts) offline using tar+gzip+sha256sum.
 # usage: make-oci-image.sh OUTDIR TAG  (our copy of the shared recipe)
+# BIG_MB=N adds an incompressible N MiB file to layer 3 (data/big.bin), for
+# builds that take a while; its layers are then compressed with gzip -1.
 set -euo pipefail
 OUT=${1:?out}; TAG=${2:-v1}
 W=$(mktemp -d)
@@ -23,11 +25,13 @@ mkdir -p $W/l3/data
 head -c 100000 /dev/urandom > $W/l3/data/rand.bin
 ln $W/l3/data/rand.bin $W/l3/data/rand-hardlink.bin
 ln -s ../etc/hello.txt $W/l3/data/link
+GZ=-9
+if [ -n "${BIG_MB:-}" ]; then head -c $((BIG_MB << 20)) /dev/urandom > $W/l3/data/big.bin; GZ=-1; fi
 layers=(); diffids=(); sizes=()
 for l in l1 l2 l3; do
   tar -C $W/$l "${TARFLAGS[@]}" -cf $W/$l.tar .
   diffid=$(sha256sum $W/$l.tar | cut -d' ' -f1)
-  gzip -n -9 -c $W/$l.tar > $W/$l.tar.gz
+  gzip -n $GZ -c $W/$l.tar > $W/$l.tar.gz
   dg=$(sha256sum $W/$l.tar.gz | cut -d' ' -f1)
   cp $W/$l.tar.gz "$OUT/blobs/sha256/$dg"
   layers+=("$dg"); diffids+=("$diffid"); sizes+=("$(stat -c%s $W/$l.tar.gz)")
