@@ -143,6 +143,7 @@ stage_pg_s3() {
   step bash tests/cluster/revocation.sh || rc=1
   step bash tests/cluster/squash_relay.sh || rc=1
   step bash tests/cluster/shared_state.sh || rc=1
+  step bash tests/cluster/gc_online.sh || rc=1
   # the squash operations and gc stages' scripts (1 GiB images), and a blob over 5 GiB, on PostgreSQL + RGW on BlueStore
   s3_big_up || return 1
   step env WHARF_TEST_BACKEND=pg-s3 WHARF_TEST_S3_ENDPOINT=$WHARF_TEST_S3_BIG_ENDPOINT bash tests/server/squash_ops.sh || rc=1

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/stores.h"
 #include "core/clock.h"
+#include "gc/collector.h"
 #include "squash/offline.h"
 #include "squash/policy.h"
 #include "squash/service.h"
@@ -19,55 +20,26 @@
 namespace wharf::cli {
 
 // `wharf gc`: removes blobs nothing references any more (deleted manifests,
-// unlinked blobs, evicted squash entries). Safe while the server runs: only
-// blobs last written before the grace period are candidates, and each is
-// marked in the metadata store before it is removed, so a commit of the same
-// digest racing with the collection waits for it or makes the mark fail
-// (MetadataStore::mark_blob_deleting).
+// unlinked blobs, evicted squash entries); gc/collector.h. Safe while the
+// server runs (on any number of replicas).
 int gc(const core::Config& cfg, bool dry_run, int grace_minutes) {
   auto blobs = open_blob_store(cfg);
   auto meta = open_metadata_store(cfg, false);
-  int64_t cutoff = core::unix_seconds() - int64_t{grace_minutes} * 60;
-  uint64_t total = 0, removed = 0, bytes = 0;
-  // One pass over the store: removes (or lists) what nothing references.
-  auto sweep = [&](bool count_total) {
-    std::vector<storage::BlobStore::BlobInfo> candidates;
-    blobs->for_each_blob([&](const storage::BlobStore::BlobInfo& b) {
-      if (count_total) ++total;
-      if (b.mtime < cutoff && !meta->blob_in_use(b.digest.str())) candidates.push_back(b);
-    });
-    for (auto& b : candidates) {
-      if (dry_run) {
-        std::cout << "would remove " << b.digest.str() << " (" << b.size << " bytes)" << std::endl;
-        ++removed;
-        bytes += b.size;
-        continue;
-      }
-      if (meta->remove_blob_if_unused(b.digest.str(), cutoff, [&] { blobs->remove(b.digest); }) !=
-          meta::MetadataStore::Mark::Marked)
-        continue;
-      ++removed;
-      bytes += b.size;
-    }
-  };
-  sweep(true);
-  // Squash indexes of layers no longer stored go too, and a second pass takes
-  // their index and inflate-state blobs (a layer pushed again is indexed again).
-  size_t forgotten = 0;
-  for (const auto& l : meta->indexed_layers()) {
-    auto d = core::Digest::parse(l);
-    if (d && blobs->stat(*d)) continue;
-    if (!dry_run) meta->delete_layer_index(l);
-    ++forgotten;
-  }
-  if (forgotten && !dry_run) sweep(false);
-  std::cout << (dry_run ? "would remove " : "removed ") << removed << " of " << total << " blobs (" << bytes
-            << " bytes); kept " << total - removed;
-  if (forgotten) std::cout << "; " << (dry_run ? "would forget " : "forgot ") << forgotten << " squash layer indexes";
+  gc::Options o;
+  o.grace_seconds = int64_t{grace_minutes} * 60;
+  o.dry_run = dry_run;
+  if (dry_run)
+    o.on_removed = [](const storage::BlobStore::BlobInfo& b) {
+      std::cout << "would remove " << b.digest.str() << " (" << b.size << " bytes)" << std::endl;
+    };
+  auto r = gc::collect(*blobs, *meta, o);
+  std::cout << (dry_run ? "would remove " : "removed ") << r.removed << " of " << r.reviewed << " blobs ("
+            << r.removed_bytes << " bytes); kept " << r.kept;
+  if (r.indexes_forgotten)
+    std::cout << "; " << (dry_run ? "would forget " : "forgot ") << r.indexes_forgotten << " squash layer indexes";
   std::cout << std::endl;
   return 0;
 }
-
 
 // `wharf squash prime NAME:TAG|NAME@DIGEST`: builds the cache entry in this
 // process against the same stores the server uses (safe while it runs).

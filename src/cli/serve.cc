@@ -17,6 +17,7 @@
 #include "cli/stores.h"
 #include "cluster/peer.h"
 #include "cluster/periodic.h"
+#include "gc/collector.h"
 #include "core/metrics.h"
 #include "http/error_response.h"
 #include "http/server.h"
@@ -213,6 +214,19 @@ int serve(core::Config cfg) {
       say(spdlog::level::warn, std::string("expiring abandoned uploads failed: ") + e.what());
     }
   });
+  if (cfg.gc.interval_seconds > 0 && !cfg.read_only)
+    periodic.add("gc", std::chrono::seconds(cfg.gc.interval_seconds), [&] {
+      try {
+        gc::Options o;
+        o.grace_seconds = int64_t{std::max(cfg.gc.grace_minutes, 0)} * 60;
+        auto r = gc::collect(*blobs, *meta, o);
+        say(spdlog::level::info, fmt::format("gc: reviewed {} blobs ({} bytes), removed {} ({} bytes), kept {}",
+                                             r.reviewed, r.reviewed_bytes, r.removed, r.removed_bytes, r.kept));
+      } catch (const std::exception& e) {
+        say(spdlog::level::warn, std::string("gc failed (what it removed stays removed; the next run goes on): ") +
+                                     e.what());
+      }
+    });
   periodic.start();
   if (replica)
     say(spdlog::level::info, fmt::format("replica {} (advertised to the other replicas as {})", replica_id,

@@ -44,6 +44,14 @@ struct UploadsConfig {
   }
 };
 
+// Garbage collection while serving (gc/README.md): every interval, once in
+// the cluster; `wharf gc` runs the same collection by hand.
+struct GcConfig {
+  int interval_seconds = 0;  // 0: no schedule
+  int grace_minutes = 60;    // only blobs committed longer ago are removed
+  template <class V> void visit(V& v) { v("interval_seconds", interval_seconds); v("grace_minutes", grace_minutes); }
+};
+
 struct LimitsConfig {
   uint64_t max_manifest_bytes = 4 * 1024 * 1024;
   int page_size_max = 10000;  // largest `n` accepted for tags/list and _catalog
@@ -317,6 +325,7 @@ struct Config {
   LogConfig log;
   DeleteConfig delete_;
   UploadsConfig uploads;
+  GcConfig gc;
   LimitsConfig limits;
   TimeoutsConfig timeouts;
   CacheConfig cache;
@@ -338,6 +347,7 @@ struct Config {
     v("log", log);
     v("delete", delete_);
     v("uploads", uploads);
+    v("gc", gc);
     v("limits", limits);
     v("timeouts", timeouts);
     v("cache", cache);
