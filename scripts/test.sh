@@ -10,6 +10,7 @@ bash scripts/install-deps.sh test || exit 1
 [ -f tests/e2e/install-deps.sh ] && { bash tests/e2e/install-deps.sh || exit 1; }
 WHARF_WERROR=ON bash scripts/build.sh || exit 1
 . tests/lib/common.sh
+. tests/lib/cluster.sh
 
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(unit api api-distribution durability server e2e pg-s3 squash auth ui fuzz sanitize)
@@ -106,34 +107,35 @@ ${4:-}"
 stage_unit() { pg_up && s3_up || return 1; (cd build && ctest --output-on-failure -j2); }
 
 # The API suite (blobs proxied) and the real clients (following presigned
-# redirects to RGW) against one wharf on PostgreSQL + RGW.
+# redirects to RGW), each through nginx in front of two replicas on
+# PostgreSQL + RGW (tests/lib/cluster.sh); then the scripts of the backends
+# and of the replicas (tests/cluster/).
 stage_pg_s3() {
   pg_up && s3_up || return 1
-  local port rc=0
-  port=$(free_port)
-  s3_config "$work/pgs3-api.yaml" apis3 proxy 'trusted_proxies: ["127.0.0.1"]' || return 1
-  start_wharf "$port" "$work/pgs3-api-data" "$work/pgs3-api.log" --config "$work/pgs3-api.yaml" || return 1
-  PIDS+=("$WHARF_PID")
-  step python3 tests/api/run.py --url "http://127.0.0.1:$port" --target wharf || rc=1
+  local rc=0
+  s3_config "$work/pgs3-api.yaml" apis3 proxy || return 1
+  cluster_up "$work/pgs3-api" "$work/pgs3-api.yaml" || return 1
+  step python3 tests/api/run.py --url "http://$CLUSTER_ADDR" --target wharf --proxy-scheme http || rc=1
+  local served; served=$(grep -c ' /v2/' "$work/pgs3-api/replica-B.log" || true)
+  echo "API requests answered by replica B (nginx balances): $served"
+  [ "$served" -gt 0 ] || { echo "FAIL: nginx sent nothing to replica B"; rc=1; }
   # /metrics counts requests to each backend by operation and outcome
-  local metrics; metrics=$(curl -sf "http://127.0.0.1:$port/metrics")
+  local metrics; metrics=$(curl -sf "http://$REPLICA_A/metrics")
   for want in 'backend="s3",operation="PutObject",outcome="ok"' 'backend="s3",operation="CopyObject",outcome="ok"' \
     'backend="postgres",operation="write",outcome="ok"' 'backend="postgres",operation="read",outcome="ok"'; do
     grep -qF "wharf_backend_requests_total{$want}" <<<"$metrics" || { echo "FAIL: /metrics lacks $want"; rc=1; }
   done
   # an upload session advertises the driver's part size as the chunk minimum
-  curl -sf -D - -o /dev/null -X POST "http://127.0.0.1:$port/v2/chunk/min/blobs/uploads/" | tr -d '\r' |
+  curl -sf -D - -o /dev/null -X POST "http://$CLUSTER_ADDR/v2/chunk/min/blobs/uploads/" | tr -d '\r' |
     grep -qi '^oci-chunk-min-length: 16777216$' || { echo "FAIL: no OCI-Chunk-Min-Length on the POST"; rc=1; }
-  stop_pid "$WHARF_PID"
-  port=$(free_port)
+  stop_pid "$NGINX_PID"; stop_pid "$REPLICA_A_PID"; stop_pid "$REPLICA_B_PID"
   s3_config "$work/pgs3-e2e.yaml" e2es3 presigned || return 1
-  start_wharf "$port" "$work/pgs3-e2e-data" "$work/pgs3-e2e.log" --config "$work/pgs3-e2e.yaml" || return 1
-  PIDS+=("$WHARF_PID")
-  step bash tests/e2e/run.sh "127.0.0.1:$port" skopeo podman docker squash || rc=1
-  local redirects; redirects=$(grep -c '" 307 ' "$work/pgs3-e2e.log")
+  cluster_up "$work/pgs3-e2e" "$work/pgs3-e2e.yaml" || return 1
+  step env E2E_REPLICAS="$REPLICA_A $REPLICA_B" bash tests/e2e/run.sh "$CLUSTER_ADDR" skopeo podman docker squash || rc=1
+  local redirects; redirects=$(cat "$work"/pgs3-e2e/replica-*.log | grep -c '" 307 ' || true)
   echo "blob GETs answered with a presigned redirect: $redirects"
   [ "$redirects" -gt 0 ] || { echo "no client was redirected to the object store"; rc=1; }
-  stop_pid "$WHARF_PID"
+  stop_pid "$NGINX_PID"; stop_pid "$REPLICA_A_PID"; stop_pid "$REPLICA_B_PID"
   pg_config "$work/pgs3-listing.yaml" listing
   step bash tests/auth/listing.sh "$work/pgs3-listing.yaml" || rc=1
   step bash tests/server/migrate.sh || rc=1
@@ -144,11 +146,13 @@ stage_pg_s3() {
   step bash tests/cluster/squash_relay.sh || rc=1
   step bash tests/cluster/shared_state.sh || rc=1
   step bash tests/cluster/gc_online.sh || rc=1
+  step bash tests/cluster/image.sh || rc=1
   # the squash operations and gc stages' scripts (1 GiB images), and a blob over 5 GiB, on PostgreSQL + RGW on BlueStore
   s3_big_up || return 1
   step env WHARF_TEST_BACKEND=pg-s3 WHARF_TEST_S3_ENDPOINT=$WHARF_TEST_S3_BIG_ENDPOINT bash tests/server/squash_ops.sh || rc=1
   step env WHARF_TEST_BACKEND=pg-s3 WHARF_TEST_S3_ENDPOINT=$WHARF_TEST_S3_BIG_ENDPOINT bash tests/server/gc.sh || rc=1
   step bash tests/server/s3_big_blob.sh || rc=1
+  step env WHARF_TEST_S3_ENDPOINT=$WHARF_TEST_S3_BIG_ENDPOINT bash tests/cluster/kill_push.sh || rc=1
   return $rc
 }
 
@@ -249,7 +253,7 @@ for s in "${stages[@]}"; do
     ui) run_stage "ui (Playwright + chromium: Fetch Tag to docker run)" stage_ui ;;
     server) run_stage "server (TLS, logs, SIGTERM drain, slow clients, connection limits, framing, squash operations, gc)" stage_server ;;
     e2e) run_stage "e2e real clients" stage_e2e ;;
-    pg-s3) run_stage "pg-s3 (API suite, real clients with presigned redirects, listing, wharf migrate, faults, one upload writer and revocations across two replicas, squash operations, gc, a 5 GiB blob: on PostgreSQL + Ceph RGW)" stage_pg_s3 ;;
+    pg-s3) run_stage "pg-s3 (two replicas behind nginx on PostgreSQL + Ceph RGW: API suite, real clients with presigned redirects, backend faults, replicas killed mid-push, squash relays, online gc, the OCI image; listing, wharf migrate, upload writers, revocations, squash operations, gc, a 5 GiB blob)" stage_pg_s3 ;;
     squash) run_stage "squash merge semantics vs umoci (generated cases)" stage_squash ;;
     fuzz) run_stage "fuzz (libFuzzer: layer decoder, tar reader, planner; 30 s)" stage_fuzz ;;
     sanitize) run_stage "sanitize (ASan + UBSan: unit tests and the API suite)" stage_sanitize ;;

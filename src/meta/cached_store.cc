@@ -1,7 +1,8 @@
 // In-process cache of tag resolutions and manifests in front of a
 // MetadataStore, so a hot manifest GET costs no database round trip.
 // Only hits are cached; every entry expires after ttl_ms; writes through this
-// wrapper drop the entries they affect before returning. A read that began
+// wrapper drop the entries they affect before returning, and the inner
+// store's change notifications (other replicas' writes) drop theirs. A read that began
 // before such a drop never caches what it read (a generation count, bumped
 // with every drop): it may have read the state the write replaced.
 #include <chrono>
@@ -18,7 +19,23 @@ using Clock = std::chrono::steady_clock;
 
 class CachedStore : public MetadataStore {
  public:
-  CachedStore(std::unique_ptr<MetadataStore> inner, int ttl_ms) : in_(std::move(inner)), ttl_(ttl_ms) {}
+  CachedStore(std::unique_ptr<MetadataStore> inner, int ttl_ms) : in_(std::move(inner)), ttl_(ttl_ms) {
+    // Other processes' writes (PostgreSQL: LISTEN/NOTIFY) drop what they
+    // affect at once; the TTL stays the bound when a notification is lost.
+    if (ttl_.count() > 0)
+      in_->watch_changes([this](std::string_view repo) {
+        std::lock_guard lk(mu_);
+        ++gen_;
+        if (repo.empty()) return clear_locked();
+        std::string prefix = key(repo, "");
+        std::erase_if(tags_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
+        std::erase_if(manifests_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
+      });
+  }
+  ~CachedStore() override { in_->watch_changes({}); }  // before the members the watch touches go
+  void watch_changes(std::function<void(std::string_view repo)> fn) override {
+    (void)fn;  // the wrapper's own watch is the store's one watch
+  }
 
   void ensure_repository(std::string_view r) override { in_->ensure_repository(r); }
   bool repository_exists(std::string_view r) override { return in_->repository_exists(r); }

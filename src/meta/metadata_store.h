@@ -229,6 +229,16 @@ class MetadataStore {
   }
 
   // ---- coordination of replicas ---------------------------------------------
+  // Calls fn(repo), on a thread of the store's, soon after any process
+  // sharing the store changed a tag or manifest of `repo` (this one
+  // included); fn("") when changes may have been missed (the watch lost its
+  // connection: everything may have changed). An empty fn stops the watch
+  // (returns once fn can no longer run). One watch per store. PostgreSQL:
+  // LISTEN/NOTIFY (a notification per write, sent after its commit, so a
+  // process's cache is dropped within milliseconds); the embedded store
+  // never calls it (one process: the cached wrapper drops on its own writes).
+  virtual void watch_changes(std::function<void(std::string_view repo)> fn) { (void)fn; }
+
   // Periodic work done once among the processes sharing the store: true when
   // no process ran `name` in the last `interval_ms` (by the store's clock, so
   // the replicas' clocks need not agree), and this call now counts as its

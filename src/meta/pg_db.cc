@@ -1,5 +1,9 @@
 #include "meta/pg_db.h"
 
+#include <sys/select.h>
+
+#include <cerrno>
+
 #include "core/metrics.h"
 
 #include <arpa/inet.h>
@@ -395,6 +399,49 @@ bool Locks::held(uint64_t generation) {
   } catch (const Error&) {
     conn_.reset();
     return false;
+  }
+}
+
+Listener::Listener(Options o, std::string channel, std::function<void(const std::string&)> fn)
+    : o_(std::move(o)), channel_(std::move(channel)), fn_(std::move(fn)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+Listener::~Listener() {
+  stop_ = true;
+  thread_.join();
+}
+
+void Listener::run() {
+  bool first = true;
+  while (!stop_) {
+    std::unique_ptr<Conn> c;
+    try {
+      c = std::make_unique<Conn>(o_);
+      c->exec("LISTEN " + quote_ident(channel_));
+    } catch (const std::exception&) {
+      for (int i = 0; i < 5 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    if (!first) fn_("");  // what changed while nobody listened is unknown
+    first = false;
+    int fd = PQsocket(c->handle());
+    while (!stop_) {
+      fd_set in;
+      FD_ZERO(&in);
+      FD_SET(fd, &in);
+      timeval tv{0, 200 * 1000};
+      int r = ::select(fd + 1, &in, nullptr, nullptr, &tv);
+      if (r < 0 && errno != EINTR) break;
+      if (r <= 0) continue;
+      if (!PQconsumeInput(c->handle())) break;  // the connection broke
+      while (PGnotify* n = PQnotifies(c->handle())) {
+        std::string payload = n->extra ? n->extra : "";
+        PQfreemem(n);
+        if (!payload.empty()) fn_(payload);
+      }
+    }
+    if (!stop_) fn_("");
   }
 }
 

@@ -17,7 +17,10 @@
 
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <thread>
 #include <condition_variable>
 #include <exception>
 #include <cstdint>
@@ -253,6 +256,27 @@ class Locks {
   std::mutex mu_;
   std::unique_ptr<Conn> conn_;  // guarded by mu_
   uint64_t gen_ = 0;            // guarded by mu_: bumped at every (re)connect
+};
+
+// LISTENs on `channel` on a connection of its own, on a thread of its own,
+// and calls fn(payload) for each notification (on that thread). fn("") means
+// "notifications may have been missed": called when the connection breaks
+// and after each reconnection but the first; while the server is away it
+// tries again every second. Stops and joins on destruction (within ~0.2 s).
+class Listener {
+ public:
+  Listener(Options o, std::string channel, std::function<void(const std::string&)> fn);
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+ private:
+  void run();
+  Options o_;
+  std::string channel_;
+  std::function<void(const std::string&)> fn_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 }  // namespace wharf::meta::pg

@@ -5,6 +5,8 @@
 // a race is rerun by pg::Db.
 #include "meta/pg_store.h"
 
+#include <spdlog/spdlog.h>
+
 #include <vector>
 
 #include "meta/pg_db.h"
@@ -66,7 +68,45 @@ CREATE TABLE squash_builders(key TEXT PRIMARY KEY, replica TEXT NOT NULL, addres
 // The SQL store, with holds that are advisory locks (pg::Locks).
 class PgMetadataStore : public SqlMetadataStore<pg::Db> {
  public:
-  explicit PgMetadataStore(const pg::Options& o) : SqlMetadataStore<pg::Db>(o), locks_(o) {}
+  explicit PgMetadataStore(const pg::Options& o) : SqlMetadataStore<pg::Db>(o), o_(o), locks_(o) {}
+  ~PgMetadataStore() override { watcher_.reset(); }
+
+  // The writes that change what a tag or manifest read returns tell every
+  // watching process (watch_changes) once committed: one NOTIFY each.
+  void put_manifest(std::string_view repo, const ManifestRecord& m, const std::vector<std::string>& refs,
+                    const std::vector<std::string>& tags) override {
+    SqlMetadataStore<pg::Db>::put_manifest(repo, m, refs, tags);
+    if (!tags.empty()) notify(repo);  // a manifest new by digest replaces nothing cached
+  }
+  bool delete_tag(std::string_view repo, std::string_view tag) override {
+    bool r = SqlMetadataStore<pg::Db>::delete_tag(repo, tag);
+    notify(repo);
+    return r;
+  }
+  bool delete_manifest(std::string_view repo, std::string_view digest) override {
+    bool r = SqlMetadataStore<pg::Db>::delete_manifest(repo, digest);
+    notify(repo);
+    return r;
+  }
+  bool delete_repository(std::string_view repo) override {
+    bool r = SqlMetadataStore<pg::Db>::delete_repository(repo);
+    notify(repo);
+    return r;
+  }
+  void watch_changes(std::function<void(std::string_view repo)> fn) override {
+    watcher_.reset();
+    if (!fn) return;
+    std::string schema = db().with([](pg::Conn& c) {
+      auto st = c.prepare("SELECT current_schema()");
+      return st.step() ? st.text(0) : std::string();
+    });
+    watcher_ = std::make_unique<pg::Listener>(o_, kChannel, [fn, schema](const std::string& payload) {
+      if (payload.empty()) return fn("");
+      auto nl = payload.find('\n');
+      if (nl != std::string::npos && payload.compare(0, nl, schema) == 0) fn(std::string_view(payload).substr(nl + 1));
+    });
+  }
+
   std::unique_ptr<Hold> try_hold(std::string_view name) override {
     auto gen = locks_.try_lock(name);
     if (!gen) return nullptr;
@@ -124,7 +164,22 @@ class PgMetadataStore : public SqlMetadataStore<pg::Db> {
     std::string name_;
     uint64_t gen_;
   };
+  static constexpr const char* kChannel = "wharf_changes";
+  // The write is committed; a notification that fails leaves the others'
+  // caches to their TTL (logged, not an error of the write).
+  void notify(std::string_view repo) {
+    try {
+      db().with([&](pg::Conn& c) {
+        c.prepare("SELECT pg_notify('wharf_changes', current_schema() || E'\\n' || ?)").bind(repo).step();
+      });
+    } catch (const std::exception& e) {
+      spdlog::warn("postgres: telling the other replicas that {} changed failed ({}): their caches expire instead",
+                   std::string(repo), e.what());
+    }
+  }
+  pg::Options o_;
   pg::Locks locks_;
+  std::unique_ptr<pg::Listener> watcher_;
 };
 
 }  // namespace

@@ -11,6 +11,8 @@
 // UploadPartCopy beyond): the bytes never pass through wharf again.
 #include "storage/s3_blob_store.h"
 
+#include "core/crash.h"
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -516,6 +518,7 @@ class S3Store : public BlobStore {
     r.body = bytes;
     auto etag = c_.send(r).header("etag");
     if (etag.empty()) throw std::runtime_error("s3: UploadPart gave no ETag");
+    core::crash_point("s3-part-uploaded");  // tests: WHARF_PAUSE_AT slows pushes to kill a replica mid-push
     return etag;
   }
   void del(const std::string& key) {

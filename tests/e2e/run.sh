@@ -4,7 +4,8 @@
 #
 # Usage: tests/e2e/run.sh REGISTRY_ADDR [SUITE ...]      e.g. tests/e2e/run.sh 127.0.0.1:5000
 #   SUITE: skopeo podman docker (default: all three, in that order)
-# Environment: E2E_SKIP_INSTALL=1 skips tests/e2e/install-deps.sh; E2E_VERBOSE=1 streams
+# Environment: E2E_REPLICAS="HOST:PORT ..." (REGISTRY_ADDR is a load balancer: counters are
+#   summed over these replicas); E2E_SKIP_INSTALL=1 skips tests/e2e/install-deps.sh; E2E_VERBOSE=1 streams
 #   every test's output; E2E_KEEP=1 keeps the scratch dirs (see lib.sh).
 # Exit status 0 only if every test passed. The last line is "N passed, N failed".
 set -uo pipefail

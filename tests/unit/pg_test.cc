@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
@@ -207,6 +208,56 @@ TEST_F(Pg, SquashBuilderRecordIsSharedAndClearedByItsWriter) {
   EXPECT_EQ(a->squash_builder("v3:sha256:x").value_or(""), "10.0.0.2:5000");
   b->clear_squash_builder("v3:sha256:x", "b");
   EXPECT_FALSE(a->squash_builder("v3:sha256:x"));
+}
+
+// Another process's tag write reaches a watching process (its cache drops
+// the repository's entries) within milliseconds; a watch whose connection
+// dies says "anything may have changed" and listens again.
+TEST_F(Pg, ChangesByAnotherProcessAreNotifiedAndALostWatchSaysSo) {
+  auto o = options();
+  auto ow = o;
+  ow.application_name = o.schema + "_w";
+  auto w = meta::make_pg_store(ow), other = meta::make_pg_store(o);
+  std::mutex mu;
+  std::vector<std::string> seen;
+  w->watch_changes([&](std::string_view repo) {
+    std::lock_guard lk(mu);
+    seen.emplace_back(repo);
+  });
+  auto wait_for = [&](const std::string& want) {
+    for (int i = 0; i < 250; ++i) {
+      {
+        std::lock_guard lk(mu);
+        for (auto& s : seen)
+          if (s == want) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the watch's LISTEN is in place
+  const std::string d(64, 'a');
+  other->put_manifest("ns/app", {"sha256:" + d, "application/vnd.oci.image.manifest.v1+json", "{}", "", "", ""}, {},
+                      {"v1"});
+  EXPECT_TRUE(wait_for("ns/app")) << "a tag pushed by another process was not notified";
+  // another schema's changes are not ours
+  auto elsewhere = meta::make_pg_store(options());
+  elsewhere->put_manifest("ns/else", {"sha256:" + d, "application/vnd.oci.image.manifest.v1+json", "{}", "", "", ""},
+                          {}, {"v1"});
+  other->delete_tag("ns/app2", "v1");
+  EXPECT_TRUE(wait_for("ns/app2"));
+  {
+    std::lock_guard lk(mu);
+    for (auto& s : seen) EXPECT_NE(s, "ns/else") << "a change in another schema was notified";
+  }
+  // the watch's connection dies: "" (anything may have changed), then it listens again
+  sql(o, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" +
+             ow.application_name + "' AND query ILIKE 'LISTEN%'");
+  EXPECT_TRUE(wait_for("")) << "a lost watch did not say so";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // reconnected
+  other->delete_manifest("ns/app3", "sha256:" + d);
+  EXPECT_TRUE(wait_for("ns/app3")) << "the watch did not listen again after its connection died";
+  w->watch_changes({});
 }
 
 TEST_F(Pg, NameTakenByConcurrentRequestIsConflict) {

@@ -1,0 +1,49 @@
+# tests/lib/cluster.sh — two wharf replicas behind nginx, for the tests that
+# need the whole scale-out set-up. Source after common.sh.
+#
+# cluster_up DIR SHARED_CFG [EXTRA_YAML]: replicas A and B, each SHARED_CFG
+# (the metadata and storage sections they share) plus a cluster: section
+# (advertised address, one secret file), trusted_proxies 127.0.0.1 and
+# EXTRA_YAML; then nginx on a port of its own balancing over both
+# (tests/lib/nginx-two-replicas.conf, the tried recipe). With WHARF_AUTH=1
+# both replicas get the same key directory (DIR/keys) unless WHARF_KEY_DIR
+# is set. Sets CLUSTER_ADDR (nginx, host:port), REPLICA_A and REPLICA_B
+# (host:port), REPLICA_A_PID, REPLICA_B_PID and NGINX_PID, and adds the PIDs
+# to PIDS (stopped by common.sh's cleanup). Returns non-zero when something
+# does not answer.
+#
+# replica_up DIR NAME: starts replica NAME (A or B) again with the same
+# configuration (after a kill), updating its PID variable.
+cluster_up() {
+  local dir=$1 shared=$2 extra=${3:-} n
+  mkdir -p "$dir/nginx/tmp"
+  openssl rand -hex 32 >"$dir/secret"
+  [ "${WHARF_AUTH:-0}" = 1 ] && export WHARF_KEY_DIR=${WHARF_KEY_DIR:-$dir/keys}
+  REPLICA_A=127.0.0.1:$(free_port)
+  REPLICA_B=127.0.0.1:$(free_port)
+  for n in A B; do
+    local addr; [ $n = A ] && addr=$REPLICA_A || addr=$REPLICA_B
+    {
+      cat "$shared"
+      printf 'cluster: {advertise: "%s", replica_id: "%s", secret_file: "%s"}\n' "$addr" "$n" "$dir/secret"
+      printf 'trusted_proxies: ["127.0.0.1"]\n'
+      [ -n "$extra" ] && printf '%s\n' "$extra"
+    } >"$dir/replica-$n.yaml"
+    replica_up "$dir" $n || return 1
+  done
+  local np; np=$(free_port)
+  CLUSTER_ADDR=127.0.0.1:$np
+  sed -e "s|@LISTEN@|$CLUSTER_ADDR|; s|@A@|$REPLICA_A|; s|@B@|$REPLICA_B|" \
+    "$(dirname "${BASH_SOURCE[0]}")/nginx-two-replicas.conf" >"$dir/nginx/nginx.conf"
+  nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log" >>"$dir/nginx/out.log" 2>&1 &
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
+  wait_http "http://$CLUSTER_ADDR/v2/" || { cat "$dir/nginx/error.log" "$dir/nginx/out.log" >&2; return 1; }
+}
+replica_up() {
+  local dir=$1 n=$2 addr
+  [ "$n" = A ] && addr=$REPLICA_A || addr=$REPLICA_B
+  start_wharf "${addr#*:}" "$dir/data-$n" "$dir/replica-$n.log" --config "$dir/replica-$n.yaml" || return 1
+  PIDS+=("$WHARF_PID")
+  if [ "$n" = A ]; then REPLICA_A_PID=$WHARF_PID; else REPLICA_B_PID=$WHARF_PID; fi
+}
