@@ -21,6 +21,10 @@
 #                      collector otherwise waits rgw_gc_obj_min_wait, 2 h)
 #   osd_used_mib       MiB the MemStore OSD holds (after 1.5 s: its figure
 #                      is refreshed every second)
+#   dist_s3_config BUCKET PORT DISABLE_REDIRECT
+#                      prints a distribution 2.8 config.yml with its s3 driver
+#                      on this RGW (DIST_S3_CHUNKSIZE: its part size), on
+#                      127.0.0.1:PORT, with a fixed http.secret (replicas share it)
 #
 # BENCH_MEMSTORE_BYTES sizes the OSD's MemStore (RAM; default 4 GiB, twice the
 # tests' 2 GiB: distribution commits a chunked upload by a multipart copy,
@@ -115,4 +119,35 @@ osd_used_mib() {
   sleep 1.5
   ceph -c "$CEPH_BASE/ceph.conf" daemon osd.0 perf dump 2>/dev/null |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["osd"]["stat_bytes_used"] >> 20)' 2>/dev/null || echo "?"
+}
+
+dist_s3_config() {
+  cat <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  cache:
+    blobdescriptor: inmemory
+  s3:
+    accesskey: testak
+    secretkey: testsk
+    region: us-east-1
+    regionendpoint: $S3
+    bucket: $1
+    secure: false
+    v4auth: true$( [ -n "${DIST_S3_CHUNKSIZE:-}" ] && printf '\n    chunksize: %s' "$DIST_S3_CHUNKSIZE")
+  redirect:
+    disable: $3
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$2
+  secret: wharf-bench-not-a-secret
+EOF
 }

@@ -100,34 +100,7 @@ EOF
 start_dist_s3() { # KEY DISABLE_REDIRECT(true|false)
   local k=$1 port pid
   new_port; port=$NEW_PORT; mkdir -p "$W/$k"
-  cat >"$W/$k/config.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  cache:
-    blobdescriptor: inmemory
-  s3:
-    accesskey: testak
-    secretkey: testsk
-    region: us-east-1
-    regionendpoint: $S3
-    bucket: ${SRV_BUCKET[$k]}
-    secure: false
-    v4auth: true$( [ -n "${DIST_S3_CHUNKSIZE:-}" ] && printf '\n    chunksize: %s' "$DIST_S3_CHUNKSIZE")
-  redirect:
-    disable: $2
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$port
-  secret: wharf-bench-not-a-secret
-EOF
+  dist_s3_config "${SRV_BUCKET[$k]}" "$port" "$2" >"$W/$k/config.yml"
   env -u AWS_CA_BUNDLE "$DIST_BIN" serve "$W/$k/config.yml" >"$W/$k/log" 2>&1 &
   pid=$!; PIDS+=("$pid"); PNAME[$pid]="${SRV_NAME[$k]}"; PLOG[$pid]=$W/$k/log
   SRV_PID[$k]=$pid; SRV_URL[$k]=http://127.0.0.1:$port; SRV_LOG[$k]=$W/$k/log

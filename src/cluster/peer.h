@@ -58,7 +58,7 @@ class PeerFetch {
   // up after connect_timeout_ms; a transfer silent for `idle_timeout_s`
   // (no byte at all) is abandoned as failed.
   PeerFetch(std::string url, std::vector<std::string> headers, std::function<void()> wake,
-            long connect_timeout_ms = 2000, long idle_timeout_s = 120);
+            long connect_timeout_ms = 2000, long idle_timeout_s = 300);
   // Stops the transfer (the peer sees the connection close) and joins.
   ~PeerFetch();
   PeerFetch(const PeerFetch&) = delete;

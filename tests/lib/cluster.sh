@@ -12,16 +12,21 @@
 # to PIDS (stopped by common.sh's cleanup). Returns non-zero when something
 # does not answer.
 #
+# CLUSTER_SIZE=1 starts replica A only, nginx in front of it alone (the
+# benchmark's one-replica figures).
+#
 # replica_up DIR NAME: starts replica NAME (A or B) again with the same
 # configuration (after a kill), updating its PID variable.
 cluster_up() {
   local dir=$1 shared=$2 extra=${3:-} n
-  mkdir -p "$dir/nginx/tmp"
+  mkdir -p "$dir"
   openssl rand -hex 32 >"$dir/secret"
   [ "${WHARF_AUTH:-0}" = 1 ] && export WHARF_KEY_DIR=${WHARF_KEY_DIR:-$dir/keys}
   REPLICA_A=127.0.0.1:$(free_port)
   REPLICA_B=127.0.0.1:$(free_port)
-  for n in A B; do
+  local names=(A B)
+  [ "${CLUSTER_SIZE:-2}" = 1 ] && names=(A)
+  for n in "${names[@]}"; do
     local addr; [ $n = A ] && addr=$REPLICA_A || addr=$REPLICA_B
     {
       cat "$shared"
@@ -31,9 +36,18 @@ cluster_up() {
     } >"$dir/replica-$n.yaml"
     replica_up "$dir" $n || return 1
   done
-  local np; np=$(free_port)
+  nginx_up "$dir"
+}
+# nginx_up DIR: nginx on a free port in front of REPLICA_A and REPLICA_B
+# (REPLICA_A only with CLUSTER_SIZE=1), whatever serves there; sets
+# CLUSTER_ADDR and NGINX_PID.
+nginx_up() {
+  local dir=$1 np drop_b=""
+  mkdir -p "$dir/nginx/tmp"
+  np=$(free_port)
   CLUSTER_ADDR=127.0.0.1:$np
-  sed -e "s|@LISTEN@|$CLUSTER_ADDR|; s|@A@|$REPLICA_A|; s|@B@|$REPLICA_B|" \
+  [ "${CLUSTER_SIZE:-2}" = 1 ] && drop_b="/@B@/d;"
+  sed -e "${drop_b}s|@LISTEN@|$CLUSTER_ADDR|; s|@A@|$REPLICA_A|; s|@B@|$REPLICA_B|" \
     "$(dirname "${BASH_SOURCE[0]}")/nginx-two-replicas.conf" >"$dir/nginx/nginx.conf"
   nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log" >>"$dir/nginx/out.log" 2>&1 &
   NGINX_PID=$!
