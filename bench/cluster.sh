@@ -115,10 +115,12 @@ phase_push() {
   local name=$1 t0 t1 c i fails=0
   snap >"$W/c0"
   t0=$(date +%s.%N)
+  local pids=()
   for c in 1 2 3 4; do
     ( for i in $(seq "$PUSHES"); do push_one "$W/push.$c.$i" "bench/push$c" || echo x >>"$W/push.fail"; done ) &
+    pids+=($!)
   done
-  wait
+  wait "${pids[@]}"  # (a bare wait would wait for the servers too)
   t1=$(date +%s.%N)
   snap >"$W/c1"
   [ -f "$W/push.fail" ] && fails=$(wc -l <"$W/push.fail") && rm -f "$W/push.fail"
@@ -130,14 +132,14 @@ ttfb() {  # ttfb URL OUT: "first-byte total" seconds of a GET, in OUT
   curl -sf -o /dev/null -w '%{time_starttransfer} %{time_total}\n' "$1" >"$2" || echo "failed failed" >"$2"
 }
 phase_squash() {  # phase_squash NAME IMAGE_DIR REPLICAS
-  local name=$1 img=$2 n=$3 a b
-  skopeo copy -q --dest-tls-verify=false oci:"$img":v1 "docker://$CLUSTER_ADDR/bench/sq:$name" || return 1
+  local name=$1 img=$2 n=$3 a b tag=x$3
+  skopeo copy -q --dest-tls-verify=false oci:"$img":v1 "docker://$CLUSTER_ADDR/bench/sq:$tag" || return 1
   snap >"$W/c0"
-  ttfb "http://$REPLICA_A/c1/squash/bench/sq/$name" "$W/ta" &
+  ttfb "http://$REPLICA_A/c1/squash/bench/sq/$tag" "$W/ta" &
   a=$!
   if [ "$n" = 2 ]; then
     sleep 0.3
-    ttfb "http://$REPLICA_B/c1/squash/bench/sq/$name" "$W/tb" &
+    ttfb "http://$REPLICA_B/c1/squash/bench/sq/$tag" "$W/tb" &
     b=$!
     wait "$b"
   fi
