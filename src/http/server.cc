@@ -59,7 +59,6 @@ struct Server::Impl {
   std::atomic<bool> stopping{false};
   std::mutex mu;
   std::set<Tracked*> conns;
-  std::list<asio::steady_timer> periodic;
   std::optional<asio::steady_timer> drain_timer;
 
   // Connection accounting (under mu): open connections in all and per peer
@@ -801,24 +800,6 @@ void Server::bind() {
 
 unsigned short Server::port() const { return impl_->acceptor.local_endpoint().port(); }
 
-void Server::every(std::chrono::seconds period, std::function<void()> fn) {
-  auto& t = impl_->periodic.emplace_back(impl_->ioc);
-  asio::co_spawn(
-      impl_->ioc,
-      [&t, period, fn = std::move(fn), this]() -> asio::awaitable<void> {
-        for (;;) {
-          t.expires_after(period);
-          auto [ec] = co_await t.async_wait(kTuple);
-          if (ec || impl_->stopping) co_return;
-          try {
-            fn();
-          } catch (...) {
-          }
-        }
-      },
-      asio::detached);
-}
-
 void Server::run() {
   auto& im = *impl_;
   // sendfile(2) on a socket the client closed raises SIGPIPE (asio's own
@@ -830,7 +811,6 @@ void Server::run() {
     im.stopping = true;
     beast::error_code ignored;
     im.acceptor.close(ignored);
-    for (auto& t : im.periodic) t.cancel();
     std::vector<Tracked*> idle;
     {
       std::lock_guard lk(im.mu);

@@ -121,8 +121,6 @@ class Server {
   // Serves until SIGTERM or SIGINT, then stops accepting and lets requests in
   // flight finish (up to drain_timeout) before returning.
   void run();
-  // Schedules periodic work on the server's threads (e.g. purging expired uploads).
-  void every(std::chrono::seconds period, std::function<void()> fn);
 
   struct Impl;  // public only so the connection code in server.cc can see it
 
