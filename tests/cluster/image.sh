@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
+. tests/lib/cluster.sh
 WHARF_BIN=${WHARF_BIN:-build/wharf}
 [ -n "${WHARF_TEST_PG_DSN:-}" ] && [ -n "${WHARF_TEST_S3_ENDPOINT:-}" ] || fail "needs WHARF_TEST_PG_DSN and WHARF_TEST_S3_ENDPOINT"
 [ "$(id -u)" = 0 ] || fail "runs as root (rootful podman)"
@@ -32,14 +33,9 @@ cleanup_image() {
 trap cleanup_image EXIT
 
 shared=$(WHARF_TEST_BACKEND=pg-s3 backend_config "$work/shared")
-openssl rand -hex 32 >"$work/secret"
 pa=$(free_port)
 pc=$(free_port)
-replica_cfg() {
-  cat "$shared" >"$work/r$1.yaml"
-  printf 'cluster: {advertise: "127.0.0.1:%s", secret_file: "%s"}\n' "$1" "$work/secret" >>"$work/r$1.yaml"
-  echo "$work/r$1.yaml"
-}
+replica_cfg() { replica_config "$work" "$shared" "$1"; }
 start_wharf "$pa" "$work/a" "$work/a.log" --config "$(replica_cfg "$pa")"
 PIDS+=("$WHARF_PID")
 A=127.0.0.1:$pa
@@ -53,9 +49,9 @@ digest=$(curl -sf -I -H 'Accept: application/vnd.oci.image.manifest.v1+json' "ht
 podman rmi -f localhost/wharf:test >/dev/null
 echo "PASS the wharf image (from scratch) was built and pushed to wharf itself: infra/wharf:test $digest"
 
-replica_cfg "$pc" >/dev/null
+cfg_c=$(replica_cfg "$pc")
 ctr_id=$(podman run -d -q --tls-verify=false -v "$work:$work:ro" "$A/infra/wharf:test" \
-  serve --no-auth --listen "$C" --data-dir /var/lib/wharf --config "$work/r$pc.yaml")
+  serve --no-auth --listen "$C" --data-dir /var/lib/wharf --config "$cfg_c")
 if ! wait_http "http://$C/v2/" 150; then
   podman logs "$ctr_id" 2>&1 | tail -20 >&2
   fail "the replica running from the image does not answer"

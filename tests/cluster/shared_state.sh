@@ -13,21 +13,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
+. tests/lib/cluster.sh
 WHARF_BIN=${WHARF_BIN:-build/wharf}
 [ -n "${WHARF_TEST_PG_DSN:-}" ] && [ -n "${WHARF_TEST_S3_ENDPOINT:-}" ] || fail "needs WHARF_TEST_PG_DSN and WHARF_TEST_S3_ENDPOINT"
 make_work shared-state
 
 shared=$(WHARF_TEST_BACKEND=pg-s3 backend_config "$work/shared")
-openssl rand -hex 32 >"$work/secret"
 pa=$(free_port); pb=$(free_port)
 replica_cfg() {
-  cat "$shared" >"$work/r$1.yaml"
-  cat >>"$work/r$1.yaml" <<EOC
-cluster: {advertise: "127.0.0.1:$1", secret_file: "$work/secret"}
-uploads: {expiry_seconds: 2, purge_interval_seconds: 1}
-cache: {metadata_ttl_ms: 30000}
-EOC
-  echo "$work/r$1.yaml"
+  replica_config "$work" "$shared" "$1" 'uploads: {expiry_seconds: 2, purge_interval_seconds: 1}
+cache: {metadata_ttl_ms: 30000}'
 }
 start_wharf "$pa" "$work/a" "$work/a.log" --config "$(replica_cfg "$pa")"; PIDS+=("$WHARF_PID")
 start_wharf "$pb" "$work/b" "$work/b.log" --config "$(replica_cfg "$pb")"; PIDS+=("$WHARF_PID")

@@ -12,18 +12,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/common.sh
+. tests/lib/cluster.sh
 WHARF_BIN=${WHARF_BIN:-build/wharf}
 [ -n "${WHARF_TEST_PG_DSN:-}" ] && [ -n "${WHARF_TEST_S3_ENDPOINT:-}" ] || fail "needs WHARF_TEST_PG_DSN and WHARF_TEST_S3_ENDPOINT"
 make_work squash-relay
 
 shared=$(WHARF_TEST_BACKEND=pg-s3 backend_config "$work/shared")
-openssl rand -hex 32 >"$work/secret"
 pa=$(free_port); pb=$(free_port)
-replica_cfg() {  # replica_cfg PORT: the shared backends plus this replica's cluster section
-  cat "$shared" >"$work/r$1.yaml"
-  printf 'cluster: {advertise: "127.0.0.1:%s", replica_id: "r%s", secret_file: "%s"}\n' "$1" "$1" "$work/secret" >>"$work/r$1.yaml"
-  echo "$work/r$1.yaml"
-}
+replica_cfg() { replica_config "$work" "$shared" "$1"; }
 WHARF_PAUSE_AT=squash-mid-build:60 start_wharf "$pa" "$work/a" "$work/a.log" --config "$(replica_cfg "$pa")"
 a_pid=$WHARF_PID; PIDS+=("$a_pid")
 start_wharf "$pb" "$work/b" "$work/b.log" --config "$(replica_cfg "$pb")"; PIDS+=("$WHARF_PID")

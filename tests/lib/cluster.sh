@@ -17,6 +17,20 @@
 #
 # replica_up DIR NAME: starts replica NAME (A or B) again with the same
 # configuration (after a kill), updating its PID variable.
+# replica_config DIR SHARED_CFG PORT [EXTRA_YAML]: writes DIR/replica-PORT.yaml
+# (SHARED_CFG plus a cluster: section advertising 127.0.0.1:PORT, replica id
+# rPORT, the secret DIR/secret, made on first use, and EXTRA_YAML) and prints
+# its path: for the scripts that start their replicas themselves.
+replica_config() {
+  local dir=$1 shared=$2 port=$3 extra=${4:-} out=$1/replica-$3.yaml
+  [ -f "$dir/secret" ] || openssl rand -hex 32 >"$dir/secret"
+  {
+    cat "$shared"
+    printf 'cluster: {advertise: "127.0.0.1:%s", replica_id: "r%s", secret_file: "%s"}\n' "$port" "$port" "$dir/secret"
+    if [ -n "$extra" ]; then printf '%s\n' "$extra"; fi
+  } >"$out"
+  echo "$out"
+}
 cluster_up() {
   local dir=$1 shared=$2 extra=${3:-} n
   mkdir -p "$dir"
